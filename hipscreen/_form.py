@@ -1,0 +1,325 @@
+"""The typed intake form: what a person reports and what was measured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    ModelWrapValidatorHandler,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from hipscreen._errors import FieldProblem, InvalidFormError
+from hipscreen._vocabulary import (
+    STRENGTH_LABELS,
+    TIGHTNESS_LABELS,
+    Activity,
+    Muscle,
+    RomMethod,
+    RomMotion,
+    Side,
+    Symptom,
+    normalise_name,
+    suggest,
+)
+
+__all__ = ["IntakeForm"]
+
+
+def _grade_parser(kind: str, labels: dict[str, int]) -> Callable[[Any], Any]:
+    top = max(labels.values())
+    allowed = f"an integer 0–{top} or one of {', '.join(map(repr, labels))} (case-insensitive)"
+
+    def parse(value: Any) -> Any:
+        if value is None:  # "this side not given" inside a per-side mapping
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value <= top:
+                return value
+            raise ValueError(f"{kind} grade must be {allowed} (got {value!r})")
+        if isinstance(value, str):
+            name = normalise_name(value)
+            if name in labels:
+                return labels[name]
+            if name.isdigit() and 0 <= int(name) <= top:
+                return int(name)
+            hint = suggest(value, labels)
+            raise ValueError(f"{kind} grade must be {allowed} (got {value!r}{hint})")
+        raise ValueError(f"{kind} grade must be {allowed} (got {type(value).__name__} {value!r})")
+
+    return parse
+
+
+def _vocabulary(enum: type[Any], what: str) -> Callable[[Any], Any]:
+    allowed = [member.value for member in enum]
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, enum):
+            return value
+        if isinstance(value, str):
+            name = normalise_name(value)
+            if name in allowed:
+                return enum(name)
+            raise ValueError(
+                f"unknown {what} {value!r}{suggest(value, allowed)} (allowed: {', '.join(allowed)})"
+            )
+        raise ValueError(f"{what} must be a string, one of: {', '.join(allowed)} (got {value!r})")
+
+    return parse
+
+
+TightnessGrade = Annotated[
+    int, BeforeValidator(_grade_parser("tightness", TIGHTNESS_LABELS)), Field(ge=0, le=3)
+]
+"""A tightness grade: 0 none, 1 mild, 2 moderate, 3 severe (integer or label)."""
+
+StrengthGrade = Annotated[
+    int, BeforeValidator(_grade_parser("strength", STRENGTH_LABELS)), Field(ge=0, le=5)
+]
+"""An MRC manual-muscle-test grade: 0 zero … 5 normal (integer or label)."""
+
+FlexionDegrees = Annotated[float, Field(strict=True, ge=0, le=180)]
+"""Measured hip flexion in degrees (0–180)."""
+
+ExtensionDegrees = Annotated[float, Field(strict=True, ge=-90, le=90)]
+"""Measured hip extension in degrees (−90–90; negative means the hip cannot reach neutral)."""
+
+MuscleName = Annotated[Muscle, BeforeValidator(_vocabulary(Muscle, "muscle"))]
+SymptomName = Annotated[Symptom, BeforeValidator(_vocabulary(Symptom, "symptom"))]
+ActivityName = Annotated[Activity, BeforeValidator(_vocabulary(Activity, "activity"))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_allowed_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # pydantic says only "Extra inputs are not permitted"; users need the valid keys and the
+        # closest match, so rewrite those errors and pass the others through unchanged.
+        try:
+            return handler(data)
+        except ValidationError as error:
+            items = error.errors(include_url=False)
+            if not any(item["type"] == "extra_forbidden" for item in items):
+                raise
+            allowed = list(cls.model_fields)
+            details = []
+            for item in items:
+                message = item["msg"]
+                if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+                    key = str(item["loc"][0])
+                    message = (
+                        f"unknown field {key!r}{suggest(key, allowed)} "
+                        f"(allowed: {', '.join(allowed)})"
+                    )
+                kind = "unknown_field" if item["type"] == "extra_forbidden" else item["type"]
+                details.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(kind, "{message}", {"message": message}),
+                        loc=item["loc"],
+                        input=item.get("input"),
+                    )
+                )
+            raise ValidationError.from_exception_data(cls.__name__, details) from None
+
+
+class _Sided(_Strict):
+    @model_validator(mode="after")
+    def _at_least_one_side(self) -> Self:
+        if getattr(self, "left") is None and getattr(self, "right") is None:  # noqa: B009
+            raise ValueError("a per-side value needs 'left', 'right' or both")
+        return self
+
+    def sides(self) -> Iterator[tuple[Side, Any]]:
+        """The sides that were given, with their values."""
+        for side in (Side.LEFT, Side.RIGHT):
+            value = getattr(self, side.value)
+            if value is not None:
+                yield side, value
+
+
+class SidedTightness(_Sided):
+    """Tightness graded per side."""
+
+    left: TightnessGrade | None = None
+    right: TightnessGrade | None = None
+
+
+class SidedStrength(_Sided):
+    """Strength graded per side."""
+
+    left: StrengthGrade | None = None
+    right: StrengthGrade | None = None
+
+
+class SidedFlexion(_Sided):
+    """Hip flexion measured per side."""
+
+    left: FlexionDegrees | None = None
+    right: FlexionDegrees | None = None
+
+
+class SidedExtension(_Sided):
+    """Hip extension measured per side."""
+
+    left: ExtensionDegrees | None = None
+    right: ExtensionDegrees | None = None
+
+
+def _side_tag(value: Any) -> str:
+    return "per_side" if isinstance(value, Mapping | BaseModel) else "both_sides"
+
+
+Tightness = Annotated[
+    Annotated[TightnessGrade, Tag("both_sides")] | Annotated[SidedTightness, Tag("per_side")],
+    Discriminator(_side_tag),
+]
+Strength = Annotated[
+    Annotated[StrengthGrade, Tag("both_sides")] | Annotated[SidedStrength, Tag("per_side")],
+    Discriminator(_side_tag),
+]
+Flexion = Annotated[
+    Annotated[FlexionDegrees, Tag("both_sides")] | Annotated[SidedFlexion, Tag("per_side")],
+    Discriminator(_side_tag),
+]
+Extension = Annotated[
+    Annotated[ExtensionDegrees, Tag("both_sides")] | Annotated[SidedExtension, Tag("per_side")],
+    Discriminator(_side_tag),
+]
+
+
+class RangeOfMotion(_Strict):
+    """Measured hip range of motion in degrees, for both sides at once or per side."""
+
+    hip_flexion: Flexion | None = None
+    hip_extension: Extension | None = None
+    method: Annotated[RomMethod, BeforeValidator(_vocabulary(RomMethod, "method"))] = Field(
+        default=RomMethod.GONIOMETER,
+        description="How the angles were measured; norms are only compared for a matching method.",
+    )
+
+
+def _unique_sorted(values: tuple[Any, ...], order: list[Any]) -> tuple[Any, ...]:
+    return tuple(sorted(set(values), key=order.index))
+
+
+class IntakeForm(_Strict):
+    """One person's screening input. Every field is optional; unknown keys are errors.
+
+    A grade is given for both sides at once (``3`` or ``"severe"``) or per side
+    (``{"left": 1, "right": 3}``). Labels are case-insensitive.
+
+    Example:
+        >>> form = IntakeForm(tightness={"iliopsoas": "severe"}, strength={"gluteus_maximus": 3})
+        >>> form.tightness["iliopsoas"]
+        3
+    """
+
+    client_id: Annotated[str, Field(strict=True, min_length=1, max_length=200)] | None = None
+    age: Annotated[int, Field(strict=True, ge=0, le=120)] | None = None
+    tightness: dict[MuscleName, Tightness] = Field(
+        default_factory=dict, description="Tightness grade 0–3 per muscle or muscle group."
+    )
+    strength: dict[MuscleName, Strength] = Field(
+        default_factory=dict, description="MRC strength grade 0–5 per muscle or muscle group."
+    )
+    symptoms: tuple[SymptomName, ...] = Field(
+        default=(), description="Reported symptoms; duplicates collapse."
+    )
+    activities: tuple[ActivityName, ...] = Field(
+        default=(), description="Activities done or wanted; duplicates collapse."
+    )
+    rom: RangeOfMotion | None = None
+
+    @field_validator("symptoms")
+    @classmethod
+    def _collapse_symptoms(cls, value: tuple[Symptom, ...]) -> tuple[Symptom, ...]:
+        return _unique_sorted(value, list(Symptom))
+
+    @field_validator("activities")
+    @classmethod
+    def _collapse_activities(cls, value: tuple[Activity, ...]) -> tuple[Activity, ...]:
+        return _unique_sorted(value, list(Activity))
+
+    def grades(self, measure: str) -> Iterator[tuple[Muscle, Side, int, str]]:
+        """Every grade given for ``measure`` ("tightness" or "strength").
+
+        Yields (muscle, side, grade, field path); a grade given once has side ``both``.
+        """
+        table: Mapping[Muscle, Any] = getattr(self, measure)
+        for muscle in Muscle:  # fixed order, whatever order the caller used
+            value = table.get(muscle)
+            if value is None:
+                continue
+            if isinstance(value, _Sided):
+                for side, grade in value.sides():
+                    yield muscle, side, grade, f"{measure}.{muscle.value}.{side.value}"
+            else:
+                yield muscle, Side.BOTH, value, f"{measure}.{muscle.value}"
+
+    def angles(self) -> Iterator[tuple[RomMotion, Side, float, str]]:
+        """Every measured angle: (motion, side, degrees, field path)."""
+        if self.rom is None:
+            return
+        for motion in RomMotion:
+            value = getattr(self.rom, motion.value)
+            if value is None:
+                continue
+            if isinstance(value, _Sided):
+                for side, degrees in value.sides():
+                    yield motion, side, degrees, f"rom.{motion.value}.{side.value}"
+            else:
+                yield motion, Side.BOTH, value, f"rom.{motion.value}"
+
+
+def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeForm:
+    """Accept an `IntakeForm`, a mapping of the same shape, or a JSON document."""
+    if isinstance(form, IntakeForm):
+        return form
+    try:
+        if isinstance(form, str | bytes | bytearray):
+            return IntakeForm.model_validate_json(form)
+        if isinstance(form, Mapping):
+            return IntakeForm.model_validate(dict(form))
+    except ValidationError as error:
+        raise InvalidFormError(problems_from(error)) from None
+    raise InvalidFormError(
+        [
+            FieldProblem(
+                "",
+                form,
+                "a form must be an IntakeForm, a mapping or a JSON string "
+                f"(got {type(form).__name__})",
+            )
+        ]
+    )
+
+
+# -- turning pydantic's errors into field problems ----------------------------------------------
+
+_TAGS = {"both_sides", "per_side"}
+
+
+def problems_from(error: ValidationError) -> list[FieldProblem]:
+    """Translate a pydantic ``ValidationError`` into hipscreen field problems."""
+    problems = []
+    for item in error.errors(include_url=False):
+        parts = [str(p) for p in item["loc"] if p not in _TAGS and p != "[key]"]
+        message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        if item["type"] not in {"value_error", "unknown_field"}:
+            message = f"{message} (got {value!r})"
+        problems.append(FieldProblem(".".join(parts), value, message))
+    return problems

@@ -1,0 +1,183 @@
+"""The screening result: findings, recommendations, referral, and their plain-text report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hipscreen._vocabulary import ExerciseKind, Movement, Severity, Side, Urgency
+
+__all__ = [
+    "Assessment",
+    "Dose",
+    "Evidence",
+    "Exercise",
+    "ExcludedExercise",
+    "Finding",
+    "Recommendation",
+    "Referral",
+]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Evidence(_Result):
+    """One input value that made a finding fire."""
+
+    field: str = Field(description="Field path in the intake form, e.g. 'tightness.iliopsoas.left'.")
+    value: int | float | str = Field(description="The value given for that field.")
+    threshold: str | None = Field(
+        default=None, description="The rule's test it met, e.g. '≥ 2 (tight_grade)'."
+    )
+
+
+class Finding(_Result):
+    """Something the rules noticed, with the inputs behind it and the source it rests on."""
+
+    id: str = Field(description="Stable kebab-case rule id, e.g. 'tight-hip-flexors'.")
+    title: str
+    severity: Severity
+    summary: Annotated[str, Field(max_length=139)]
+    evidence: tuple[Evidence, ...] = ()
+    source: str = Field(description="The article section or reference the rule rests on.")
+    derived_from: tuple[str, ...] = Field(
+        default=(), description="Ids of the findings this one was inferred from."
+    )
+    sides: tuple[Side, ...] = Field(
+        default=(), description="Sides the evidence concerns ('both' when given once for both)."
+    )
+
+
+class Dose(_Result):
+    """How much of an exercise to do."""
+
+    sets: int | None = None
+    reps: int | None = None
+    hold_seconds: int | None = None
+    minutes: int | None = None
+    days_per_week: int
+    note: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.minutes:
+            parts.append(f"{self.minutes} min")
+        if self.sets and self.reps:
+            parts.append(f"{self.sets} × {self.reps} reps")
+        elif self.sets and self.hold_seconds:
+            parts.append(f"{self.sets} × {self.hold_seconds} s hold")
+        parts.append(f"{self.days_per_week} days/week")
+        return ", ".join(parts)
+
+
+class Exercise(_Result):
+    """A catalogued exercise."""
+
+    id: str
+    name: str
+    kind: ExerciseKind
+    movement: Movement
+    muscles: tuple[str, ...] = ()
+    level: int = Field(default=1, description="Progression level: 1 easiest.")
+    instructions: str = ""
+
+
+class Recommendation(_Result):
+    """An exercise to do, how much, and which findings it answers."""
+
+    exercise: Exercise
+    dose: Dose
+    because: tuple[str, ...] = Field(
+        default=(),
+        description="Ids of the findings it answers; empty only for general balance advice.",
+    )
+    note: str | None = Field(
+        default=None, description="Why this variant was chosen, when it differs from the rule's."
+    )
+
+
+class ExcludedExercise(_Result):
+    """An exercise a rule asked for but the screen left out, and why."""
+
+    exercise_id: str
+    reason: str
+    because: tuple[str, ...] = ()
+
+
+class Referral(_Result):
+    """See a clinician instead of (or before) exercising."""
+
+    urgency: Urgency
+    see: str = Field(description="Who to see, e.g. 'emergency department'.")
+    message: str
+    because: tuple[str, ...] = ()
+
+
+class Assessment(_Result):
+    """The result of screening one intake form."""
+
+    findings: tuple[Finding, ...] = ()
+    recommendations: tuple[Recommendation, ...] = ()
+    referral: Referral | None = None
+    excluded: tuple[ExcludedExercise, ...] = ()
+    not_assessed: tuple[str, ...] = Field(
+        default=(), description="Inputs that were not given: never read as normal."
+    )
+    client_id: str | None = None
+    ruleset_version: str
+    disclaimer: str
+
+    def finding_ids(self) -> list[str]:
+        """The ids of the findings, in output order."""
+        return [finding.id for finding in self.findings]
+
+    def explain(self) -> str:
+        """A readable plain-text report: findings with their evidence, the plan, the referral."""
+        lines = [f"hipscreen report{f' for {self.client_id}' if self.client_id else ''}"]
+        lines.append(f"rules: {self.ruleset_version}")
+        lines.append("")
+        if self.referral is not None:
+            r = self.referral
+            lines.append(f"REFERRAL ({r.urgency.value}): see {r.see}")
+            lines.append(f"  {r.message}")
+            lines.append(f"  because: {', '.join(r.because)}")
+            lines.append("")
+        if not self.findings:
+            lines.append("Findings: none from the inputs given.")
+        else:
+            lines.append("Findings:")
+            for f in self.findings:
+                lines.append(f"  [{f.severity.value}] {f.id}: {f.title}")
+                lines.append(f"      {f.summary}")
+                for ev in f.evidence:
+                    test = f" ({ev.threshold})" if ev.threshold else ""
+                    lines.append(f"      - {ev.field} = {ev.value}{test}")
+                if f.derived_from:
+                    lines.append(f"      - derived from: {', '.join(f.derived_from)}")
+                lines.append(f"      source: {f.source}")
+        lines.append("")
+        if self.recommendations:
+            lines.append("Plan:")
+            for i, rec in enumerate(self.recommendations, 1):
+                ex = rec.exercise
+                why = ", ".join(rec.because) if rec.because else "general balance"
+                lines.append(f"  {i}. {ex.name} [{ex.kind.value}, {ex.movement.value}] {rec.dose}")
+                lines.append(f"      for: {why}")
+                if rec.note:
+                    lines.append(f"      note: {rec.note}")
+        else:
+            lines.append("Plan: no exercise recommended.")
+        if self.excluded:
+            lines.append("")
+            lines.append("Left out:")
+            for ex_out in self.excluded:
+                lines.append(f"  - {ex_out.exercise_id}: {ex_out.reason}")
+        if self.not_assessed:
+            lines.append("")
+            lines.append(f"Not assessed (not read as normal): {', '.join(self.not_assessed)}")
+        lines.append("")
+        lines.append(self.disclaimer)
+        return "\n".join(lines)

@@ -1,0 +1,682 @@
+"""Rule and exercise-catalog data: the file schema, loading, validation and the content digest."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from hipscreen._errors import RuleDataError, RuleProblem
+from hipscreen._vocabulary import (
+    Activity,
+    ExerciseKind,
+    Measure,
+    Movement,
+    Muscle,
+    MuscleGroup,
+    RomMethod,
+    RomMotion,
+    Severity,
+    Side,
+    Symptom,
+    Urgency,
+    suggest,
+)
+
+RULE_ID = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+EXERCISE_ID = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
+
+RuleId = Annotated[str, StringConstraints(pattern=RULE_ID)]
+ExerciseId = Annotated[str, StringConstraints(pattern=EXERCISE_ID)]
+Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- file schema -----------------------------------------------------------------------------------
+
+
+class ThresholdSpec(_Spec):
+    """A named number that rules compare against."""
+
+    value: int | float
+    unit: Text
+    description: Text
+    source: Text
+
+
+class DoseSpec(_Spec):
+    """A dose as written in the catalog."""
+
+    sets: int | None = Field(default=None, ge=1, le=10)
+    reps: int | None = Field(default=None, ge=1, le=100)
+    hold_seconds: int | None = Field(default=None, ge=1, le=300)
+    minutes: int | None = Field(default=None, ge=1, le=60)
+    days_per_week: int | None = Field(default=None, ge=1, le=7)
+    note: str | None = None
+
+
+class LevelPolicy(_Spec):
+    """Which exercise level a strength grade allows (domain reference §D PRG-LEVEL)."""
+
+    by_grade: dict[int, int]
+    unassessed: int = Field(ge=1)
+    pain_step_back: int = Field(ge=0)
+    pain_symptoms: list[Symptom]
+
+
+class DoseAdjustment(_Spec):
+    """Change a kind's dose for older adults (or any age at or above ``age_at_least``)."""
+
+    kind: ExerciseKind
+    age_at_least: int = Field(ge=0, le=120)
+    hold_seconds: int | None = None
+    sets: int | None = None
+    reps: int | None = None
+    note: Text
+    source: Text
+
+
+class BalancePolicy(_Spec):
+    flexion: ExerciseId
+    extension: ExerciseId
+
+
+class PlanPolicy(_Spec):
+    """How findings become an ordered, dosed plan."""
+
+    warm_up: ExerciseId
+    balance: BalancePolicy
+    levels: LevelPolicy
+    dose_adjustments: list[DoseAdjustment] = []
+
+
+class RulesetFile(_Spec):
+    """``ruleset.yaml``: version, disclaimer, thresholds and plan policy."""
+
+    version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
+    disclaimer: Text
+    thresholds: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], ThresholdSpec]
+    plan: PlanPolicy
+
+
+class ExerciseSpec(_Spec):
+    """One catalogued exercise."""
+
+    id: ExerciseId
+    name: Text
+    kind: ExerciseKind
+    movement: Movement
+    muscles: list[Muscle]
+    level: int = Field(ge=1, le=5)
+    regression: ExerciseId | None = None
+    properties: list[Annotated[str, StringConstraints(pattern=EXERCISE_ID)]] = []
+    instructions: Text
+    source: Text
+    dose: DoseSpec | None = None
+
+
+class CatalogFile(_Spec):
+    """``exercises.yaml``: default doses per kind and the exercises."""
+
+    defaults: dict[ExerciseKind, DoseSpec] = {}
+    exercises: list[ExerciseSpec]
+
+
+class EscalationSpec(_Spec):
+    severity: Severity
+    when: dict[str, Any]
+
+
+class ReferralSpec(_Spec):
+    urgency: Urgency
+    see: Text
+    message: Text
+
+
+class RuleSpec(_Spec):
+    """One rule as written in a findings file."""
+
+    id: RuleId
+    title: Text
+    severity: Severity
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=139)]
+    source: Text
+    when: dict[str, Any]
+    escalate: list[EscalationSpec] = []
+    recommends: list[ExerciseId] = []
+    referral: ReferralSpec | None = None
+
+
+class FindingsFile(_Spec):
+    """``findings/*.yaml``: a list of rules."""
+
+    rules: list[RuleSpec]
+
+
+# -- conditions --------------------------------------------------------------------------------------
+
+FactType = Literal["grade", "rom", "symptom", "activity", "finding", "age"]
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One test against one fact: the unit the engine matches."""
+
+    fact: FactType
+    equals: tuple[tuple[str, str], ...] = ()  # (attribute, value) equality tests
+    one_of: tuple[str, tuple[str, ...]] | None = None  # attribute in values
+    at_least: float | None = None
+    at_most: float | None = None
+    below: float | None = None
+    describe: str | None = None  # the test in words, for the evidence ("≥ 2 (tight_grade)")
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+Condition = Atom | AllOf | AnyOf
+
+
+def alternatives(condition: Condition) -> list[tuple[Atom, ...]]:
+    """The condition in disjunctive normal form: each alternative is a conjunction of atoms."""
+    if isinstance(condition, Atom):
+        return [(condition,)]
+    if isinstance(condition, AnyOf):
+        return [alt for item in condition.items for alt in alternatives(item)]
+    product = itertools.product(*(alternatives(item) for item in condition.items))
+    return [tuple(atom for part in combo for atom in part) for combo in product]
+
+
+def finding_refs(condition: Condition) -> Iterator[str]:
+    """Every finding id the condition chains on."""
+    for alt in alternatives(condition):
+        for atom in alt:
+            if atom.fact == "finding":
+                yield dict(atom.equals)["id"]
+
+
+# -- the loaded rule set -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule with its parsed condition."""
+
+    spec: RuleSpec
+    file: str
+    condition: Condition
+    escalations: tuple[tuple[Severity, Condition], ...]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every validated rule, threshold and exercise; built only when the data has no problem."""
+
+    version: str
+    digest: str
+    disclaimer: str
+    thresholds: Mapping[str, ThresholdSpec]
+    plan: PlanPolicy
+    rules: tuple[Rule, ...]
+    exercises: Mapping[str, ExerciseSpec]
+    dose_defaults: Mapping[ExerciseKind, DoseSpec]
+    files: tuple[str, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        """Version plus the first 12 hex digits of the content digest, e.g. ``1.0.0+3fa2…``."""
+        return f"{self.version}+{self.digest[:12]}"
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+# -- loading -----------------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def builtin_rules_dir() -> Path:
+    """The rules shipped with hipscreen: inside the package when installed, else the checkout's."""
+    packaged = Path(str(resources.files("hipscreen"))) / "rules"
+    if (packaged / "ruleset.yaml").is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[RuleProblem] = []
+
+    def add(self, file: str, item: str, fld: str, message: str) -> None:
+        self.problems.append(RuleProblem(file, item, fld, message))
+
+    def pydantic(self, file: str, error: ValidationError, items: list[Any] | None = None) -> None:
+        for err in error.errors(include_url=False):
+            loc = list(err["loc"])
+            item = ""
+            if items is not None and len(loc) >= 2 and isinstance(loc[1], int):
+                raw = items[loc[1]] if loc[1] < len(items) else None
+                item = str(raw.get("id", f"#{loc[1]}")) if isinstance(raw, dict) else f"#{loc[1]}"
+                loc = loc[2:]
+            fld = ".".join(str(part) for part in loc)
+            value = err.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+            self.add(file, item, fld, f"{err['msg']}{shown}")
+
+
+def _read_yaml(path: Path, root: Path, out: _Collector) -> tuple[Any, bytes]:
+    name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        out.add(name, "", "", f"cannot read file: {error}")
+        return None, b""
+    try:
+        return yaml.load(raw, Loader=_UniqueKeyLoader), raw
+    except yaml.YAMLError as error:
+        out.add(name, "", "", f"not valid YAML: {error}".replace("\n", " "))
+        return None, raw
+
+
+def load_ruleset(*dirs: Path) -> RuleSet:
+    """Load, validate and cross-check rule data from one or more directories.
+
+    The first directory holds ``ruleset.yaml`` and ``exercises.yaml``; every directory may hold
+    ``findings/*.yaml`` (read in file-name order). Raises `RuleDataError` listing every problem;
+    nothing is returned unless all of it is valid.
+    """
+    if not dirs:
+        dirs = (builtin_rules_dir(),)
+    out = _Collector()
+    digest = hashlib.sha256()
+    base = dirs[0]
+
+    def read(path: Path) -> Any:
+        data, raw = _read_yaml(path, base, out)
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+        return data
+
+    meta_raw = read(base / "ruleset.yaml")
+    catalog_raw = read(base / "exercises.yaml")
+    meta: RulesetFile | None = None
+    catalog: CatalogFile | None = None
+    try:
+        meta = RulesetFile.model_validate(meta_raw)
+    except ValidationError as error:
+        out.pydantic("ruleset.yaml", error)
+    try:
+        catalog = CatalogFile.model_validate(catalog_raw)
+    except ValidationError as error:
+        raw_items = catalog_raw.get("exercises") if isinstance(catalog_raw, dict) else None
+        out.pydantic("exercises.yaml", error, raw_items if isinstance(raw_items, list) else None)
+
+    rule_specs: list[tuple[str, RuleSpec]] = []
+    files: list[str] = []
+    for directory in dirs:
+        finding_files = sorted((directory / "findings").glob("*.yaml"))
+        if directory == base and not finding_files:
+            out.add("findings/", "", "", "no rule files found (expected findings/*.yaml)")
+        for path in finding_files:
+            name = f"findings/{path.name}" if directory == base else str(path)
+            files.append(name)
+            raw = read(path)
+            try:
+                parsed = FindingsFile.model_validate(raw)
+            except ValidationError as error:
+                items = raw.get("rules") if isinstance(raw, dict) else None
+                out.pydantic(name, error, items if isinstance(items, list) else None)
+                continue
+            rule_specs.extend((name, spec) for spec in parsed.rules)
+
+    thresholds = dict(meta.thresholds) if meta else {}
+    exercises = {ex.id: ex for ex in catalog.exercises} if catalog else {}
+    if catalog:
+        _check_catalog(catalog, out)
+    if meta and catalog:
+        _check_plan(meta.plan, exercises, out)
+
+    rule_ids = [spec.id for _, spec in rule_specs]
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for file, spec in rule_specs:
+        if spec.id in seen:
+            out.add(file, spec.id, "id", "duplicate rule id (ids must be unique across all files)")
+        seen.add(spec.id)
+        parser = _ConditionParser(file, spec.id, thresholds, rule_ids, out)
+        condition = parser.parse(spec.when, "when")
+        escalations = tuple(
+            (esc.severity, parser.parse(esc.when, f"escalate.{i}.when"))
+            for i, esc in enumerate(spec.escalate)
+        )
+        for i, exercise_id in enumerate(spec.recommends):
+            if catalog and exercise_id not in exercises:
+                hint = suggest(exercise_id, exercises)
+                out.add(file, spec.id, f"recommends.{i}", f"unknown exercise {exercise_id!r}{hint}")
+        if condition is not None and all(e[1] is not None for e in escalations):
+            if spec.id in set(finding_refs(condition)):
+                out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
+            rules.append(Rule(spec, file, condition, escalations))  # type: ignore[arg-type]
+    _check_cycles(rules, out)
+
+    if out.problems:
+        raise RuleDataError(out.problems)
+    assert meta is not None and catalog is not None  # no problems means both parsed
+    return RuleSet(
+        version=meta.version,
+        digest=digest.hexdigest(),
+        disclaimer=meta.disclaimer,
+        thresholds=thresholds,
+        plan=meta.plan,
+        rules=tuple(rules),
+        exercises=exercises,
+        dose_defaults=dict(catalog.defaults),
+        files=("ruleset.yaml", "exercises.yaml", *files),
+    )
+
+
+def _check_catalog(catalog: CatalogFile, out: _Collector) -> None:
+    ids: set[str] = set()
+    by_id = {ex.id: ex for ex in catalog.exercises}
+    for ex in catalog.exercises:
+        if ex.id in ids:
+            out.add("exercises.yaml", ex.id, "id", "duplicate exercise id")
+        ids.add(ex.id)
+        if ex.regression is not None:
+            easier = by_id.get(ex.regression)
+            if easier is None:
+                hint = suggest(ex.regression, by_id)
+                out.add("exercises.yaml", ex.id, "regression", f"unknown exercise {ex.regression!r}{hint}")
+            elif easier.level >= ex.level:
+                out.add(
+                    "exercises.yaml",
+                    ex.id,
+                    "regression",
+                    f"regression {easier.id!r} must have a lower level than {ex.level} "
+                    f"(it has {easier.level})",
+                )
+        dose = catalog.defaults.get(ex.kind)
+        if ex.dose is None and dose is None:
+            out.add("exercises.yaml", ex.id, "dose", f"no dose and no default dose for kind {ex.kind.value!r}")
+        elif (ex.dose or dose) and not (ex.dose or dose).days_per_week and not (dose and dose.days_per_week):  # type: ignore[union-attr]
+            out.add("exercises.yaml", ex.id, "dose.days_per_week", "a dose needs days_per_week")
+
+
+def _check_plan(plan: PlanPolicy, exercises: Mapping[str, ExerciseSpec], out: _Collector) -> None:
+    wanted = {
+        "plan.warm_up": (plan.warm_up, ExerciseKind.WARM_UP, None),
+        "plan.balance.flexion": (plan.balance.flexion, ExerciseKind.STRENGTH, Movement.FLEXION),
+        "plan.balance.extension": (plan.balance.extension, ExerciseKind.STRENGTH, Movement.EXTENSION),
+    }
+    for fld, (exercise_id, kind, movement) in wanted.items():
+        ex = exercises.get(exercise_id)
+        if ex is None:
+            out.add("ruleset.yaml", "", fld, f"unknown exercise {exercise_id!r}{suggest(exercise_id, exercises)}")
+        elif ex.kind != kind or (movement is not None and ex.movement != movement):
+            out.add("ruleset.yaml", "", fld, f"{exercise_id!r} must be a {kind.value} exercise"
+                    + (f" for {movement.value}" if movement else ""))
+    missing = sorted(set(range(6)) - set(plan.levels.by_grade))
+    if missing:
+        out.add("ruleset.yaml", "", "plan.levels.by_grade", f"no level for strength grades {missing}")
+
+
+def _check_cycles(rules: list[Rule], out: _Collector) -> None:
+    graph = {rule.id: set(finding_refs(rule.condition)) for rule in rules}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for ref in sorted(graph.get(node, ())):
+            if state.get(ref) == 1:
+                cycle = " → ".join([*path[path.index(ref):], ref]) if ref in path else ref
+                rule = next(r for r in rules if r.id == node)
+                out.add(rule.file, node, "when", f"findings chain in a cycle: {cycle}")
+            elif ref not in state:
+                visit(ref, [*path, ref])
+        state[node] = 2
+
+    for rule in rules:
+        if rule.id not in state:
+            visit(rule.id, [rule.id])
+
+
+_KEYS: dict[str, set[str]] = {
+    "grade": {"measure", "muscle", "group", "side", "at_least", "at_most"},
+    "rom": {"motion", "method", "side", "below", "at_least"},
+    "age": {"at_least", "below"},
+}
+
+
+class _ConditionParser:
+    """Parses one rule's condition mappings into atoms, reporting every problem it meets."""
+
+    def __init__(
+        self,
+        file: str,
+        rule_id: str,
+        thresholds: Mapping[str, ThresholdSpec],
+        rule_ids: list[str],
+        out: _Collector,
+    ) -> None:
+        self.file, self.rule_id, self.thresholds, self.rule_ids, self.out = (
+            file,
+            rule_id,
+            thresholds,
+            rule_ids,
+            out,
+        )
+        self.ok = True
+
+    def problem(self, where: str, message: str) -> None:
+        self.ok = False
+        self.out.add(self.file, self.rule_id, where, message)
+
+    def parse(self, raw: Any, where: str) -> Condition | None:
+        self.ok = True
+        condition = self._parse(raw, where)
+        return condition if self.ok else None
+
+    def _parse(self, raw: Any, where: str) -> Condition | None:
+        if not isinstance(raw, dict) or len(raw) != 1:
+            self.problem(where, f"a condition is a mapping with exactly one key (got {raw!r})")
+            return None
+        ((key, value),) = raw.items()
+        if key in ("all_of", "any_of"):
+            if not isinstance(value, list) or not value:
+                self.problem(f"{where}.{key}", "needs a non-empty list of conditions")
+                return None
+            items = [self._parse(item, f"{where}.{key}.{i}") for i, item in enumerate(value)]
+            if any(item is None for item in items):
+                return None
+            kept = tuple(item for item in items if item is not None)
+            return AllOf(kept) if key == "all_of" else AnyOf(kept)
+        handler = getattr(self, f"_atom_{key}", None)
+        if handler is None:
+            allowed = ["all_of", "any_of", "grade", "rom", "symptom", "activity", "finding", "age"]
+            self.problem(where, f"unknown condition {key!r}{suggest(key, allowed)} (allowed: {', '.join(allowed)})")
+            return None
+        result: Condition | None = handler(value, f"{where}.{key}")
+        return result
+
+    # -- helpers
+
+    def _mapping(self, value: Any, where: str, kind: str) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.problem(where, f"{kind} needs a mapping (got {value!r})")
+            return None
+        unknown = sorted(set(value) - _KEYS[kind])
+        for key in unknown:
+            allowed = sorted(_KEYS[kind])
+            self.problem(f"{where}.{key}", f"unknown key{suggest(key, allowed)} (allowed: {', '.join(allowed)})")
+        return value if not unknown else None
+
+    def _number(self, value: Any, where: str) -> tuple[float, str] | None:
+        if isinstance(value, bool):
+            self.problem(where, f"needs a number or a threshold name (got {value!r})")
+            return None
+        if isinstance(value, int | float):
+            return value, f"{value:g}{{unit}}"
+        if isinstance(value, str):
+            spec = self.thresholds.get(value)
+            if spec is None:
+                hint = suggest(value, self.thresholds)
+                self.problem(where, f"unknown threshold {value!r}{hint} (defined in ruleset.yaml)")
+                return None
+            return spec.value, f"{spec.value:g}{{unit}} ({value})"
+        self.problem(where, f"needs a number or a threshold name (got {value!r})")
+        return None
+
+    def _name(self, value: Any, enum: type[Any], where: str, what: str) -> str | None:
+        allowed = [member.value for member in enum]
+        if isinstance(value, str) and value in allowed:
+            return value
+        hint = suggest(value, allowed) if isinstance(value, str) else ""
+        self.problem(where, f"unknown {what} {value!r}{hint} (allowed: {', '.join(allowed)})")
+        return None
+
+    def _names(self, value: Any, enum: type[Any], where: str, what: str) -> list[str] | None:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            self.problem(where, f"needs at least one {what}")
+            return None
+        names = [self._name(v, enum, f"{where}.{i}" if isinstance(value, list) else where, what) for i, v in enumerate(values)]
+        return None if any(n is None for n in names) else [n for n in names if n is not None]
+
+    def _bounds(self, spec: dict[str, Any], where: str, unit: str) -> dict[str, Any] | None:
+        bounds: dict[str, Any] = {}
+        words = []
+        for key, symbol in (("at_least", "≥"), ("at_most", "≤"), ("below", "<")):
+            if key in spec:
+                number = self._number(spec[key], f"{where}.{key}")
+                if number is None:
+                    return None
+                bounds[key] = number[0]
+                words.append(f"{symbol} {number[1].format(unit=unit)}")
+        if not bounds:
+            self.problem(where, "needs at least one of at_least, at_most, below")
+            return None
+        bounds["describe"] = ", ".join(words)
+        return bounds
+
+    # -- atoms
+
+    def _atom_grade(self, value: Any, where: str) -> Condition | None:
+        spec = self._mapping(value, where, "grade")
+        if spec is None:
+            return None
+        measure = self._name(spec.get("measure"), Measure, f"{where}.measure", "measure")
+        equals: list[tuple[str, str]] = []
+        if "muscle" in spec and "group" in spec:
+            self.problem(where, "give either muscle or group, not both")
+        elif "muscle" in spec:
+            muscle = self._name(spec["muscle"], Muscle, f"{where}.muscle", "muscle")
+            if muscle:
+                equals.append(("muscle", muscle))
+        elif "group" in spec:
+            group = self._name(spec["group"], MuscleGroup, f"{where}.group", "group")
+            if group:
+                equals.append(("group", group))
+        if "side" in spec:
+            side = self._name(spec["side"], Side, f"{where}.side", "side")
+            if side:
+                equals.append(("side", side))
+        bounds = self._bounds(spec, where, "")
+        if measure is None or bounds is None:
+            return None
+        return Atom("grade", (("measure", measure), *equals), **bounds)
+
+    def _atom_rom(self, value: Any, where: str) -> Condition | None:
+        spec = self._mapping(value, where, "rom")
+        if spec is None:
+            return None
+        motion = self._name(spec.get("motion"), RomMotion, f"{where}.motion", "motion")
+        equals: list[tuple[str, str]] = []
+        one_of = None
+        if "method" in spec:
+            methods = self._names(spec["method"], RomMethod, f"{where}.method", "method")
+            if methods:
+                one_of = ("method", tuple(methods))
+        if "side" in spec:
+            side = self._name(spec["side"], Side, f"{where}.side", "side")
+            if side:
+                equals.append(("side", side))
+        bounds = self._bounds(spec, where, "°")
+        if motion is None or bounds is None:
+            return None
+        if one_of:
+            bounds["describe"] += f" ({', '.join(one_of[1])})"
+        return Atom("rom", (("motion", motion), *equals), one_of=one_of, **bounds)
+
+    def _atom_age(self, value: Any, where: str) -> Condition | None:
+        spec = self._mapping(value, where, "age")
+        if spec is None:
+            return None
+        bounds = self._bounds(spec, where, " years")
+        return None if bounds is None else Atom("age", **bounds)
+
+    def _listed(self, fact: FactType, value: Any, enum: type[Any], where: str) -> Condition | None:
+        names = self._names(value, enum, where, fact)
+        if names is None:
+            return None
+        atoms = tuple(Atom(fact, (("name", n),), describe=f"reported {fact}") for n in names)
+        return atoms[0] if len(atoms) == 1 else AnyOf(atoms)
+
+    def _atom_symptom(self, value: Any, where: str) -> Condition | None:
+        return self._listed("symptom", value, Symptom, where)
+
+    def _atom_activity(self, value: Any, where: str) -> Condition | None:
+        return self._listed("activity", value, Activity, where)
+
+    def _atom_finding(self, value: Any, where: str) -> Condition | None:
+        if not isinstance(value, str) or value not in self.rule_ids:
+            hint = suggest(value, self.rule_ids) if isinstance(value, str) else ""
+            self.problem(where, f"unknown finding {value!r}{hint}")
+            return None
+        return Atom("finding", (("id", value),))
+
+
+def iter_yaml_files(directory: Path) -> Iterable[Path]:
+    """The rule files of a directory, in the order they are read."""
+    return sorted((directory / "findings").glob("*.yaml"))
+
