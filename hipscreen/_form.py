@@ -178,6 +178,10 @@ class SidedExtension(_Sided):
     right: ExtensionDegrees | None = None
 
 
+_MUSCLES = tuple(Muscle)
+_MOTIONS = tuple(RomMotion)
+
+
 def _side_tag(value: Any) -> str:
     return "per_side" if isinstance(value, Mapping | BaseModel) else "both_sides"
 
@@ -259,21 +263,21 @@ class IntakeForm(_Strict):
         Yields (muscle, side, grade, field path); a grade given once has side ``both``.
         """
         table: Mapping[Muscle, Any] = getattr(self, measure)
-        for muscle in Muscle:  # fixed order, whatever order the caller used
+        for muscle in _MUSCLES:  # fixed order, whatever order the caller used
             value = table.get(muscle)
             if value is None:
                 continue
             if isinstance(value, _Sided):
                 for side, grade in value.sides():
-                    yield muscle, side, grade, f"{measure}.{muscle.value}.{side.value}"
+                    yield muscle, side, grade, f"{measure}.{muscle}.{side}"
             else:
-                yield muscle, Side.BOTH, value, f"{measure}.{muscle.value}"
+                yield muscle, Side.BOTH, value, f"{measure}.{muscle}"
 
     def angles(self) -> Iterator[tuple[RomMotion, Side, float, str]]:
         """Every measured angle: (motion, side, degrees, field path)."""
         if self.rom is None:
             return
-        for motion in RomMotion:
+        for motion in _MOTIONS:
             value = getattr(self.rom, motion.value)
             if value is None:
                 continue

@@ -13,16 +13,22 @@ from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._plan import Planner
 from hipscreen._results import Assessment, Evidence, Finding
 from hipscreen._ruledata import Atom, RuleSet, alternatives, load_ruleset
-from hipscreen._vocabulary import Measure, MuscleGroup, RomMotion, Severity, Side
+from hipscreen._vocabulary import Measure, Muscle, MuscleGroup, RomMotion, Severity, Side
 
 _SIDE_ORDER = [Side.LEFT, Side.RIGHT, Side.BOTH]
+_MEASURES = tuple(Measure)
 
 
-def form_facts(form: IntakeForm) -> list[Fact]:
+Grade = tuple[Muscle, Side, int, str]
+
+
+def form_facts(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]] | None = None) -> list[Fact]:
     """The engine facts for a form: one per grade, angle, symptom, activity, plus age."""
+    if grades is None:
+        grades = {m: list(form.grades(m.value)) for m in Measure}
     facts: list[Fact] = []
-    for measure in Measure:
-        for muscle, side, grade, path in form.grades(measure.value):
+    for measure, given in grades.items():
+        for muscle, side, grade, path in given:
             facts.append(
                 {"t": "grade", "ms": measure.value, "mu": muscle.value, "gr": muscle.group.value,
                  "sd": side.value, "v": grade, "fp": path}
@@ -108,18 +114,22 @@ class Screener:
             EngineError: the rules engine failed (a ``RuntimeError``).
         """
         intake = coerce_form(form)
-        findings = self._findings(intake)
-        return Assessment(
-            findings=findings,
-            recommendations=self._planner.plan(intake, findings),
-            referral=None,
-            not_assessed=_not_assessed(intake),
-            client_id=intake.client_id,
-            ruleset_version=self.ruleset.label,
-            disclaimer=self.ruleset.disclaimer,
+        grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
+        findings = self._findings(form_facts(intake, grades))
+        # One validation pass in pydantic-core is cheaper than constructing each part in Python.
+        return Assessment.model_validate(
+            {
+            "findings": findings,
+            "recommendations": self._planner.plan(intake, findings, grades[Measure.STRENGTH]),
+            "referral": None,
+            "not_assessed": _not_assessed(intake, grades),
+            "client_id": intake.client_id,
+            "ruleset_version": self.ruleset.label,
+            "disclaimer": self.ruleset.disclaimer,
+            }
         )
 
-    def _findings(self, form: IntakeForm) -> tuple[Finding, ...]:
+    def _findings(self, facts: list[Fact]) -> list[dict[str, Any]]:
         drafts: dict[int, _Draft] = {}
         rules = self.ruleset.rules
         firings = self._firings
@@ -145,34 +155,34 @@ class Screener:
                     draft.sides.add(fact["sd"])
             return [{"t": "finding", "id": rule_id}] if new else ()
 
-        self._compiled.run(form_facts(form), on_fire)
+        self._compiled.run(facts, on_fire)
 
         order = {rule.id: i for i, rule in enumerate(rules)}
         findings = []
         for index in sorted(drafts, key=lambda i: (-drafts[i].severity.rank, i)):
             draft, spec = drafts[index], rules[index].spec
             findings.append(
-                Finding(
-                    id=spec.id,
-                    title=spec.title,
-                    severity=draft.severity,
-                    summary=spec.summary,
-                    evidence=tuple(
-                        Evidence(field=f, value=v, threshold=t)
+                {
+                    "id": spec.id,
+                    "title": spec.title,
+                    "severity": draft.severity,
+                    "summary": spec.summary,
+                    "evidence": [
+                        {"field": f, "value": v, "threshold": t}
                         for f, v, t in sorted(draft.evidence, key=lambda e: (e[0], str(e[1])))
-                    ),
-                    source=spec.source,
-                    derived_from=tuple(sorted(draft.derived_from, key=order.__getitem__)),
-                    sides=tuple(s for s in _SIDE_ORDER if s.value in draft.sides),
-                )
+                    ],
+                    "source": spec.source,
+                    "derived_from": sorted(draft.derived_from, key=order.__getitem__),
+                    "sides": [s for s in _SIDE_ORDER if s.value in draft.sides],
+                }
             )
-        return tuple(findings)
+        return findings
 
 
-def _not_assessed(form: IntakeForm) -> tuple[str, ...]:
+def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:
     missing = []
-    for measure in Measure:
-        given = {muscle.group for muscle, *_ in form.grades(measure.value)}
+    for measure, given_grades in grades.items():
+        given = {muscle.group for muscle, *_ in given_grades}
         missing += [f"{measure.value} of {g.value}" for g in MuscleGroup if g not in given]
     measured = {motion for motion, *_ in form.angles()}
     missing += [f"measured {m.value}" for m in RomMotion if m not in measured]
