@@ -23,7 +23,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ _names = itertools.count(1)
 
 # Short attribute names keep the JSON that crosses into C small.
 FACT_KEYS = {"muscle": "mu", "group": "gr", "measure": "ms", "side": "sd", "motion": "mo",
-             "method": "me", "name": "n", "id": "id"}
+             "method": "me", "name": "n", "id": "id", "leg_pain": "lp"}
 
 
 def pattern(atom: Atom) -> dict[str, Any]:
@@ -60,6 +60,8 @@ def pattern(atom: Atom) -> dict[str, Any]:
         tests.append({"$lte": {"v": atom.at_most}})
     if atom.below is not None:
         tests.append({"$lt": {"v": atom.below}})
+    if atom.above is not None:
+        tests.append({"$gt": {"v": atom.above}})
     return {"$and": tests}
 
 
@@ -152,8 +154,3 @@ def compile_rules(rules: Sequence[EngineRule], label: str) -> CompiledRules:
     """Compile engine rules (once per process per rule set)."""
     return CompiledRules(rules, label)
 
-
-def fact_attrs(fact: Mapping[str, Any]) -> dict[str, Any]:
-    """A fact's attributes under their long names (for evidence and debugging)."""
-    reverse = {v: k for k, v in FACT_KEYS.items()}
-    return {reverse.get(k, k): v for k, v in fact.items()}

@@ -25,6 +25,7 @@ from hipscreen._vocabulary import (
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
     Activity,
+    HipApproach,
     Muscle,
     RomMethod,
     RomMotion,
@@ -94,6 +95,20 @@ FlexionDegrees = Annotated[float, Field(strict=True, ge=0, le=180)]
 
 ExtensionDegrees = Annotated[float, Field(strict=True, ge=-90, le=90)]
 """Measured hip extension in degrees (−90–90; negative means the hip cannot reach neutral)."""
+
+ThomasHipDegrees = Annotated[float, Field(strict=True, ge=-60, le=90)]
+"""Thigh angle to horizontal in the modified Thomas test: positive = thigh above horizontal."""
+
+ThomasKneeDegrees = Annotated[float, Field(strict=True, ge=0, le=180)]
+"""Knee flexion angle in the modified Thomas test (0° = knee straight)."""
+
+SlrDegrees = Annotated[float, Field(strict=True, ge=0, le=130)]
+"""Passive straight-leg-raise hip flexion angle with the knee straight."""
+
+AkeDeficitDegrees = Annotated[float, Field(strict=True, ge=0, le=90)]
+"""Degrees short of full knee extension in the 90/90 active knee extension test."""
+
+Flag = Annotated[bool, Field(strict=True)]
 
 MuscleName = Annotated[Muscle, BeforeValidator(_vocabulary(Muscle, "muscle"))]
 SymptomName = Annotated[Symptom, BeforeValidator(_vocabulary(Symptom, "symptom"))]
@@ -178,8 +193,40 @@ class SidedExtension(_Sided):
     right: ExtensionDegrees | None = None
 
 
+_TEST_FIELD = {
+    "thomas_hip_angle": "thomas_test",
+    "thomas_knee_angle": "thomas_test",
+    "thomas_thigh_abducts": "thomas_test",
+    "straight_leg_raise": "straight_leg_raise",
+    "active_knee_extension_deficit": "active_knee_extension",
+}
 _MUSCLES = tuple(Muscle)
 _MOTIONS = tuple(RomMotion)
+
+
+class SidedThomasHip(_Sided):
+    left: ThomasHipDegrees | None = None
+    right: ThomasHipDegrees | None = None
+
+
+class SidedThomasKnee(_Sided):
+    left: ThomasKneeDegrees | None = None
+    right: ThomasKneeDegrees | None = None
+
+
+class SidedFlag(_Sided):
+    left: Flag | None = None
+    right: Flag | None = None
+
+
+class SidedSlr(_Sided):
+    left: SlrDegrees | None = None
+    right: SlrDegrees | None = None
+
+
+class SidedAke(_Sided):
+    left: AkeDeficitDegrees | None = None
+    right: AkeDeficitDegrees | None = None
 
 
 def _side_tag(value: Any) -> str:
@@ -204,6 +251,13 @@ Extension = Annotated[
 ]
 
 
+def _either(single: Any, sided: Any) -> Any:
+    return Annotated[
+        Annotated[single, Tag("both_sides")] | Annotated[sided, Tag("per_side")],
+        Discriminator(_side_tag),
+    ]
+
+
 class RangeOfMotion(_Strict):
     """Measured hip range of motion in degrees, for both sides at once or per side."""
 
@@ -212,6 +266,65 @@ class RangeOfMotion(_Strict):
     method: Annotated[RomMethod, BeforeValidator(_vocabulary(RomMethod, "method"))] = Field(
         default=RomMethod.GONIOMETER,
         description="How the angles were measured; norms are only compared for a matching method.",
+    )
+
+
+class ThomasTest(_Strict):
+    """Modified Thomas test (hip-flexor length), per side or for both sides."""
+
+    hip_angle: _either(ThomasHipDegrees, SidedThomasHip) | None = Field(  # type: ignore[valid-type]
+        default=None, description="Thigh angle to horizontal; positive = above horizontal (short).")
+    knee_angle: _either(ThomasKneeDegrees, SidedThomasKnee) | None = Field(  # type: ignore[valid-type]
+        default=None, description="Knee flexion angle; under ~80° suggests short rectus femoris.")
+    thigh_abducts: _either(Flag, SidedFlag) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The thigh drifts into abduction (a TFL/IT-band sign).")
+
+
+class StraightLegRaise(_Strict):
+    """Passive straight-leg raise (hamstring length, or nerve-root irritation when it hurts)."""
+
+    angle: _either(SlrDegrees, SidedSlr) | None = None  # type: ignore[valid-type]
+    reproduces_leg_pain: Flag = Field(
+        default=False,
+        description="The raise reproduces radiating leg pain: read as possible nerve-root "
+        "irritation, never as tight hamstrings.",
+    )
+
+
+class ActiveKneeExtension(_Strict):
+    """90/90 active knee extension test (hamstring length)."""
+
+    deficit: _either(AkeDeficitDegrees, SidedAke)  # type: ignore[valid-type]
+
+
+class Pregnancy(_Strict):
+    """Current pregnancy."""
+
+    weeks: Annotated[int, Field(strict=True, ge=0, le=45)] | None = Field(
+        default=None, description="Weeks of gestation, if known."
+    )
+
+
+class HipReplacement(_Strict):
+    """A hip replacement; movement precautions depend on the surgical approach."""
+
+    side: Annotated[Side, BeforeValidator(_vocabulary(Side, "side"))] = Side.BOTH
+    approach: Annotated[HipApproach, BeforeValidator(_vocabulary(HipApproach, "approach"))] = (
+        HipApproach.UNKNOWN
+    )
+    precautions_lifted: Flag = Field(
+        default=False, description="The surgeon has said the movement precautions no longer apply."
+    )
+
+
+class BackPain(_Strict):
+    """The current episode of low back pain."""
+
+    weeks: Annotated[int, Field(strict=True, ge=0, le=2000)] | None = Field(
+        default=None, description="How long this episode has lasted, in weeks."
+    )
+    intensity: Annotated[int, Field(strict=True, ge=0, le=10)] | None = Field(
+        default=None, description="Pain now, 0 (none) to 10 (worst imaginable)."
     )
 
 
@@ -246,6 +359,14 @@ class IntakeForm(_Strict):
         default=(), description="Activities done or wanted; duplicates collapse."
     )
     rom: RangeOfMotion | None = None
+    thomas_test: ThomasTest | None = None
+    straight_leg_raise: StraightLegRaise | None = None
+    active_knee_extension: ActiveKneeExtension | None = None
+    pregnancy: Pregnancy | None = None
+    hip_replacement: HipReplacement | None = None
+    osteoporosis: Flag = Field(default=False, description="Diagnosed osteoporosis.")
+    vertebral_fracture: Flag = Field(default=False, description="A past vertebral fracture.")
+    back_pain: BackPain | None = None
 
     @field_validator("symptoms")
     @classmethod
@@ -272,6 +393,30 @@ class IntakeForm(_Strict):
                     yield muscle, side, grade, f"{measure}.{muscle}.{side}"
             else:
                 yield muscle, Side.BOTH, value, f"{measure}.{muscle}"
+
+    def measurements(self) -> Iterator[tuple[str, Side, float | bool, str]]:
+        """Every measured test value: (test name, side, value, field path).
+
+        Names: ``thomas_hip_angle``, ``thomas_knee_angle``, ``thomas_thigh_abducts``,
+        ``straight_leg_raise``, ``active_knee_extension_deficit``.
+        """
+        tests = (
+            ("thomas_hip_angle", self.thomas_test, "hip_angle"),
+            ("thomas_knee_angle", self.thomas_test, "knee_angle"),
+            ("thomas_thigh_abducts", self.thomas_test, "thigh_abducts"),
+            ("straight_leg_raise", self.straight_leg_raise, "angle"),
+            ("active_knee_extension_deficit", self.active_knee_extension, "deficit"),
+        )
+        for name, test, attr in tests:
+            value = getattr(test, attr) if test is not None else None
+            if value is None:
+                continue
+            base = f"{_TEST_FIELD[name]}.{attr}"
+            if isinstance(value, _Sided):
+                for side, v in value.sides():
+                    yield name, side, v, f"{base}.{side}"
+            else:
+                yield name, Side.BOTH, value, base
 
     def angles(self) -> Iterator[tuple[RomMotion, Side, float, str]]:
         """Every measured angle: (motion, side, degrees, field path)."""

@@ -8,17 +8,36 @@ from typing import Any
 
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, Exercise
-from hipscreen._ruledata import ExerciseSpec, RuleSet
-from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Side
+from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
+from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
 
 _KIND_ORDER = [ExerciseKind.WARM_UP, ExerciseKind.MOBILITY, ExerciseKind.STRETCH, ExerciseKind.STRENGTH]
+
+StrengthGrades = Sequence[tuple[Muscle, Side, int, str]]
 
 
 @dataclass
 class _Pick:
     spec: ExerciseSpec
     because: list[str] = field(default_factory=list)
-    note: str | None = None
+    notes: list[str] = field(default_factory=list)
+    emphasis: Side | None = None
+
+
+@dataclass(frozen=True)
+class _Withhold:
+    finding_id: str
+    title: str
+    spec: WithholdSpec
+    swap: Mapping[str, str]
+    exempt: frozenset[str]  # what the withholding finding itself recommends
+
+    def blocks(self, ex: ExerciseSpec) -> bool:
+        return ex.id not in self.exempt and (
+            ex.kind in self.spec.kinds
+            or ex.id in self.spec.exercises
+            or any(prop in self.spec.properties for prop in ex.properties)
+        )
 
 
 class Planner:
@@ -34,16 +53,18 @@ class Planner:
                 movement=spec.movement,
                 muscles=tuple(m.value for m in spec.muscles),
                 level=spec.level,
+                properties=tuple(spec.properties),
                 instructions=spec.instructions,
             )
             for ex_id, spec in ruleset.exercises.items()
         }
-        self._recommends = {rule.id: rule.spec.recommends for rule in ruleset.rules}
+        self._rules = {rule.id: rule.spec for rule in ruleset.rules}
         self._relevant = {
             ex_id: frozenset(spec.muscles) | {Muscle(m.group.value) for m in spec.muscles}
             for ex_id, spec in ruleset.exercises.items()
         }
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
+        self._critical = WithholdSpec(kinds=ruleset.plan.critical.withhold_kinds)
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
@@ -52,62 +73,123 @@ class Planner:
         self,
         form: IntakeForm,
         findings: Sequence[Mapping[str, Any]],
-        strength: Sequence[tuple[Muscle, Side, int, str]],
-    ) -> list[dict[str, Any]]:
-        """The ordered plan for a form whose findings are ``findings`` (most severe first).
+        strength: StrengthGrades,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The ordered plan, and what was left out, for findings given most severe first.
 
         ``strength`` is the form's strength grades as yielded by ``IntakeForm.grades``.
         """
         policy = self.ruleset.plan
+        withholds = self._withholds(findings)
         picks: dict[str, _Pick] = {}
+        excluded: dict[str, dict[str, Any]] = {}
         pain = tuple(s.value for s in form.symptoms if s in self._pain_symptoms)
 
-        def add(exercise_id: str, because: str | None) -> None:
+        def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
             spec, note = self._variant(exercise_id, strength, pain)
-            pick = picks.setdefault(spec.id, _Pick(spec, note=note))
+            notes = [note] if note else []
+            spec = self._allowed(spec, withholds, excluded, notes, because)
+            if spec is None:
+                return
+            pick = picks.setdefault(spec.id, _Pick(spec))
             if because is not None and because not in pick.because:
                 pick.because.append(because)
-            if pick.note is None:
-                pick.note = note
+            pick.notes += [n for n in notes if n not in pick.notes]
+            if pick.emphasis is None and emphasis is not None and "unilateral" in spec.properties:
+                pick.emphasis = emphasis
 
         add(policy.warm_up, None)
         for finding in findings:
-            for exercise_id in self._recommends.get(finding["id"], ()):
-                add(exercise_id, finding["id"])
-        for movement, exercise_id in (
-            (Movement.FLEXION, policy.balance.flexion),
-            (Movement.EXTENSION, policy.balance.extension),
-        ):
-            if not any(
-                p.spec.kind == ExerciseKind.STRENGTH and p.spec.movement in (movement, Movement.BOTH)
-                for p in picks.values()
+            rule = self._rules[finding["id"]]
+            sides = [s for s in finding["sides"] if s != Side.BOTH]
+            emphasis = sides[0] if rule.emphasise_side and len(sides) == 1 else None
+            for exercise_id in rule.recommends:
+                add(exercise_id, finding["id"], emphasis)
+        if not any(f["severity"] == Severity.CRITICAL for f in findings):
+            # The article: train both flexion and extension for muscular balance.
+            for movement, exercise_id in (
+                (Movement.FLEXION, policy.balance.flexion),
+                (Movement.EXTENSION, policy.balance.extension),
             ):
-                add(exercise_id, None)
+                if not any(
+                    p.spec.kind == ExerciseKind.STRENGTH
+                    and p.spec.movement in (movement, Movement.BOTH)
+                    for p in picks.values()
+                ):
+                    add(exercise_id, None)
 
         ordered = sorted(picks.values(), key=lambda p: _KIND_ORDER.index(p.spec.kind))
-        return [
+        recommendations = [
             {
                 "exercise": self._exercises[p.spec.id],
                 "dose": self._dose(p.spec, form.age),
                 "because": p.because,
-                "note": p.note,
+                "note": " ".join(p.notes) or None,
+                "emphasis": p.emphasis,
             }
             for p in ordered
         ]
+        return recommendations, [x for x in excluded.values() if x["exercise_id"] not in picks]
+
+    def _withholds(self, findings: Sequence[Mapping[str, Any]]) -> list[_Withhold]:
+        withholds = []
+        for finding in findings:
+            rule = self._rules[finding["id"]]
+            exempt = frozenset(rule.recommends)
+            if finding["severity"] == Severity.CRITICAL:
+                withholds.append(_Withhold(rule.id, rule.title, self._critical, {}, exempt))
+            if rule.withhold is not None or rule.swap:
+                spec = rule.withhold or WithholdSpec(exercises=list(rule.swap))
+                withholds.append(_Withhold(rule.id, rule.title, spec, rule.swap, exempt))
+        return withholds
+
+    def _allowed(
+        self,
+        spec: ExerciseSpec,
+        withholds: Sequence[_Withhold],
+        excluded: dict[str, dict[str, Any]],
+        notes: list[str],
+        because: str | None,
+    ) -> ExerciseSpec | None:
+        """The exercise itself, an easier or swapped variant no finding withholds, or None."""
+        candidate: ExerciseSpec | None = spec
+        tried: set[str] = set()
+        while candidate is not None and candidate.id not in tried:
+            tried.add(candidate.id)
+            blocking = [w for w in withholds if w.blocks(candidate)]
+            if not blocking:
+                if candidate is not spec:
+                    notes.append(f"{candidate.name} in place of {spec.name}.")
+                return candidate
+            first = blocking[0]
+            reason = f"withheld: {first.title} ({first.finding_id})"
+            record = excluded.setdefault(
+                candidate.id,
+                {"exercise_id": candidate.id, "reason": reason,
+                 "because": sorted({w.finding_id for w in blocking})},
+            )
+            if because and because not in record["because"]:
+                record["because"] = [*record["because"], because]
+            swap = next((w.swap[candidate.id] for w in blocking if candidate.id in w.swap), None)
+            if candidate.regression is not None:
+                candidate = self.ruleset.exercises[candidate.regression]
+            elif swap is not None:
+                candidate = self.ruleset.exercises[swap]
+            else:
+                candidate = None
+        return None
 
     def _variant(
-        self,
-        exercise_id: str,
-        strength: Sequence[tuple[Muscle, Side, int, str]],
-        pain: tuple[str, ...],
+        self, exercise_id: str, strength: StrengthGrades, pain: tuple[str, ...]
     ) -> tuple[ExerciseSpec, str | None]:
         """Step down the regression chain to the level the person's strength and pain allow."""
         spec = self.ruleset.exercises[exercise_id]
         if spec.kind != ExerciseKind.STRENGTH:
             return spec, None
         relevant = self._relevant[exercise_id]
-        graded = min(((g, path) for muscle, _side, g, path in strength if muscle in relevant),
-                     default=None)
+        graded = min(
+            ((g, path) for muscle, _side, g, path in strength if muscle in relevant), default=None
+        )
         key = (exercise_id, graded, pain)
         cached = self._variants.get(key)
         if cached is None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hipscreen._vocabulary import ExerciseKind, Movement, Severity, Side, Urgency
+from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 __all__ = [
     "Assessment",
@@ -49,6 +49,11 @@ class Finding(_Result):
     sides: tuple[Side, ...] = Field(
         default=(), description="Sides the evidence concerns ('both' when given once for both)."
     )
+    confidence: Confidence = Field(
+        default=Confidence.REPORTED,
+        description="'measured' when a measurement supports it (directly or through the findings "
+        "it rests on), else 'reported'.",
+    )
 
 
 class Dose(_Result):
@@ -82,6 +87,9 @@ class Exercise(_Result):
     movement: Movement
     muscles: tuple[str, ...] = ()
     level: int = Field(default=1, description="Progression level: 1 easiest.")
+    properties: tuple[str, ...] = Field(
+        default=(), description="Catalog properties such as 'supine', 'loaded', 'unilateral'."
+    )
     instructions: str = ""
 
 
@@ -96,6 +104,9 @@ class Recommendation(_Result):
     )
     note: str | None = Field(
         default=None, description="Why this variant was chosen, when it differs from the rule's."
+    )
+    emphasis: Side | None = Field(
+        default=None, description="Side to emphasise (the weaker or tighter one) in unilateral work."
     )
 
 
@@ -150,7 +161,8 @@ class Assessment(_Result):
         else:
             lines.append("Findings:")
             for f in self.findings:
-                lines.append(f"  [{f.severity.value}] {f.id}: {f.title}")
+                sides = f" ({', '.join(s.value for s in f.sides)})" if f.sides else ""
+                lines.append(f"  [{f.severity.value}] {f.id}: {f.title}{sides} [{f.confidence.value}]")
                 lines.append(f"      {f.summary}")
                 for ev in f.evidence:
                     test = f" ({ev.threshold})" if ev.threshold else ""
@@ -166,6 +178,8 @@ class Assessment(_Result):
                 why = ", ".join(rec.because) if rec.because else "general balance"
                 lines.append(f"  {i}. {ex.name} [{ex.kind.value}, {ex.movement.value}] {rec.dose}")
                 lines.append(f"      for: {why}")
+                if rec.emphasis:
+                    lines.append(f"      emphasis: {rec.emphasis.value} side")
                 if rec.note:
                     lines.append(f"      note: {rec.note}")
         else:

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from hipscreen._errors import RuleDataError, RuleProblem
 from hipscreen._vocabulary import (
     Activity,
+    AsymmetryMeasure,
+    ContextItem,
     ExerciseKind,
     Measure,
     Movement,
@@ -25,7 +27,9 @@ from hipscreen._vocabulary import (
     RomMotion,
     Severity,
     Side,
+    SignName,
     Symptom,
+    TestName,
     Urgency,
     suggest,
 )
@@ -91,12 +95,20 @@ class BalancePolicy(_Spec):
     extension: ExerciseId
 
 
+class CriticalPolicy(_Spec):
+    """What any critical finding withholds (domain reference §D OUT-SUPPRESS)."""
+
+    withhold_kinds: list[ExerciseKind]
+    source: Text
+
+
 class PlanPolicy(_Spec):
     """How findings become an ordered, dosed plan."""
 
     warm_up: ExerciseId
     balance: BalancePolicy
     levels: LevelPolicy
+    critical: CriticalPolicy
     dose_adjustments: list[DoseAdjustment] = []
 
 
@@ -125,9 +137,13 @@ class ExerciseSpec(_Spec):
     dose: DoseSpec | None = None
 
 
-class CatalogFile(_Spec):
-    """``exercises.yaml``: default doses per kind and the exercises."""
+PropertyName = Annotated[str, StringConstraints(pattern=EXERCISE_ID)]
 
+
+class CatalogFile(_Spec):
+    """``exercises.yaml``: exercise properties, default doses per kind, and the exercises."""
+
+    properties: dict[PropertyName, Text] = {}
     defaults: dict[ExerciseKind, DoseSpec] = {}
     exercises: list[ExerciseSpec]
 
@@ -143,6 +159,14 @@ class ReferralSpec(_Spec):
     message: Text
 
 
+class WithholdSpec(_Spec):
+    """Exercises a finding takes out of the plan: by kind, by property, or by id."""
+
+    kinds: list[ExerciseKind] = []
+    properties: list[PropertyName] = []
+    exercises: list[ExerciseId] = []
+
+
 class RuleSpec(_Spec):
     """One rule as written in a findings file."""
 
@@ -155,6 +179,14 @@ class RuleSpec(_Spec):
     escalate: list[EscalationSpec] = []
     recommends: list[ExerciseId] = []
     referral: ReferralSpec | None = None
+    withhold: WithholdSpec | None = None
+    swap: dict[ExerciseId, ExerciseId] = Field(
+        default={}, description="Withheld exercise → safer replacement."
+    )
+    emphasise_side: bool = Field(
+        default=False,
+        description="Its recommended unilateral exercises emphasise the side the finding names.",
+    )
 
 
 class FindingsFile(_Spec):
@@ -165,7 +197,9 @@ class FindingsFile(_Spec):
 
 # -- conditions --------------------------------------------------------------------------------------
 
-FactType = Literal["grade", "rom", "symptom", "activity", "finding", "age"]
+FactType = Literal[
+    "grade", "rom", "symptom", "activity", "finding", "age", "test", "sign", "context", "asym"
+]
 
 
 @dataclass(frozen=True)
@@ -178,6 +212,7 @@ class Atom:
     at_least: float | None = None
     at_most: float | None = None
     below: float | None = None
+    above: float | None = None
     describe: str | None = None  # the test in words, for the evidence ("≥ 2 (tight_grade)")
 
 
@@ -228,6 +263,10 @@ class Rule:
     def id(self) -> str:
         return self.spec.id
 
+    @property
+    def can_be_critical(self) -> bool:
+        return Severity.CRITICAL in (self.spec.severity, *(s for s, _ in self.escalations))
+
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -240,6 +279,7 @@ class RuleSet:
     plan: PlanPolicy
     rules: tuple[Rule, ...]
     exercises: Mapping[str, ExerciseSpec]
+    properties: Mapping[str, str]
     dose_defaults: Mapping[ExerciseKind, DoseSpec]
     files: tuple[str, ...] = field(default=())
 
@@ -362,6 +402,8 @@ def load_ruleset(*dirs: Path) -> RuleSet:
             name = f"findings/{path.name}" if directory == base else str(path)
             files.append(name)
             raw = read(path)
+            if raw is None and out.problems and out.problems[-1].file == name:
+                continue  # unreadable or not YAML: already reported
             try:
                 parsed = FindingsFile.model_validate(raw)
             except ValidationError as error:
@@ -394,6 +436,8 @@ def load_ruleset(*dirs: Path) -> RuleSet:
             if catalog and exercise_id not in exercises:
                 hint = suggest(exercise_id, exercises)
                 out.add(file, spec.id, f"recommends.{i}", f"unknown exercise {exercise_id!r}{hint}")
+        if catalog:
+            _check_safety(file, spec, escalations, exercises, catalog, meta, out)
         if condition is not None and all(e[1] is not None for e in escalations):
             if spec.id in set(finding_refs(condition)):
                 out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
@@ -411,8 +455,61 @@ def load_ruleset(*dirs: Path) -> RuleSet:
         plan=meta.plan,
         rules=tuple(rules),
         exercises=exercises,
+        properties=dict(catalog.properties),
         dose_defaults=dict(catalog.defaults),
         files=("ruleset.yaml", "exercises.yaml", *files),
+    )
+
+
+def _check_safety(
+    file: str,
+    spec: RuleSpec,
+    escalations: tuple[tuple[Severity, Condition | None], ...],
+    exercises: Mapping[str, ExerciseSpec],
+    catalog: CatalogFile,
+    meta: RulesetFile | None,
+    out: _Collector,
+) -> None:
+    """Withhold, swap and recommends must name real things, and critical rules stay safe."""
+    withhold = spec.withhold or WithholdSpec()
+    for i, prop in enumerate(withhold.properties):
+        if prop not in catalog.properties:
+            hint = suggest(prop, catalog.properties)
+            out.add(file, spec.id, f"withhold.properties.{i}", f"unknown exercise property {prop!r}{hint}")
+    for i, exercise_id in enumerate(withhold.exercises):
+        if exercise_id not in exercises:
+            hint = suggest(exercise_id, exercises)
+            out.add(file, spec.id, f"withhold.exercises.{i}", f"unknown exercise {exercise_id!r}{hint}")
+    for old, new in spec.swap.items():
+        for fld, exercise_id in ((f"swap.{old}", old), (f"swap.{old}", new)):
+            if exercise_id not in exercises:
+                hint = suggest(exercise_id, exercises)
+                out.add(file, spec.id, fld, f"unknown exercise {exercise_id!r}{hint}")
+        replacement = exercises.get(new)
+        if replacement is not None and _withheld_by(replacement, withhold):
+            out.add(file, spec.id, f"swap.{old}", f"replacement {new!r} is withheld by this same rule")
+    critical = Severity.CRITICAL in (spec.severity, *(s for s, _ in escalations))
+    if critical and meta is not None:
+        # The safety contract: a red flag never comes with strengthening, stretching or loaded work.
+        banned = {ExerciseKind.STRENGTH, ExerciseKind.STRETCH}
+        for i, exercise_id in enumerate(spec.recommends):
+            ex = exercises.get(exercise_id)
+            if ex is not None and (ex.kind in banned or "loaded" in ex.properties):
+                out.add(
+                    file,
+                    spec.id,
+                    f"recommends.{i}",
+                    f"a rule that can be critical may not recommend {exercise_id!r} "
+                    f"({ex.kind.value}{', loaded' if 'loaded' in ex.properties else ''}): "
+                    "red flags never come with strengthening, stretching or loaded work",
+                )
+
+
+def _withheld_by(ex: ExerciseSpec, withhold: WithholdSpec) -> bool:
+    return (
+        ex.kind in withhold.kinds
+        or ex.id in withhold.exercises
+        or any(prop in withhold.properties for prop in ex.properties)
     )
 
 
@@ -436,6 +533,10 @@ def _check_catalog(catalog: CatalogFile, out: _Collector) -> None:
                     f"regression {easier.id!r} must have a lower level than {ex.level} "
                     f"(it has {easier.level})",
                 )
+        for i, prop in enumerate(ex.properties):
+            if prop not in catalog.properties:
+                hint = suggest(prop, catalog.properties)
+                out.add("exercises.yaml", ex.id, f"properties.{i}", f"unknown property {prop!r}{hint} (declare it under properties:)")
         dose = catalog.defaults.get(ex.kind)
         if ex.dose is None and dose is None:
             out.add("exercises.yaml", ex.id, "dose", f"no dose and no default dose for kind {ex.kind.value!r}")
@@ -484,8 +585,15 @@ def _check_cycles(rules: list[Rule], out: _Collector) -> None:
 _KEYS: dict[str, set[str]] = {
     "grade": {"measure", "muscle", "group", "side", "at_least", "at_most"},
     "rom": {"motion", "method", "side", "below", "at_least"},
-    "age": {"at_least", "below"},
+    "age": {"at_least", "below", "above"},
+    "test": {"name", "side", "at_least", "at_most", "below", "above", "leg_pain"},
+    "context": {"name", "at_least", "below"},
+    "asymmetry": {"measure", "group", "at_least"},
 }
+CONDITION_KEYS = [
+    "all_of", "any_of", "grade", "rom", "test", "sign", "symptom", "activity", "context",
+    "asymmetry", "finding", "age",
+]
 
 
 class _ConditionParser:
@@ -533,7 +641,7 @@ class _ConditionParser:
             return AllOf(kept) if key == "all_of" else AnyOf(kept)
         handler = getattr(self, f"_atom_{key}", None)
         if handler is None:
-            allowed = ["all_of", "any_of", "grade", "rom", "symptom", "activity", "finding", "age"]
+            allowed = CONDITION_KEYS
             self.problem(where, f"unknown condition {key!r}{suggest(key, allowed)} (allowed: {', '.join(allowed)})")
             return None
         result: Condition | None = handler(value, f"{where}.{key}")
@@ -583,18 +691,20 @@ class _ConditionParser:
         names = [self._name(v, enum, f"{where}.{i}" if isinstance(value, list) else where, what) for i, v in enumerate(values)]
         return None if any(n is None for n in names) else [n for n in names if n is not None]
 
-    def _bounds(self, spec: dict[str, Any], where: str, unit: str) -> dict[str, Any] | None:
+    def _bounds(
+        self, spec: dict[str, Any], where: str, unit: str, optional: bool = False
+    ) -> dict[str, Any] | None:
         bounds: dict[str, Any] = {}
         words = []
-        for key, symbol in (("at_least", "≥"), ("at_most", "≤"), ("below", "<")):
+        for key, symbol in (("at_least", "≥"), ("at_most", "≤"), ("below", "<"), ("above", ">")):
             if key in spec:
                 number = self._number(spec[key], f"{where}.{key}")
                 if number is None:
                     return None
                 bounds[key] = number[0]
                 words.append(f"{symbol} {number[1].format(unit=unit)}")
-        if not bounds:
-            self.problem(where, "needs at least one of at_least, at_most, below")
+        if not bounds and not optional:
+            self.problem(where, "needs at least one of at_least, at_most, below, above")
             return None
         bounds["describe"] = ", ".join(words)
         return bounds
@@ -659,7 +769,8 @@ class _ConditionParser:
         names = self._names(value, enum, where, fact)
         if names is None:
             return None
-        atoms = tuple(Atom(fact, (("name", n),), describe=f"reported {fact}") for n in names)
+        word = {"sign": "observed", "context": "given"}.get(fact, "reported")
+        atoms = tuple(Atom(fact, (("name", n),), describe=f"{word} {fact}") for n in names)
         return atoms[0] if len(atoms) == 1 else AnyOf(atoms)
 
     def _atom_symptom(self, value: Any, where: str) -> Condition | None:
@@ -667,6 +778,61 @@ class _ConditionParser:
 
     def _atom_activity(self, value: Any, where: str) -> Condition | None:
         return self._listed("activity", value, Activity, where)
+
+    def _atom_test(self, value: Any, where: str) -> Condition | None:
+        spec = self._mapping(value, where, "test")
+        if spec is None:
+            return None
+        name = self._name(spec.get("name"), TestName, f"{where}.name", "test")
+        equals: list[tuple[str, str]] = []
+        if "side" in spec:
+            side = self._name(spec["side"], Side, f"{where}.side", "side")
+            if side:
+                equals.append(("side", side))
+        if "leg_pain" in spec:
+            if spec["leg_pain"] not in (True, False):
+                self.problem(f"{where}.leg_pain", f"needs true or false (got {spec['leg_pain']!r})")
+            else:
+                equals.append(("leg_pain", "yes" if spec["leg_pain"] else "no"))
+        bounds = self._bounds(spec, where, "°")
+        if name is None or bounds is None:
+            return None
+        return Atom("test", (("name", name), *equals), **bounds)
+
+    def _atom_sign(self, value: Any, where: str) -> Condition | None:
+        return self._listed("sign", value, SignName, where)
+
+    def _atom_context(self, value: Any, where: str) -> Condition | None:
+        if isinstance(value, list):
+            return self._listed("context", value, ContextItem, where)
+        if isinstance(value, str):
+            value = {"name": value}
+        spec = self._mapping(value, where, "context")
+        if spec is None:
+            return None
+        name = self._name(spec.get("name"), ContextItem, f"{where}.name", "context item")
+        bounds = self._bounds(spec, where, "", optional=True)
+        if name is None or bounds is None:
+            return None
+        if "describe" not in bounds:
+            bounds["describe"] = "given"
+        return Atom("context", (("name", name),), **bounds)
+
+    def _atom_asymmetry(self, value: Any, where: str) -> Condition | None:
+        spec = self._mapping(value, where, "asymmetry")
+        if spec is None:
+            return None
+        measure = self._name(spec.get("measure"), AsymmetryMeasure, f"{where}.measure", "measure")
+        equals: list[tuple[str, str]] = []
+        if "group" in spec:
+            group = self._name(spec["group"], MuscleGroup, f"{where}.group", "group")
+            if group:
+                equals.append(("group", group))
+        bounds = self._bounds(spec, where, "")
+        if measure is None or bounds is None:
+            return None
+        bounds["describe"] = "left/right difference " + bounds["describe"]
+        return Atom("asym", (("measure", measure), *equals), **bounds)
 
     def _atom_finding(self, value: Any, where: str) -> Condition | None:
         if not isinstance(value, str) or value not in self.rule_ids:

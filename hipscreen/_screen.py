@@ -6,42 +6,163 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hipscreen._engine import CompiledRules, EngineRule, Fact, Message, compile_rules
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._plan import Planner
-from hipscreen._results import Assessment, Evidence, Finding
+from hipscreen._results import Assessment
 from hipscreen._ruledata import Atom, RuleSet, alternatives, load_ruleset
-from hipscreen._vocabulary import Measure, Muscle, MuscleGroup, RomMotion, Severity, Side
+from hipscreen._vocabulary import (
+    Confidence,
+    Measure,
+    Muscle,
+    MuscleGroup,
+    RomMotion,
+    Severity,
+    Side,
+    Urgency,
+)
 
 _SIDE_ORDER = [Side.LEFT, Side.RIGHT, Side.BOTH]
 _MEASURES = tuple(Measure)
+_URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
 
+# For a left/right difference, which side is the one of concern: the weaker, tighter or more
+# restricted side. "low" means the lower value is the side of concern.
+_CONCERN_IS_LOW = {
+    "strength": True,
+    "tightness": False,
+    "hip_flexion": True,
+    "hip_extension": True,
+    "thomas_hip_angle": False,  # thigh higher above horizontal = shorter hip flexors
+    "thomas_knee_angle": True,  # less knee flexion = shorter rectus femoris
+    "straight_leg_raise": True,
+    "active_knee_extension_deficit": False,
+}
 
 Grade = tuple[Muscle, Side, int, str]
 
 
-def form_facts(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]] | None = None) -> list[Fact]:
-    """The engine facts for a form: one per grade, angle, symptom, activity, plus age."""
-    if grades is None:
-        grades = {m: list(form.grades(m.value)) for m in Measure}
-    facts: list[Fact] = []
-    for measure, given in grades.items():
-        for muscle, side, grade, path in given:
-            facts.append(
-                {"t": "grade", "ms": measure.value, "mu": muscle.value, "gr": muscle.group.value,
-                 "sd": side.value, "v": grade, "fp": path}
+class Observation(NamedTuple):
+    """What one engine fact stands for in the form, so a finding can cite it as evidence."""
+
+    field: str
+    value: int | float | str
+    side: Side | None
+    measured: bool
+
+
+class FormFacts:
+    """The engine facts for one form and the observation behind each (by index ``i``)."""
+
+    def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
+        self.facts: list[Fact] = []
+        self.observations: list[Observation] = []
+        for measure, given in grades.items():
+            for muscle, side, grade, path in given:
+                self._add(
+                    {"t": "grade", "ms": measure.value, "mu": muscle.value,
+                     "gr": muscle.group.value, "sd": side.value, "v": grade},
+                    Observation(path, grade, side, measured=False),
+                )
+            self._asymmetry(measure.value, measure.value,
+                            [(m.value, s, g, f"{measure.value}.{m.value}") for m, s, g, _ in given],
+                            measured=False, groups={m.value: m.group.value for m, *_ in given})
+        angles = list(form.angles())
+        method = form.rom.method.value if form.rom is not None else None
+        for motion, side, degrees, path in angles:
+            self._add({"t": "rom", "mo": motion.value, "sd": side.value, "me": method, "v": degrees},
+                      Observation(path, degrees, side, measured=True))
+        self._asymmetry("rom", None, [(m.value, s, d, f"rom.{m.value}") for m, s, d, _ in angles],
+                        measured=True)
+        numeric = []
+        for name, side, value, path in form.measurements():
+            if isinstance(value, bool):
+                if value:
+                    self._add({"t": "sign", "n": name, "sd": side.value},
+                              Observation(path, "yes", side, measured=True))
+                continue
+            fact: Fact = {"t": "test", "n": name, "sd": side.value, "v": value}
+            if name == "straight_leg_raise" and form.straight_leg_raise is not None:
+                fact["lp"] = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
+            self._add(fact, Observation(path, value, side, measured=True))
+            numeric.append((name, side, value, path.rsplit(".", 1)[0] if side != Side.BOTH else path))
+        self._asymmetry("test", None, numeric, measured=True)
+        if form.straight_leg_raise is not None and form.straight_leg_raise.reproduces_leg_pain:
+            self._add({"t": "sign", "n": "slr_reproduces_leg_pain"},
+                      Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True))
+        for symptom in form.symptoms:
+            self._add({"t": "symptom", "n": symptom.value},
+                      Observation("symptoms", symptom.value, None, measured=False))
+        for activity in form.activities:
+            self._add({"t": "activity", "n": activity.value},
+                      Observation("activities", activity.value, None, measured=False))
+        if form.age is not None:
+            self._add({"t": "age", "v": form.age}, Observation("age", form.age, None, False))
+        self._context(form)
+
+    def _add(self, fact: Fact, observation: Observation) -> None:
+        fact["i"] = len(self.observations)
+        self.facts.append(fact)
+        self.observations.append(observation)
+
+    def _asymmetry(
+        self,
+        measure: str,
+        concern_key: str | None,
+        values: Sequence[tuple[str, Side, float, str]],
+        measured: bool,
+        groups: Mapping[str, str] | None = None,
+    ) -> None:
+        per_side: dict[str, dict[Side, tuple[float, str]]] = {}
+        for name, side, value, path in values:
+            per_side.setdefault(name, {})[side] = (value, path)
+        for name, sides in per_side.items():
+            if Side.LEFT not in sides or Side.RIGHT not in sides:
+                continue
+            (left, path), (right, _) = sides[Side.LEFT], sides[Side.RIGHT]
+            if left == right:
+                continue
+            low_is_concern = _CONCERN_IS_LOW[concern_key or name]
+            concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
+            fact: Fact = {"t": "asym", "ms": measure, "n": name, "sd": concern.value,
+                          "v": abs(left - right)}
+            if groups is not None:
+                fact["gr"] = groups[name]
+            self._add(
+                fact,
+                Observation(path.removesuffix(".left"), f"left {left:g}, right {right:g}",
+                            concern, measured),
             )
-    method = form.rom.method.value if form.rom is not None else None
-    for motion, side, degrees, path in form.angles():
-        facts.append({"t": "rom", "mo": motion.value, "sd": side.value, "me": method, "v": degrees,
-                      "fp": path})
-    facts.extend({"t": "symptom", "n": s.value, "fp": "symptoms"} for s in form.symptoms)
-    facts.extend({"t": "activity", "n": a.value, "fp": "activities"} for a in form.activities)
-    if form.age is not None:
-        facts.append({"t": "age", "v": form.age, "fp": "age"})
-    return facts
+
+    def _context(self, form: IntakeForm) -> None:
+        def add(name: str, path: str, value: int | str, **extra: Any) -> None:
+            self._add({"t": "context", "n": name, **extra}, Observation(path, value, None, False))
+
+        if form.pregnancy is not None:
+            add("pregnancy", "pregnancy", "yes")
+            if form.pregnancy.weeks is None:
+                add("pregnancy_weeks_unknown", "pregnancy.weeks", "not given")
+            else:
+                add("pregnancy_weeks", "pregnancy.weeks", form.pregnancy.weeks,
+                    v=form.pregnancy.weeks)
+        hip = form.hip_replacement
+        if hip is not None and not hip.precautions_lifted:
+            self._add(
+                {"t": "context", "n": f"hip_replacement_{hip.approach.value}", "sd": hip.side.value},
+                Observation("hip_replacement.approach", hip.approach.value, hip.side, False),
+            )
+        if form.osteoporosis:
+            add("osteoporosis", "osteoporosis", "yes")
+        if form.vertebral_fracture:
+            add("vertebral_fracture", "vertebral_fracture", "yes")
+        if form.back_pain is not None:
+            if form.back_pain.weeks is not None:
+                add("back_pain_weeks", "back_pain.weeks", form.back_pain.weeks, v=form.back_pain.weeks)
+            if form.back_pain.intensity is not None:
+                add("back_pain_intensity", "back_pain.intensity", form.back_pain.intensity,
+                    v=form.back_pain.intensity)
 
 
 @dataclass(frozen=True)
@@ -49,7 +170,6 @@ class _Firing:
     rule_index: int
     severity: Severity
     atoms: tuple[Atom, ...]
-    escalation: bool
 
 
 @dataclass
@@ -58,6 +178,7 @@ class _Draft:
     evidence: dict[tuple[str, Any, str | None], None] = field(default_factory=dict)
     derived_from: set[str] = field(default_factory=set)
     sides: set[str] = field(default_factory=set)
+    measured: bool = False
 
 
 class Screener:
@@ -83,14 +204,15 @@ class Screener:
         for index, rule in enumerate(self.ruleset.rules):
             for n, alt in enumerate(alternatives(rule.condition)):
                 name = f"{rule.id}#{n}"
-                self._firings[name] = _Firing(index, rule.spec.severity, alt, escalation=False)
+                self._firings[name] = _Firing(index, rule.spec.severity, alt)
                 engine_rules.append(EngineRule(name, alt))
             for k, (severity, condition) in enumerate(rule.escalations):
+                # An escalation chains on the finding itself: it can only raise its severity.
                 self_atom = Atom("finding", (("id", rule.id),))
                 for n, alt in enumerate(alternatives(condition)):
                     name = f"{rule.id}^{k}.{n}"
                     atoms = (self_atom, *alt)
-                    self._firings[name] = _Firing(index, severity, atoms, escalation=True)
+                    self._firings[name] = _Firing(index, severity, atoms)
                     engine_rules.append(EngineRule(name, atoms))
         self._compiled: CompiledRules = compile_rules(engine_rules, self.ruleset.digest[:12])
         self._planner = Planner(self.ruleset)
@@ -115,24 +237,28 @@ class Screener:
         """
         intake = coerce_form(form)
         grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
-        findings = self._findings(form_facts(intake, grades))
+        facts = FormFacts(intake, grades)
+        findings = self._findings(facts)
+        recommendations, excluded = self._planner.plan(intake, findings, grades[Measure.STRENGTH])
         # One validation pass in pydantic-core is cheaper than constructing each part in Python.
         return Assessment.model_validate(
             {
-            "findings": findings,
-            "recommendations": self._planner.plan(intake, findings, grades[Measure.STRENGTH]),
-            "referral": None,
-            "not_assessed": _not_assessed(intake, grades),
-            "client_id": intake.client_id,
-            "ruleset_version": self.ruleset.label,
-            "disclaimer": self.ruleset.disclaimer,
+                "findings": findings,
+                "recommendations": recommendations,
+                "referral": self._referral(findings),
+                "excluded": excluded,
+                "not_assessed": _not_assessed(intake, grades),
+                "client_id": intake.client_id,
+                "ruleset_version": self.ruleset.label,
+                "disclaimer": self.ruleset.disclaimer,
             }
         )
 
-    def _findings(self, facts: list[Fact]) -> list[dict[str, Any]]:
+    def _findings(self, form_facts: FormFacts) -> list[dict[str, Any]]:
         drafts: dict[int, _Draft] = {}
         rules = self.ruleset.rules
         firings = self._firings
+        observations = form_facts.observations
 
         def on_fire(name: str, message: Message) -> Sequence[Fact]:
             firing = firings[name]
@@ -149,15 +275,24 @@ class Screener:
                     if fact["id"] != rule_id:
                         draft.derived_from.add(fact["id"])
                     continue
-                value = fact["v"] if "v" in fact else fact["n"]
-                draft.evidence[(fact["fp"], value, atom.describe)] = None
-                if "sd" in fact:
-                    draft.sides.add(fact["sd"])
+                seen = observations[fact["i"]]
+                draft.evidence[(seen.field, seen.value, atom.describe)] = None
+                if seen.side is not None:
+                    draft.sides.add(seen.side)
+                draft.measured = draft.measured or seen.measured
             return [{"t": "finding", "id": rule_id}] if new else ()
 
-        self._compiled.run(facts, on_fire)
+        self._compiled.run(form_facts.facts, on_fire)
 
         order = {rule.id: i for i, rule in enumerate(rules)}
+        measured = {rules[i].id for i, d in drafts.items() if d.measured}
+        changed = True
+        while changed:  # a derived finding is measured when anything it rests on is
+            changed = False
+            for index, draft in drafts.items():
+                if rules[index].id not in measured and draft.derived_from & measured:
+                    measured.add(rules[index].id)
+                    changed = True
         findings = []
         for index in sorted(drafts, key=lambda i: (-drafts[i].severity.rank, i)):
             draft, spec = drafts[index], rules[index].spec
@@ -173,10 +308,30 @@ class Screener:
                     ],
                     "source": spec.source,
                     "derived_from": sorted(draft.derived_from, key=order.__getitem__),
-                    "sides": [s for s in _SIDE_ORDER if s.value in draft.sides],
+                    "sides": [s for s in _SIDE_ORDER if s in draft.sides],
+                    "confidence": (
+                        Confidence.MEASURED if spec.id in measured else Confidence.REPORTED
+                    ),
                 }
             )
         return findings
+
+    def _referral(self, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+        referring = [
+            (f["id"], spec.referral)
+            for f in findings
+            if (spec := self.ruleset.rule(f["id"]).spec).referral is not None
+        ]
+        if not referring:
+            return None
+        referring.sort(key=lambda item: _URGENCY_RANK[item[1].urgency])  # stable: finding order
+        _, first = referring[0]
+        return {
+            "urgency": first.urgency,
+            "see": first.see,
+            "message": first.message,
+            "because": [finding_id for finding_id, _ in referring],
+        }
 
 
 def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:

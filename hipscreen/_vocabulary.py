@@ -84,6 +84,57 @@ class Symptom(StrEnum):
     ANTERIOR_PELVIC_TILT = "anterior_pelvic_tilt"
     RESTRICTED_STRIDE = "restricted_stride"
     REDUCED_POWER = "reduced_power"
+    ANTERIOR_THIGH_PAIN = "anterior_thigh_pain"
+    LIMP = "limp"
+
+    # Red flags and health context (domain reference §5; see docs/safety.md for each one's source).
+    # Possible cauda equina syndrome
+    SADDLE_NUMBNESS = "saddle_numbness"
+    NEW_BLADDER_DYSFUNCTION = "new_bladder_dysfunction"
+    BOWEL_INCONTINENCE = "bowel_incontinence"
+    NEW_SEXUAL_DYSFUNCTION = "new_sexual_dysfunction"
+    BILATERAL_LEG_SYMPTOMS = "bilateral_leg_symptoms"
+    # Progressive neurological deficit
+    PROGRESSIVE_LEG_WEAKNESS = "progressive_leg_weakness"
+    FOOT_DROP = "foot_drop"
+    SPREADING_NUMBNESS = "spreading_numbness"
+    # Infection
+    FEVER = "fever"
+    CHILLS = "chills"
+    HOT_SWOLLEN_RED_JOINT = "hot_swollen_red_joint"
+    IMMUNOSUPPRESSED = "immunosuppressed"
+    IV_DRUG_USE = "iv_drug_use"
+    RECENT_SPINAL_OR_JOINT_PROCEDURE = "recent_spinal_or_joint_procedure"
+    RECENT_BACTERIAL_INFECTION = "recent_bacterial_infection"
+    # Fracture
+    UNABLE_TO_BEAR_WEIGHT = "unable_to_bear_weight"
+    RECENT_MAJOR_TRAUMA = "recent_major_trauma"
+    RECENT_FALL_OR_MINOR_TRAUMA = "recent_fall_or_minor_trauma"
+    LONG_TERM_CORTICOSTEROIDS = "long_term_corticosteroids"
+    LEG_SHORTENED_OR_TURNED_OUT = "leg_shortened_or_turned_out"
+    # Malignancy and systemic features
+    HISTORY_OF_CANCER = "history_of_cancer"
+    UNEXPLAINED_WEIGHT_LOSS = "unexplained_weight_loss"
+    NIGHT_PAIN_UNRELIEVED_BY_POSITION = "night_pain_unrelieved_by_position"
+    NIGHT_SWEATS = "night_sweats"
+    # Bone stress injury of the femoral neck
+    PAIN_ON_WEIGHT_BEARING = "pain_on_weight_bearing"
+    RECENT_TRAINING_INCREASE = "recent_training_increase"
+    # Nerve-root involvement
+    LEG_PAIN_BELOW_KNEE = "leg_pain_below_knee"
+    LEG_NUMBNESS_TINGLING = "leg_numbness_tingling"
+    # Pre-participation (PAR-Q+ / ACSM)
+    CHEST_PAIN_ON_EXERTION = "chest_pain_on_exertion"
+    FAINTING = "fainting"
+    HEART_METABOLIC_OR_KIDNEY_DISEASE = "heart_metabolic_or_kidney_disease"
+    # Pregnancy: stop exercising and seek care (ACOG)
+    VAGINAL_BLEEDING = "vaginal_bleeding"
+    CALF_PAIN_OR_SWELLING = "calf_pain_or_swelling"
+    REGULAR_PAINFUL_CONTRACTIONS = "regular_painful_contractions"
+    DECREASED_FETAL_MOVEMENT = "decreased_fetal_movement"
+    AMNIOTIC_FLUID_LEAKAGE = "amniotic_fluid_leakage"
+    DIZZINESS = "dizziness"
+    CHEST_PAIN = "chest_pain"
 
 
 class Activity(StrEnum):
@@ -113,6 +164,63 @@ class RomMethod(StrEnum):
     INCLINOMETER = "inclinometer"
     APP = "app"
     SELF = "self"
+
+
+class TestName(StrEnum):
+    """A measured clinical test value (see `IntakeForm.measurements`)."""
+
+    THOMAS_HIP_ANGLE = "thomas_hip_angle"
+    THOMAS_KNEE_ANGLE = "thomas_knee_angle"
+    STRAIGHT_LEG_RAISE = "straight_leg_raise"
+    ACTIVE_KNEE_EXTENSION_DEFICIT = "active_knee_extension_deficit"
+
+
+class SignName(StrEnum):
+    """A yes/no sign observed during a measured test."""
+
+    THOMAS_THIGH_ABDUCTS = "thomas_thigh_abducts"
+    SLR_REPRODUCES_LEG_PAIN = "slr_reproduces_leg_pain"
+
+
+class ContextItem(StrEnum):
+    """Health context a rule can test (from the form's context fields)."""
+
+    PREGNANCY = "pregnancy"
+    PREGNANCY_WEEKS = "pregnancy_weeks"
+    PREGNANCY_WEEKS_UNKNOWN = "pregnancy_weeks_unknown"
+    HIP_REPLACEMENT_POSTERIOR = "hip_replacement_posterior"
+    HIP_REPLACEMENT_ANTERIOR = "hip_replacement_anterior"
+    HIP_REPLACEMENT_LATERAL = "hip_replacement_lateral"
+    HIP_REPLACEMENT_UNKNOWN = "hip_replacement_unknown"
+    OSTEOPOROSIS = "osteoporosis"
+    VERTEBRAL_FRACTURE = "vertebral_fracture"
+    BACK_PAIN_WEEKS = "back_pain_weeks"
+    BACK_PAIN_INTENSITY = "back_pain_intensity"
+
+
+class AsymmetryMeasure(StrEnum):
+    """What a left/right difference was computed on."""
+
+    STRENGTH = "strength"
+    TIGHTNESS = "tightness"
+    ROM = "rom"
+    TEST = "test"
+
+
+class HipApproach(StrEnum):
+    """Surgical approach of a hip replacement; precautions depend on it."""
+
+    POSTERIOR = "posterior"
+    ANTERIOR = "anterior"
+    LATERAL = "lateral"
+    UNKNOWN = "unknown"
+
+
+class Confidence(StrEnum):
+    """Whether a finding rests on a measurement or on what was reported."""
+
+    MEASURED = "measured"
+    REPORTED = "reported"
 
 
 class Severity(StrEnum):
