@@ -34,8 +34,9 @@ from hipscreen._ruledata import Atom
 
 Fact = dict[str, Any]
 Message = dict[str, Fact]
-FireCallback = Callable[[str, Message], Sequence[Fact]]
-"""Called for every firing with (rule name, matched facts by alias); returns facts to assert."""
+FireCallback = Callable[[str, Message], Sequence[str]]
+"""Called for every firing with (rule name, matched facts by alias); returns facts to assert,
+as JSON objects without their closing brace (the session id is appended)."""
 
 _SENTINEL_RULE = "__end__"
 _SENTINEL_FACT_TYPE = "__end__"
@@ -46,6 +47,19 @@ FACT_KEYS = {"muscle": "mu", "group": "gr", "measure": "ms", "side": "sd", "moti
              "method": "me", "name": "n", "id": "id", "leg_pain": "lp"}
 
 
+def engine_number(value: float) -> float:
+    """A number the engine can parse: its JSON reader crashes (SIGSEGV) on exponent notation
+    such as ``1e-05``, which Python's JSON writer emits for small floats. Angles and grades
+    need no more than three decimals, so round, and drop what would print with an exponent.
+    """
+    if isinstance(value, int):
+        return value
+    rounded = round(value, 3)
+    if rounded == int(rounded):
+        return int(rounded)
+    return rounded  # |x| ≥ 0.001 here, so repr() has no exponent
+
+
 def pattern(atom: Atom) -> dict[str, Any]:
     """The durable_rules expression that matches one atom."""
     tests: list[dict[str, Any]] = [{"t": atom.fact}]
@@ -54,14 +68,10 @@ def pattern(atom: Atom) -> dict[str, Any]:
         attr, values = atom.one_of
         key = FACT_KEYS[attr]
         tests.append({"$or": [{key: v} for v in values]} if len(values) > 1 else {key: values[0]})
-    if atom.at_least is not None:
-        tests.append({"$gte": {"v": atom.at_least}})
-    if atom.at_most is not None:
-        tests.append({"$lte": {"v": atom.at_most}})
-    if atom.below is not None:
-        tests.append({"$lt": {"v": atom.below}})
-    if atom.above is not None:
-        tests.append({"$gt": {"v": atom.above}})
+    for op, bound in (("$gte", atom.at_least), ("$lte", atom.at_most), ("$lt", atom.below),
+                      ("$gt", atom.above)):
+        if bound is not None:
+            tests.append({op: {"v": engine_number(bound)}})
     return {"$and": tests}
 
 
@@ -106,7 +116,10 @@ class CompiledRules:
             self._lock = threading.Lock()
 
     def run(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
-        """Assert ``facts`` in a fresh session, run every firing through ``on_fire``, clean up."""
+        """Assert ``facts`` in a fresh session, run every firing through ``on_fire``, clean up.
+
+        The facts are given a ``sid`` key in place.
+        """
         self._ensure_lock()
         with self._lock:
             self._run_locked(facts, on_fire)
@@ -114,8 +127,11 @@ class CompiledRules:
     def _run_locked(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
         sid = str(next(self._sids))
         handle = self._handle
-        batch = [{**fact, "sid": sid} for fact in facts]
-        batch.append({"t": _SENTINEL_FACT_TYPE, "sid": sid})
+        for fact in facts:
+            fact["sid"] = sid
+        batch = [*facts, {"t": _SENTINEL_FACT_TYPE, "sid": sid}]
+        tail = f',"sid":"{sid}"}}'
+
         completed = False
         errors: list[str] = []
         try:
@@ -133,7 +149,7 @@ class CompiledRules:
                         errors.append(f"{action}: {type(error).__name__}: {error}")
                         derived = ()
                     for fact in derived:
-                        _dre.assert_fact(handle, json.dumps({**fact, "sid": sid}))
+                        _dre.assert_fact(handle, fact + tail)
                 messages = _dre.complete_and_start_action(handle, state)
                 completed = True
         except Exception as error:

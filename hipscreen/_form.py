@@ -63,15 +63,17 @@ def _grade_parser(kind: str, labels: dict[str, int]) -> Callable[[Any], Any]:
 
 
 def _vocabulary(enum: type[Any], what: str) -> Callable[[Any], Any]:
-    allowed = [member.value for member in enum]
+    members = {member.value: member for member in enum}
+    allowed = list(members)
 
     def parse(value: Any) -> Any:
-        if isinstance(value, enum):
-            return value
         if isinstance(value, str):
+            member = members.get(value)
+            if member is not None:
+                return member
             name = normalise_name(value)
-            if name in allowed:
-                return enum(name)
+            if name in members:
+                return members[name]
             raise ValueError(
                 f"unknown {what} {value!r}{suggest(value, allowed)} (allowed: {', '.join(allowed)})"
             )
@@ -328,8 +330,12 @@ class BackPain(_Strict):
     )
 
 
-def _unique_sorted(values: tuple[Any, ...], order: list[Any]) -> tuple[Any, ...]:
-    return tuple(sorted(set(values), key=order.index))
+_SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
+_ACTIVITY_ORDER = {a: i for i, a in enumerate(Activity)}
+
+
+def _unique_sorted(values: tuple[Any, ...], order: Mapping[Any, int]) -> tuple[Any, ...]:
+    return tuple(sorted(set(values), key=order.__getitem__))
 
 
 class IntakeForm(_Strict):
@@ -371,12 +377,12 @@ class IntakeForm(_Strict):
     @field_validator("symptoms")
     @classmethod
     def _collapse_symptoms(cls, value: tuple[Symptom, ...]) -> tuple[Symptom, ...]:
-        return _unique_sorted(value, list(Symptom))
+        return _unique_sorted(value, _SYMPTOM_ORDER)
 
     @field_validator("activities")
     @classmethod
     def _collapse_activities(cls, value: tuple[Activity, ...]) -> tuple[Activity, ...]:
-        return _unique_sorted(value, list(Activity))
+        return _unique_sorted(value, _ACTIVITY_ORDER)
 
     def grades(self, measure: str) -> Iterator[tuple[Muscle, Side, int, str]]:
         """Every grade given for ``measure`` ("tightness" or "strength").

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hipscreen._form import IntakeForm
-from hipscreen._results import Dose, Exercise
+from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
 
@@ -68,22 +69,41 @@ class Planner:
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
+        self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
+        self._cached_plan = functools.lru_cache(maxsize=8192)(self._plan)
 
     def plan(
         self,
         form: IntakeForm,
         findings: Sequence[Mapping[str, Any]],
         strength: StrengthGrades,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
         """The ordered plan, and what was left out, for findings given most severe first.
 
         ``strength`` is the form's strength grades as yielded by ``IntakeForm.grades``.
+        The plan depends only on the findings' ids, severities and sides, the strength grades,
+        reported pain and age band, so it is cached on exactly those (an exact cache).
         """
+        key = (
+            tuple((f["id"], f["severity"], tuple(f["sides"])) for f in findings),
+            tuple(strength),
+            tuple(s for s in form.symptoms if s in self._pain_symptoms),
+            None if form.age is None else tuple(form.age >= a for a in self._age_cuts),
+        )
+        return self._cached_plan(key)
+
+    def _plan(
+        self, key: tuple[Any, ...]
+    ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
+        finding_keys, strength, pain, age_flags = key
+        reached = set() if age_flags is None else {
+            cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok
+        }
+        findings = [{"id": i, "severity": sev, "sides": sides} for i, sev, sides in finding_keys]
         policy = self.ruleset.plan
         withholds = self._withholds(findings)
         picks: dict[str, _Pick] = {}
         excluded: dict[str, dict[str, Any]] = {}
-        pain = tuple(s.value for s in form.symptoms if s in self._pain_symptoms)
 
         def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
             spec, note = self._variant(exercise_id, strength, pain)
@@ -119,17 +139,20 @@ class Planner:
                     add(exercise_id, None)
 
         ordered = sorted(picks.values(), key=lambda p: _KIND_ORDER.index(p.spec.kind))
-        recommendations = [
-            {
-                "exercise": self._exercises[p.spec.id],
-                "dose": self._dose(p.spec, form.age),
-                "because": p.because,
-                "note": " ".join(p.notes) or None,
-                "emphasis": p.emphasis,
-            }
+        recommendations = tuple(
+            Recommendation(
+                exercise=self._exercises[p.spec.id],
+                dose=self._dose(p.spec, reached),
+                because=tuple(p.because),
+                note=" ".join(p.notes) or None,
+                emphasis=p.emphasis,
+            )
             for p in ordered
-        ]
-        return recommendations, [x for x in excluded.values() if x["exercise_id"] not in picks]
+        )
+        left_out = tuple(
+            ExcludedExercise(**x) for x in excluded.values() if x["exercise_id"] not in picks
+        )
+        return recommendations, left_out
 
     def _withholds(self, findings: Sequence[Mapping[str, Any]]) -> list[_Withhold]:
         withholds = []
@@ -210,7 +233,7 @@ class Planner:
             reasons.append(f"strength not graded: level {allowed} until it is")
         if pain and levels.pain_step_back:
             allowed = max(1, allowed - levels.pain_step_back)
-            reasons.append(f"pain reported ({', '.join(pain)}): one level easier")
+            reasons.append(f"pain reported ({', '.join(map(str, pain))}): one level easier")
         chosen = spec
         while chosen.level > allowed and chosen.regression is not None:
             chosen = self.ruleset.exercises[chosen.regression]
@@ -218,11 +241,11 @@ class Planner:
             return spec, None
         return chosen, f"{chosen.name} in place of {spec.name}: {'; '.join(reasons)}."
 
-    def _dose(self, spec: ExerciseSpec, age: int | None) -> Dose:
+    def _dose(self, spec: ExerciseSpec, ages_reached: set[int]) -> Dose:
         adjustments = tuple(
             i
             for i, adj in enumerate(self.ruleset.plan.dose_adjustments)
-            if adj.kind == spec.kind and age is not None and age >= adj.age_at_least
+            if adj.kind == spec.kind and adj.age_at_least in ages_reached
         )
         key = (spec.id, adjustments)
         dose = self._doses.get(key)

@@ -770,8 +770,11 @@ class _ConditionParser:
         if names is None:
             return None
         word = {"sign": "observed", "context": "given"}.get(fact, "reported")
-        atoms = tuple(Atom(fact, (("name", n),), describe=f"{word} {fact}") for n in names)
-        return atoms[0] if len(atoms) == 1 else AnyOf(atoms)
+        # One pattern with an "or" over the names, not one engine rule per name: the engine's
+        # matching cost grows with the number of rules.
+        if len(names) == 1:
+            return Atom(fact, (("name", names[0]),), describe=f"{word} {fact}")
+        return Atom(fact, one_of=("name", tuple(names)), describe=f"{word} {fact}")
 
     def _atom_symptom(self, value: Any, where: str) -> Condition | None:
         return self._listed("symptom", value, Symptom, where)

@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hipscreen._engine import CompiledRules, EngineRule, Fact, Message, compile_rules
+from hipscreen._engine import (
+    CompiledRules,
+    EngineRule,
+    Fact,
+    Message,
+    compile_rules,
+    engine_number,
+)
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._plan import Planner
 from hipscreen._results import Assessment
-from hipscreen._ruledata import Atom, RuleSet, alternatives, load_ruleset
+from hipscreen._ruledata import Atom, RuleSet, alternatives, finding_refs, load_ruleset
 from hipscreen._vocabulary import (
     Confidence,
     Measure,
@@ -62,28 +69,28 @@ class FormFacts:
         for measure, given in grades.items():
             for muscle, side, grade, path in given:
                 self._add(
-                    {"t": "grade", "ms": measure.value, "mu": muscle.value,
-                     "gr": muscle.group.value, "sd": side.value, "v": grade},
+                    {"t": "grade", "ms": measure, "mu": muscle,
+                     "gr": muscle.group, "sd": side, "v": grade},
                     Observation(path, grade, side, measured=False),
                 )
-            self._asymmetry(measure.value, measure.value,
-                            [(m.value, s, g, f"{measure.value}.{m.value}") for m, s, g, _ in given],
-                            measured=False, groups={m.value: m.group.value for m, *_ in given})
+            self._asymmetry(measure, measure,
+                            [(m, s, g, f"{measure}.{m}") for m, s, g, _ in given],
+                            measured=False, groups={m: m.group for m, *_ in given})
         angles = list(form.angles())
-        method = form.rom.method.value if form.rom is not None else None
+        method = form.rom.method if form.rom is not None else None
         for motion, side, degrees, path in angles:
-            self._add({"t": "rom", "mo": motion.value, "sd": side.value, "me": method, "v": degrees},
+            self._add({"t": "rom", "mo": motion, "sd": side, "me": method, "v": degrees},
                       Observation(path, degrees, side, measured=True))
-        self._asymmetry("rom", None, [(m.value, s, d, f"rom.{m.value}") for m, s, d, _ in angles],
+        self._asymmetry("rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles],
                         measured=True)
         numeric = []
         for name, side, value, path in form.measurements():
             if isinstance(value, bool):
                 if value:
-                    self._add({"t": "sign", "n": name, "sd": side.value},
+                    self._add({"t": "sign", "n": name, "sd": side},
                               Observation(path, "yes", side, measured=True))
                 continue
-            fact: Fact = {"t": "test", "n": name, "sd": side.value, "v": value}
+            fact: Fact = {"t": "test", "n": name, "sd": side, "v": value}
             if name == "straight_leg_raise" and form.straight_leg_raise is not None:
                 fact["lp"] = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
             self._add(fact, Observation(path, value, side, measured=True))
@@ -93,16 +100,18 @@ class FormFacts:
             self._add({"t": "sign", "n": "slr_reproduces_leg_pain"},
                       Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True))
         for symptom in form.symptoms:
-            self._add({"t": "symptom", "n": symptom.value},
-                      Observation("symptoms", symptom.value, None, measured=False))
+            self._add({"t": "symptom", "n": symptom},
+                      Observation("symptoms", symptom, None, measured=False))
         for activity in form.activities:
-            self._add({"t": "activity", "n": activity.value},
-                      Observation("activities", activity.value, None, measured=False))
+            self._add({"t": "activity", "n": activity},
+                      Observation("activities", activity, None, measured=False))
         if form.age is not None:
             self._add({"t": "age", "v": form.age}, Observation("age", form.age, None, False))
         self._context(form)
 
     def _add(self, fact: Fact, observation: Observation) -> None:
+        if "v" in fact:
+            fact["v"] = engine_number(fact["v"])
         fact["i"] = len(self.observations)
         self.facts.append(fact)
         self.observations.append(observation)
@@ -126,7 +135,7 @@ class FormFacts:
                 continue
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
             concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
-            fact: Fact = {"t": "asym", "ms": measure, "n": name, "sd": concern.value,
+            fact: Fact = {"t": "asym", "ms": measure, "n": name, "sd": concern,
                           "v": abs(left - right)}
             if groups is not None:
                 fact["gr"] = groups[name]
@@ -143,15 +152,15 @@ class FormFacts:
         if form.pregnancy is not None:
             add("pregnancy", "pregnancy", "yes")
             if form.pregnancy.weeks is None:
-                add("pregnancy_weeks_unknown", "pregnancy.weeks", "not given")
+                add("pregnancy_weeks_unknown", "pregnancy", "weeks not given")
             else:
                 add("pregnancy_weeks", "pregnancy.weeks", form.pregnancy.weeks,
                     v=form.pregnancy.weeks)
         hip = form.hip_replacement
         if hip is not None and not hip.precautions_lifted:
             self._add(
-                {"t": "context", "n": f"hip_replacement_{hip.approach.value}", "sd": hip.side.value},
-                Observation("hip_replacement.approach", hip.approach.value, hip.side, False),
+                {"t": "context", "n": f"hip_replacement_{hip.approach}", "sd": hip.side},
+                Observation("hip_replacement.approach", hip.approach, hip.side, False),
             )
         if form.osteoporosis:
             add("osteoporosis", "osteoporosis", "yes")
@@ -215,6 +224,19 @@ class Screener:
                     self._firings[name] = _Firing(index, severity, atoms)
                     engine_rules.append(EngineRule(name, atoms))
         self._compiled: CompiledRules = compile_rules(engine_rules, self.ruleset.digest[:12])
+        self._order = {rule.id: i for i, rule in enumerate(self.ruleset.rules)}
+        self._referrals = {
+            rule.id: rule.spec.referral for rule in self.ruleset.rules if rule.spec.referral
+        }
+        # The finding fact each rule asserts, serialised once (rule ids are kebab-case: no escaping).
+        # Only findings that some rule chains on (or that can escalate) go back into the engine:
+        # asserting the others would cost matching time and change nothing.
+        chained = {ref for rule in self.ruleset.rules for ref in finding_refs(rule.condition)}
+        chained |= {rule.id for rule in self.ruleset.rules if rule.escalations}
+        self._finding_facts = [
+            (f'{{"t":"finding","id":"{rule.id}"',) if rule.id in chained else ()
+            for rule in self.ruleset.rules
+        ]
         self._planner = Planner(self.ruleset)
 
     @property
@@ -259,6 +281,7 @@ class Screener:
         rules = self.ruleset.rules
         firings = self._firings
         observations = form_facts.observations
+        finding_facts = self._finding_facts
 
         def on_fire(name: str, message: Message) -> Sequence[Fact]:
             firing = firings[name]
@@ -280,11 +303,11 @@ class Screener:
                 if seen.side is not None:
                     draft.sides.add(seen.side)
                 draft.measured = draft.measured or seen.measured
-            return [{"t": "finding", "id": rule_id}] if new else ()
+            return finding_facts[firing.rule_index] if new else ()
 
         self._compiled.run(form_facts.facts, on_fire)
 
-        order = {rule.id: i for i, rule in enumerate(rules)}
+        order = self._order
         measured = {rules[i].id for i, d in drafts.items() if d.measured}
         changed = True
         while changed:  # a derived finding is measured when anything it rests on is
@@ -317,11 +340,8 @@ class Screener:
         return findings
 
     def _referral(self, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-        referring = [
-            (f["id"], spec.referral)
-            for f in findings
-            if (spec := self.ruleset.rule(f["id"]).spec).referral is not None
-        ]
+        referrals = self._referrals
+        referring = [(f["id"], referrals[f["id"]]) for f in findings if f["id"] in referrals]
         if not referring:
             return None
         referring.sort(key=lambda item: _URGENCY_RANK[item[1].urgency])  # stable: finding order

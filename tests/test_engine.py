@@ -1,0 +1,101 @@
+"""The engine door: durable_rules traps stay designed around (see docs/engine.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hipscreen
+from hipscreen._engine import CompiledRules, EngineRule, engine_number
+from hipscreen._ruledata import Atom
+
+GRADE = Atom("grade", (("measure", "tightness"),), at_least=2)
+
+
+def _facts(value: int) -> list[dict[str, object]]:
+    return [{"t": "grade", "ms": "tightness", "v": value, "i": 0}]
+
+
+def test_form_matching_no_rule_is_screened_and_cleaned_up() -> None:
+    """A form no rule matches used to crash delete_state; the sentinel rule prevents it."""
+    rules = CompiledRules([EngineRule("r", (GRADE,))], "t")
+    fired: list[str] = []
+    for _ in range(3):
+        rules.run(_facts(0), lambda name, message: fired.append(name) or ())
+    assert fired == []
+
+
+def test_more_sessions_than_the_engine_cap_run_one_after_another() -> None:
+    """The C engine holds at most 1,024 live sessions; each run deletes its own."""
+    rules = CompiledRules([EngineRule("r", (GRADE,))], "t")
+    fired: list[str] = []
+    for _ in range(1500):
+        rules.run(_facts(3), lambda name, message: fired.append(name) or ())
+    assert len(fired) == 1500
+
+
+def test_an_action_error_is_raised_not_swallowed() -> None:
+    """durable_rules' own glue hides action exceptions in the state; ours raises EngineError."""
+    rules = CompiledRules([EngineRule("r", (GRADE,))], "t")
+
+    def boom(name: str, message: object) -> tuple[str, ...]:
+        raise KeyError("broken action")
+
+    with pytest.raises(hipscreen.EngineError, match="broken action"):
+        rules.run(_facts(3), boom)
+    fired: list[str] = []
+    rules.run(_facts(3), lambda name, message: fired.append(name) or ())
+    assert fired == ["r"], "the ruleset keeps working after a failed action"
+
+
+@pytest.mark.parametrize("value", [1e-05, 5e-324, -1e-07, 0.0004, 1.5e-10])
+def test_tiny_floats_never_reach_the_engine_in_exponent_notation(value: float) -> None:
+    """durable_rules' JSON reader segfaults on numbers such as 1e-05."""
+    assert "e" not in json.dumps(engine_number(value))
+    result = hipscreen.assess({"rom": {"hip_extension": value}, "thomas_test": {"hip_angle": value}})
+    assert "limited-hip-extension" in result.finding_ids()
+
+
+def test_engine_numbers_keep_three_decimals() -> None:
+    assert engine_number(12.3456) == 12.346
+    assert engine_number(7.0) == 7
+    assert engine_number(3) == 3
+
+
+def test_many_screeners_register_side_by_side() -> None:
+    """Re-running a notebook cell that builds a screener must not hit 'already registered'."""
+    screeners = [hipscreen.Screener() for _ in range(3)]
+    form = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}}
+    results = {s.assess(form).model_dump_json() for s in screeners}
+    assert len(results) == 1
+
+
+def test_no_engine_threads_are_started() -> None:
+    """durable's Host starts dispatcher timer threads that race delete_state; we never use it."""
+    import threading
+
+    hipscreen.assess({"tightness": {"hip_flexors": 3}})
+    names = [t.name for t in threading.enumerate()]
+    assert all("Timer" not in name for name in names), names
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_screening_in_a_forked_child_works() -> None:
+    hipscreen.assess({"tightness": {"iliopsoas": 3}})  # the engine is live in the parent
+    code = (
+        "import os, hipscreen, json\n"
+        "hipscreen.assess({'tightness': {'iliopsoas': 3}})\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ids = hipscreen.assess({'tightness': {'iliopsoas': 3}}).finding_ids()\n"
+        "    os._exit(0 if 'tight-hip-flexors' in ids else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(status))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, timeout=60)
+    assert completed.returncode == 0
