@@ -384,6 +384,17 @@ class IntakeForm(_Strict):
     def _collapse_activities(cls, value: tuple[Activity, ...]) -> tuple[Activity, ...]:
         return _unique_sorted(value, _ACTIVITY_ORDER)
 
+    def reported_symptoms(self) -> tuple[Symptom, ...]:
+        """The symptoms, plus low back pain when a current back-pain episode is described."""
+        back = self.back_pain
+        if (
+            back is not None
+            and (back.intensity is None or back.intensity > 0)
+            and Symptom.LOWER_BACK_PAIN not in self.symptoms
+        ):
+            return _unique_sorted((*self.symptoms, Symptom.LOWER_BACK_PAIN), _SYMPTOM_ORDER)
+        return self.symptoms
+
     def grades(self, measure: str) -> Iterator[tuple[Muscle, Side, int, str]]:
         """Every grade given for ``measure`` ("tightness" or "strength").
 

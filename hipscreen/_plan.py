@@ -87,7 +87,7 @@ class Planner:
         key = (
             tuple((f["id"], f["severity"], tuple(f["sides"])) for f in findings),
             tuple(strength),
-            tuple(s for s in form.symptoms if s in self._pain_symptoms),
+            tuple(s for s in form.reported_symptoms() if s in self._pain_symptoms),
             None if form.age is None else tuple(form.age >= a for a in self._age_cuts),
         )
         return self._cached_plan(key)

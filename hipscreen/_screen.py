@@ -28,6 +28,7 @@ from hipscreen._vocabulary import (
     RomMotion,
     Severity,
     Side,
+    Symptom,
     Urgency,
 )
 
@@ -102,6 +103,13 @@ class FormFacts:
         for symptom in form.symptoms:
             self._add({"t": "symptom", "n": symptom},
                       Observation("symptoms", symptom, None, measured=False))
+        if Symptom.LOWER_BACK_PAIN in form.reported_symptoms() and (
+            Symptom.LOWER_BACK_PAIN not in form.symptoms
+        ):
+            # Describing the back-pain episode reports low back pain, even if the symptom list
+            # does not repeat it.
+            self._add({"t": "symptom", "n": Symptom.LOWER_BACK_PAIN},
+                      Observation("back_pain", "lower_back_pain", None, measured=False))
         for activity in form.activities:
             self._add({"t": "activity", "n": activity},
                       Observation("activities", activity, None, measured=False))
