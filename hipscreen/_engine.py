@@ -43,8 +43,17 @@ _SENTINEL_FACT_TYPE = "__end__"
 _names = itertools.count(1)
 
 # Short attribute names keep the JSON that crosses into C small.
-FACT_KEYS = {"muscle": "mu", "group": "gr", "measure": "ms", "side": "sd", "motion": "mo",
-             "method": "me", "name": "n", "id": "id", "leg_pain": "lp"}
+FACT_KEYS = {
+    "muscle": "mu",
+    "group": "gr",
+    "measure": "ms",
+    "side": "sd",
+    "motion": "mo",
+    "method": "me",
+    "name": "n",
+    "id": "id",
+    "leg_pain": "lp",
+}
 
 
 def engine_number(value: float) -> float:
@@ -68,8 +77,12 @@ def pattern(atom: Atom) -> dict[str, Any]:
         attr, values = atom.one_of
         key = FACT_KEYS[attr]
         tests.append({"$or": [{key: v} for v in values]} if len(values) > 1 else {key: values[0]})
-    for op, bound in (("$gte", atom.at_least), ("$lte", atom.at_most), ("$lt", atom.below),
-                      ("$gt", atom.above)):
+    for op, bound in (
+        ("$gte", atom.at_least),
+        ("$lte", atom.at_most),
+        ("$lt", atom.below),
+        ("$gt", atom.above),
+    ):
         if bound is not None:
             tests.append({op: {"v": engine_number(bound)}})
     return {"$and": tests}
@@ -144,12 +157,12 @@ class CompiledRules:
                 action, message = next(iter(json.loads(messages).items()))
                 if action != _SENTINEL_RULE:
                     try:
-                        derived = on_fire(action, message)
+                        derived: Sequence[str] = on_fire(action, message)
                     except Exception as error:  # the stock glue would swallow this silently
                         errors.append(f"{action}: {type(error).__name__}: {error}")
                         derived = ()
-                    for fact in derived:
-                        _dre.assert_fact(handle, fact + tail)
+                    for fragment in derived:
+                        _dre.assert_fact(handle, fragment + tail)
                 messages = _dre.complete_and_start_action(handle, state)
                 completed = True
         except Exception as error:
@@ -157,7 +170,9 @@ class CompiledRules:
                 # Deleting now would free an uninitialised pointer. Leak this one session and
                 # move to a fresh ruleset handle so nothing else touches it.
                 self._handle = self._create()
-                raise EngineError(f"the rules engine failed before any rule ran: {error}") from error
+                raise EngineError(
+                    f"the rules engine failed before any rule ran: {error}"
+                ) from error
             raise EngineError(f"the rules engine failed: {error}") from error
         finally:
             if completed:
@@ -169,4 +184,3 @@ class CompiledRules:
 def compile_rules(rules: Sequence[EngineRule], label: str) -> CompiledRules:
     """Compile engine rules (once per process per rule set)."""
     return CompiledRules(rules, label)
-

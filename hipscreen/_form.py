@@ -17,7 +17,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hipscreen._errors import FieldProblem, InvalidFormError
@@ -275,11 +274,14 @@ class ThomasTest(_Strict):
     """Modified Thomas test (hip-flexor length), per side or for both sides."""
 
     hip_angle: _either(ThomasHipDegrees, SidedThomasHip) | None = Field(  # type: ignore[valid-type]
-        default=None, description="Thigh angle to horizontal; positive = above horizontal (short).")
+        default=None, description="Thigh angle to horizontal; positive = above horizontal (short)."
+    )
     knee_angle: _either(ThomasKneeDegrees, SidedThomasKnee) | None = Field(  # type: ignore[valid-type]
-        default=None, description="Knee flexion angle; under ~80° suggests short rectus femoris.")
+        default=None, description="Knee flexion angle; under ~80° suggests short rectus femoris."
+    )
     thigh_abducts: _either(Flag, SidedFlag) | None = Field(  # type: ignore[valid-type]
-        default=None, description="The thigh drifts into abduction (a TFL/IT-band sign).")
+        default=None, description="The thigh drifts into abduction (a TFL/IT-band sign)."
+    )
 
 
 class StraightLegRaise(_Strict):

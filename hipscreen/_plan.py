@@ -12,7 +12,12 @@ from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
 
-_KIND_ORDER = [ExerciseKind.WARM_UP, ExerciseKind.MOBILITY, ExerciseKind.STRETCH, ExerciseKind.STRENGTH]
+_KIND_ORDER = [
+    ExerciseKind.WARM_UP,
+    ExerciseKind.MOBILITY,
+    ExerciseKind.STRETCH,
+    ExerciseKind.STRENGTH,
+]
 
 StrengthGrades = Sequence[tuple[Muscle, Side, int, str]]
 
@@ -96,9 +101,11 @@ class Planner:
         self, key: tuple[Any, ...]
     ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
         finding_keys, strength, pain, age_flags = key
-        reached = set() if age_flags is None else {
-            cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok
-        }
+        reached = (
+            set()
+            if age_flags is None
+            else {cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok}
+        )
         findings = [{"id": i, "severity": sev, "sides": sides} for i, sev, sides in finding_keys]
         policy = self.ruleset.plan
         withholds = self._withholds(findings)
@@ -106,9 +113,9 @@ class Planner:
         excluded: dict[str, dict[str, Any]] = {}
 
         def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
-            spec, note = self._variant(exercise_id, strength, pain)
+            variant, note = self._variant(exercise_id, strength, pain)
             notes = [note] if note else []
-            spec = self._allowed(spec, withholds, excluded, notes, because)
+            spec = self._allowed(variant, withholds, excluded, notes, because)
             if spec is None:
                 return
             pick = picks.setdefault(spec.id, _Pick(spec))
@@ -188,8 +195,11 @@ class Planner:
             reason = f"withheld: {first.title} ({first.finding_id})"
             record = excluded.setdefault(
                 candidate.id,
-                {"exercise_id": candidate.id, "reason": reason,
-                 "because": sorted({w.finding_id for w in blocking})},
+                {
+                    "exercise_id": candidate.id,
+                    "reason": reason,
+                    "because": sorted({w.finding_id for w in blocking}),
+                },
             )
             if because and because not in record["because"]:
                 record["because"] = [*record["because"], because]

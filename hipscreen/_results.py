@@ -12,8 +12,8 @@ __all__ = [
     "Assessment",
     "Dose",
     "Evidence",
-    "Exercise",
     "ExcludedExercise",
+    "Exercise",
     "Finding",
     "Recommendation",
     "Referral",
@@ -27,7 +27,9 @@ class _Result(BaseModel):
 class Evidence(_Result):
     """One input value that made a finding fire."""
 
-    field: str = Field(description="Field path in the intake form, e.g. 'tightness.iliopsoas.left'.")
+    field: str = Field(
+        description="Field path in the intake form, e.g. 'tightness.iliopsoas.left'."
+    )
     value: int | float | str = Field(description="The value given for that field.")
     threshold: str | None = Field(
         default=None, description="The rule's test it met, e.g. '≥ 2 (tight_grade)'."
@@ -106,7 +108,8 @@ class Recommendation(_Result):
         default=None, description="Why this variant was chosen, when it differs from the rule's."
     )
     emphasis: Side | None = Field(
-        default=None, description="Side to emphasise (the weaker or tighter one) in unilateral work."
+        default=None,
+        description="Side to emphasise (the weaker or tighter one) in unilateral work.",
     )
 
 
@@ -162,7 +165,9 @@ class Assessment(_Result):
             lines.append("Findings:")
             for f in self.findings:
                 sides = f" ({', '.join(s.value for s in f.sides)})" if f.sides else ""
-                lines.append(f"  [{f.severity.value}] {f.id}: {f.title}{sides} [{f.confidence.value}]")
+                lines.append(
+                    f"  [{f.severity.value}] {f.id}: {f.title}{sides} [{f.confidence.value}]"
+                )
                 lines.append(f"      {f.summary}")
                 for ev in f.evidence:
                     test = f" ({ev.threshold})" if ev.threshold else ""

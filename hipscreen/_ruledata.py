@@ -195,7 +195,7 @@ class FindingsFile(_Spec):
     rules: list[RuleSpec]
 
 
-# -- conditions --------------------------------------------------------------------------------------
+# -- conditions ------------------------------------------------------------------------------------
 
 FactType = Literal[
     "grade", "rom", "symptom", "activity", "finding", "age", "test", "sign", "context", "asym"
@@ -247,7 +247,7 @@ def finding_refs(condition: Condition) -> Iterator[str]:
                 yield dict(atom.equals)["id"]
 
 
-# -- the loaded rule set -------------------------------------------------------------------------------
+# -- the loaded rule set ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ class RuleSet:
         raise KeyError(rule_id)
 
 
-# -- loading -----------------------------------------------------------------------------------------
+# -- loading ---------------------------------------------------------------------------------------
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -305,7 +305,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -446,7 +446,8 @@ def load_ruleset(*dirs: Path) -> RuleSet:
 
     if out.problems:
         raise RuleDataError(out.problems)
-    assert meta is not None and catalog is not None  # no problems means both parsed
+    assert meta is not None  # no problems means both parsed
+    assert catalog is not None
     return RuleSet(
         version=meta.version,
         digest=digest.hexdigest(),
@@ -475,11 +476,18 @@ def _check_safety(
     for i, prop in enumerate(withhold.properties):
         if prop not in catalog.properties:
             hint = suggest(prop, catalog.properties)
-            out.add(file, spec.id, f"withhold.properties.{i}", f"unknown exercise property {prop!r}{hint}")
+            out.add(
+                file,
+                spec.id,
+                f"withhold.properties.{i}",
+                f"unknown exercise property {prop!r}{hint}",
+            )
     for i, exercise_id in enumerate(withhold.exercises):
         if exercise_id not in exercises:
             hint = suggest(exercise_id, exercises)
-            out.add(file, spec.id, f"withhold.exercises.{i}", f"unknown exercise {exercise_id!r}{hint}")
+            out.add(
+                file, spec.id, f"withhold.exercises.{i}", f"unknown exercise {exercise_id!r}{hint}"
+            )
     for old, new in spec.swap.items():
         for fld, exercise_id in ((f"swap.{old}", old), (f"swap.{old}", new)):
             if exercise_id not in exercises:
@@ -487,7 +495,9 @@ def _check_safety(
                 out.add(file, spec.id, fld, f"unknown exercise {exercise_id!r}{hint}")
         replacement = exercises.get(new)
         if replacement is not None and _withheld_by(replacement, withhold):
-            out.add(file, spec.id, f"swap.{old}", f"replacement {new!r} is withheld by this same rule")
+            out.add(
+                file, spec.id, f"swap.{old}", f"replacement {new!r} is withheld by this same rule"
+            )
     critical = Severity.CRITICAL in (spec.severity, *(s for s, _ in escalations))
     if critical and meta is not None:
         # The safety contract: a red flag never comes with strengthening, stretching or loaded work.
@@ -524,7 +534,12 @@ def _check_catalog(catalog: CatalogFile, out: _Collector) -> None:
             easier = by_id.get(ex.regression)
             if easier is None:
                 hint = suggest(ex.regression, by_id)
-                out.add("exercises.yaml", ex.id, "regression", f"unknown exercise {ex.regression!r}{hint}")
+                out.add(
+                    "exercises.yaml",
+                    ex.id,
+                    "regression",
+                    f"unknown exercise {ex.regression!r}{hint}",
+                )
             elif easier.level >= ex.level:
                 out.add(
                     "exercises.yaml",
@@ -536,11 +551,21 @@ def _check_catalog(catalog: CatalogFile, out: _Collector) -> None:
         for i, prop in enumerate(ex.properties):
             if prop not in catalog.properties:
                 hint = suggest(prop, catalog.properties)
-                out.add("exercises.yaml", ex.id, f"properties.{i}", f"unknown property {prop!r}{hint} (declare it under properties:)")
+                out.add(
+                    "exercises.yaml",
+                    ex.id,
+                    f"properties.{i}",
+                    f"unknown property {prop!r}{hint} (declare it under properties:)",
+                )
         dose = catalog.defaults.get(ex.kind)
         if ex.dose is None and dose is None:
-            out.add("exercises.yaml", ex.id, "dose", f"no dose and no default dose for kind {ex.kind.value!r}")
-        elif (ex.dose or dose) and not (ex.dose or dose).days_per_week and not (dose and dose.days_per_week):  # type: ignore[union-attr]
+            out.add(
+                "exercises.yaml",
+                ex.id,
+                "dose",
+                f"no dose and no default dose for kind {ex.kind.value!r}",
+            )
+        elif not ((ex.dose and ex.dose.days_per_week) or (dose and dose.days_per_week)):
             out.add("exercises.yaml", ex.id, "dose.days_per_week", "a dose needs days_per_week")
 
 
@@ -548,18 +573,34 @@ def _check_plan(plan: PlanPolicy, exercises: Mapping[str, ExerciseSpec], out: _C
     wanted = {
         "plan.warm_up": (plan.warm_up, ExerciseKind.WARM_UP, None),
         "plan.balance.flexion": (plan.balance.flexion, ExerciseKind.STRENGTH, Movement.FLEXION),
-        "plan.balance.extension": (plan.balance.extension, ExerciseKind.STRENGTH, Movement.EXTENSION),
+        "plan.balance.extension": (
+            plan.balance.extension,
+            ExerciseKind.STRENGTH,
+            Movement.EXTENSION,
+        ),
     }
     for fld, (exercise_id, kind, movement) in wanted.items():
         ex = exercises.get(exercise_id)
         if ex is None:
-            out.add("ruleset.yaml", "", fld, f"unknown exercise {exercise_id!r}{suggest(exercise_id, exercises)}")
+            out.add(
+                "ruleset.yaml",
+                "",
+                fld,
+                f"unknown exercise {exercise_id!r}{suggest(exercise_id, exercises)}",
+            )
         elif ex.kind != kind or (movement is not None and ex.movement != movement):
-            out.add("ruleset.yaml", "", fld, f"{exercise_id!r} must be a {kind.value} exercise"
-                    + (f" for {movement.value}" if movement else ""))
+            out.add(
+                "ruleset.yaml",
+                "",
+                fld,
+                f"{exercise_id!r} must be a {kind.value} exercise"
+                + (f" for {movement.value}" if movement else ""),
+            )
     missing = sorted(set(range(6)) - set(plan.levels.by_grade))
     if missing:
-        out.add("ruleset.yaml", "", "plan.levels.by_grade", f"no level for strength grades {missing}")
+        out.add(
+            "ruleset.yaml", "", "plan.levels.by_grade", f"no level for strength grades {missing}"
+        )
 
 
 def _check_cycles(rules: list[Rule], out: _Collector) -> None:
@@ -570,7 +611,7 @@ def _check_cycles(rules: list[Rule], out: _Collector) -> None:
         state[node] = 1
         for ref in sorted(graph.get(node, ())):
             if state.get(ref) == 1:
-                cycle = " → ".join([*path[path.index(ref):], ref]) if ref in path else ref
+                cycle = " → ".join([*path[path.index(ref) :], ref]) if ref in path else ref
                 rule = next(r for r in rules if r.id == node)
                 out.add(rule.file, node, "when", f"findings chain in a cycle: {cycle}")
             elif ref not in state:
@@ -591,8 +632,18 @@ _KEYS: dict[str, set[str]] = {
     "asymmetry": {"measure", "group", "at_least"},
 }
 CONDITION_KEYS = [
-    "all_of", "any_of", "grade", "rom", "test", "sign", "symptom", "activity", "context",
-    "asymmetry", "finding", "age",
+    "all_of",
+    "any_of",
+    "grade",
+    "rom",
+    "test",
+    "sign",
+    "symptom",
+    "activity",
+    "context",
+    "asymmetry",
+    "finding",
+    "age",
 ]
 
 
@@ -642,7 +693,10 @@ class _ConditionParser:
         handler = getattr(self, f"_atom_{key}", None)
         if handler is None:
             allowed = CONDITION_KEYS
-            self.problem(where, f"unknown condition {key!r}{suggest(key, allowed)} (allowed: {', '.join(allowed)})")
+            self.problem(
+                where,
+                f"unknown condition {key!r}{suggest(key, allowed)} (allowed: {', '.join(allowed)})",
+            )
             return None
         result: Condition | None = handler(value, f"{where}.{key}")
         return result
@@ -656,7 +710,10 @@ class _ConditionParser:
         unknown = sorted(set(value) - _KEYS[kind])
         for key in unknown:
             allowed = sorted(_KEYS[kind])
-            self.problem(f"{where}.{key}", f"unknown key{suggest(key, allowed)} (allowed: {', '.join(allowed)})")
+            self.problem(
+                f"{where}.{key}",
+                f"unknown key{suggest(key, allowed)} (allowed: {', '.join(allowed)})",
+            )
         return value if not unknown else None
 
     def _number(self, value: Any, where: str) -> tuple[float, str] | None:
@@ -688,7 +745,10 @@ class _ConditionParser:
         if not values:
             self.problem(where, f"needs at least one {what}")
             return None
-        names = [self._name(v, enum, f"{where}.{i}" if isinstance(value, list) else where, what) for i, v in enumerate(values)]
+        names = [
+            self._name(v, enum, f"{where}.{i}" if isinstance(value, list) else where, what)
+            for i, v in enumerate(values)
+        ]
         return None if any(n is None for n in names) else [n for n in names if n is not None]
 
     def _bounds(
@@ -848,4 +908,3 @@ class _ConditionParser:
 def iter_yaml_files(directory: Path) -> Iterable[Path]:
     """The rule files of a directory, in the order they are read."""
     return sorted((directory / "findings").glob("*.yaml"))
-

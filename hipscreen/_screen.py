@@ -70,49 +70,74 @@ class FormFacts:
         for measure, given in grades.items():
             for muscle, side, grade, path in given:
                 self._add(
-                    {"t": "grade", "ms": measure, "mu": muscle,
-                     "gr": muscle.group, "sd": side, "v": grade},
+                    {
+                        "t": "grade",
+                        "ms": measure,
+                        "mu": muscle,
+                        "gr": muscle.group,
+                        "sd": side,
+                        "v": grade,
+                    },
                     Observation(path, grade, side, measured=False),
                 )
-            self._asymmetry(measure, measure,
-                            [(m, s, g, f"{measure}.{m}") for m, s, g, _ in given],
-                            measured=False, groups={m: m.group for m, *_ in given})
+            self._asymmetry(
+                measure,
+                measure,
+                [(m, s, g, f"{measure}.{m}") for m, s, g, _ in given],
+                measured=False,
+                groups={m: m.group for m, *_ in given},
+            )
         angles = list(form.angles())
         method = form.rom.method if form.rom is not None else None
         for motion, side, degrees, path in angles:
-            self._add({"t": "rom", "mo": motion, "sd": side, "me": method, "v": degrees},
-                      Observation(path, degrees, side, measured=True))
-        self._asymmetry("rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles],
-                        measured=True)
+            self._add(
+                {"t": "rom", "mo": motion, "sd": side, "me": method, "v": degrees},
+                Observation(path, degrees, side, measured=True),
+            )
+        self._asymmetry(
+            "rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles], measured=True
+        )
         numeric = []
         for name, side, value, path in form.measurements():
             if isinstance(value, bool):
                 if value:
-                    self._add({"t": "sign", "n": name, "sd": side},
-                              Observation(path, "yes", side, measured=True))
+                    self._add(
+                        {"t": "sign", "n": name, "sd": side},
+                        Observation(path, "yes", side, measured=True),
+                    )
                 continue
             fact: Fact = {"t": "test", "n": name, "sd": side, "v": value}
             if name == "straight_leg_raise" and form.straight_leg_raise is not None:
                 fact["lp"] = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
             self._add(fact, Observation(path, value, side, measured=True))
-            numeric.append((name, side, value, path.rsplit(".", 1)[0] if side != Side.BOTH else path))
+            numeric.append(
+                (name, side, value, path.rsplit(".", 1)[0] if side != Side.BOTH else path)
+            )
         self._asymmetry("test", None, numeric, measured=True)
         if form.straight_leg_raise is not None and form.straight_leg_raise.reproduces_leg_pain:
-            self._add({"t": "sign", "n": "slr_reproduces_leg_pain"},
-                      Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True))
+            self._add(
+                {"t": "sign", "n": "slr_reproduces_leg_pain"},
+                Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
+            )
         for symptom in form.symptoms:
-            self._add({"t": "symptom", "n": symptom},
-                      Observation("symptoms", symptom, None, measured=False))
+            self._add(
+                {"t": "symptom", "n": symptom},
+                Observation("symptoms", symptom, None, measured=False),
+            )
         if Symptom.LOWER_BACK_PAIN in form.reported_symptoms() and (
             Symptom.LOWER_BACK_PAIN not in form.symptoms
         ):
             # Describing the back-pain episode reports low back pain, even if the symptom list
             # does not repeat it.
-            self._add({"t": "symptom", "n": Symptom.LOWER_BACK_PAIN},
-                      Observation("back_pain", "lower_back_pain", None, measured=False))
+            self._add(
+                {"t": "symptom", "n": Symptom.LOWER_BACK_PAIN},
+                Observation("back_pain", "lower_back_pain", None, measured=False),
+            )
         for activity in form.activities:
-            self._add({"t": "activity", "n": activity},
-                      Observation("activities", activity, None, measured=False))
+            self._add(
+                {"t": "activity", "n": activity},
+                Observation("activities", activity, None, measured=False),
+            )
         if form.age is not None:
             self._add({"t": "age", "v": form.age}, Observation("age", form.age, None, False))
         self._context(form)
@@ -143,14 +168,20 @@ class FormFacts:
                 continue
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
             concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
-            fact: Fact = {"t": "asym", "ms": measure, "n": name, "sd": concern,
-                          "v": abs(left - right)}
+            fact: Fact = {
+                "t": "asym",
+                "ms": measure,
+                "n": name,
+                "sd": concern,
+                "v": abs(left - right),
+            }
             if groups is not None:
                 fact["gr"] = groups[name]
             self._add(
                 fact,
-                Observation(path.removesuffix(".left"), f"left {left:g}, right {right:g}",
-                            concern, measured),
+                Observation(
+                    path.removesuffix(".left"), f"left {left:g}, right {right:g}", concern, measured
+                ),
             )
 
     def _context(self, form: IntakeForm) -> None:
@@ -162,8 +193,12 @@ class FormFacts:
             if form.pregnancy.weeks is None:
                 add("pregnancy_weeks_unknown", "pregnancy", "weeks not given")
             else:
-                add("pregnancy_weeks", "pregnancy.weeks", form.pregnancy.weeks,
-                    v=form.pregnancy.weeks)
+                add(
+                    "pregnancy_weeks",
+                    "pregnancy.weeks",
+                    form.pregnancy.weeks,
+                    v=form.pregnancy.weeks,
+                )
         hip = form.hip_replacement
         if hip is not None and not hip.precautions_lifted:
             self._add(
@@ -176,10 +211,19 @@ class FormFacts:
             add("vertebral_fracture", "vertebral_fracture", "yes")
         if form.back_pain is not None:
             if form.back_pain.weeks is not None:
-                add("back_pain_weeks", "back_pain.weeks", form.back_pain.weeks, v=form.back_pain.weeks)
+                add(
+                    "back_pain_weeks",
+                    "back_pain.weeks",
+                    form.back_pain.weeks,
+                    v=form.back_pain.weeks,
+                )
             if form.back_pain.intensity is not None:
-                add("back_pain_intensity", "back_pain.intensity", form.back_pain.intensity,
-                    v=form.back_pain.intensity)
+                add(
+                    "back_pain_intensity",
+                    "back_pain.intensity",
+                    form.back_pain.intensity,
+                    v=form.back_pain.intensity,
+                )
 
 
 @dataclass(frozen=True)
@@ -236,7 +280,7 @@ class Screener:
         self._referrals = {
             rule.id: rule.spec.referral for rule in self.ruleset.rules if rule.spec.referral
         }
-        # The finding fact each rule asserts, serialised once (rule ids are kebab-case: no escaping).
+        # The finding fact each rule asserts, serialised once (kebab-case ids need no escaping).
         # Only findings that some rule chains on (or that can escalate) go back into the engine:
         # asserting the others would cost matching time and change nothing.
         chained = {ref for rule in self.ruleset.rules for ref in finding_refs(rule.condition)}
@@ -291,7 +335,7 @@ class Screener:
         observations = form_facts.observations
         finding_facts = self._finding_facts
 
-        def on_fire(name: str, message: Message) -> Sequence[Fact]:
+        def on_fire(name: str, message: Message) -> Sequence[str]:
             firing = firings[name]
             rule_id = rules[firing.rule_index].id
             draft = drafts.get(firing.rule_index)
@@ -315,7 +359,7 @@ class Screener:
 
         self._compiled.run(form_facts.facts, on_fire)
 
-        order = self._order
+        order: dict[str, int] = self._order
         measured = {rules[i].id for i, d in drafts.items() if d.measured}
         changed = True
         while changed:  # a derived finding is measured when anything it rests on is
@@ -324,7 +368,7 @@ class Screener:
                 if rules[index].id not in measured and draft.derived_from & measured:
                     measured.add(rules[index].id)
                     changed = True
-        findings = []
+        findings: list[dict[str, Any]] = []
         for index in sorted(drafts, key=lambda i: (-drafts[i].severity.rank, i)):
             draft, spec = drafts[index], rules[index].spec
             findings.append(
