@@ -332,18 +332,55 @@ class _Collector:
     def add(self, file: str, item: str, fld: str, message: str) -> None:
         self.problems.append(RuleProblem(file, item, fld, message))
 
-    def pydantic(self, file: str, error: ValidationError, items: list[Any] | None = None) -> None:
+    def pydantic(
+        self,
+        file: str,
+        error: ValidationError,
+        items: list[Any] | None = None,
+        model: type[BaseModel] | None = None,
+        item: str = "",
+    ) -> None:
         for err in error.errors(include_url=False):
             loc = list(err["loc"])
-            item = ""
+            where = item
             if items is not None and len(loc) >= 2 and isinstance(loc[1], int):
                 raw = items[loc[1]] if loc[1] < len(items) else None
-                item = str(raw.get("id", f"#{loc[1]}")) if isinstance(raw, dict) else f"#{loc[1]}"
+                where = str(raw.get("id", f"#{loc[1]}")) if isinstance(raw, dict) else f"#{loc[1]}"
                 loc = loc[2:]
             fld = ".".join(str(part) for part in loc)
             value = err.get("input")
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(model, loc[:-1]) if model else []
+                key = str(loc[-1])
+                hint = suggest(key, allowed) if allowed else ""
+                listing = f" (allowed: {', '.join(allowed)})" if allowed else ""
+                self.add(file, where, fld, f"unknown key {key!r}{hint}{listing}")
+                continue
             shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-            self.add(file, item, fld, f"{err['msg']}{shown}")
+            self.add(file, where, fld, f"{err['msg']}{shown}")
+
+
+def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """The field names of the (nested) model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        annotation = fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        for c in candidates:  # list[X] / X | None
+            for inner in getattr(c, "__args__", ()):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    current = inner
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
 
 
 def _read_yaml(path: Path, root: Path, out: _Collector) -> tuple[Any, bytes]:
@@ -385,14 +422,20 @@ def load_ruleset(*dirs: Path) -> RuleSet:
     try:
         meta = RulesetFile.model_validate(meta_raw)
     except ValidationError as error:
-        out.pydantic("ruleset.yaml", error)
+        out.pydantic("ruleset.yaml", error, model=RulesetFile)
     try:
         catalog = CatalogFile.model_validate(catalog_raw)
     except ValidationError as error:
         raw_items = catalog_raw.get("exercises") if isinstance(catalog_raw, dict) else None
-        out.pydantic("exercises.yaml", error, raw_items if isinstance(raw_items, list) else None)
+        out.pydantic(
+            "exercises.yaml",
+            error,
+            raw_items if isinstance(raw_items, list) else None,
+            ExerciseSpec,
+        )
 
     rule_specs: list[tuple[str, RuleSpec]] = []
+    known_ids: list[str] = []  # ids of rules that failed validation: still valid references
     files: list[str] = []
     for directory in dirs:
         finding_files = sorted((directory / "findings").glob("*.yaml"))
@@ -404,22 +447,42 @@ def load_ruleset(*dirs: Path) -> RuleSet:
             raw = read(path)
             if raw is None and out.problems and out.problems[-1].file == name:
                 continue  # unreadable or not YAML: already reported
-            try:
-                parsed = FindingsFile.model_validate(raw)
-            except ValidationError as error:
-                items = raw.get("rules") if isinstance(raw, dict) else None
-                out.pydantic(name, error, items if isinstance(items, list) else None)
+            raw_rules = raw.get("rules") if isinstance(raw, dict) else None
+            extra = sorted(set(raw) - {"rules"}) if isinstance(raw, dict) else []
+            for key in extra:
+                out.add(
+                    name, "", str(key), "unknown top-level key (a rule file holds only 'rules')"
+                )
+            if not isinstance(raw_rules, list):
+                out.add(name, "", "rules", f"needs a list of rules (got {raw_rules!r})")
                 continue
-            rule_specs.extend((name, spec) for spec in parsed.rules)
+            # Rule by rule, so that one malformed rule does not hide the others' problems.
+            for index, raw_rule in enumerate(raw_rules):
+                try:
+                    rule_specs.append((name, RuleSpec.model_validate(raw_rule)))
+                except ValidationError as error:
+                    item = raw_rule.get("id") if isinstance(raw_rule, dict) else None
+                    out.pydantic(name, error, model=RuleSpec, item=str(item or f"rules.{index}"))
+                    if isinstance(item, str):
+                        known_ids.append(item)
 
-    thresholds = dict(meta.thresholds) if meta else {}
+    thresholds: dict[str, ThresholdSpec] | None = dict(meta.thresholds) if meta else None
+    if (
+        thresholds is None
+        and isinstance(meta_raw, dict)
+        and isinstance(meta_raw.get("thresholds"), dict)
+    ):
+        # ruleset.yaml has problems of its own (already reported): still recognise its threshold
+        # names, so rules are not blamed for naming them.
+        placeholder = ThresholdSpec(value=0, unit="-", description="-", source="-")
+        thresholds = {str(name): placeholder for name in meta_raw["thresholds"]}
     exercises = {ex.id: ex for ex in catalog.exercises} if catalog else {}
     if catalog:
         _check_catalog(catalog, out)
     if meta and catalog:
         _check_plan(meta.plan, exercises, out)
 
-    rule_ids = [spec.id for _, spec in rule_specs]
+    rule_ids = [spec.id for _, spec in rule_specs] + known_ids
     rules: list[Rule] = []
     seen: set[str] = set()
     for file, spec in rule_specs:
@@ -452,7 +515,7 @@ def load_ruleset(*dirs: Path) -> RuleSet:
         version=meta.version,
         digest=digest.hexdigest(),
         disclaimer=meta.disclaimer,
-        thresholds=thresholds,
+        thresholds=dict(meta.thresholds),
         plan=meta.plan,
         rules=tuple(rules),
         exercises=exercises,
@@ -654,7 +717,7 @@ class _ConditionParser:
         self,
         file: str,
         rule_id: str,
-        thresholds: Mapping[str, ThresholdSpec],
+        thresholds: Mapping[str, ThresholdSpec] | None,
         rule_ids: list[str],
         out: _Collector,
     ) -> None:
@@ -723,6 +786,8 @@ class _ConditionParser:
         if isinstance(value, int | float):
             return value, f"{value:g}{{unit}}"
         if isinstance(value, str):
+            if self.thresholds is None:  # ruleset.yaml unreadable: cannot check names
+                return 0, f"{value}{{unit}}"
             spec = self.thresholds.get(value)
             if spec is None:
                 hint = suggest(value, self.thresholds)

@@ -210,7 +210,9 @@ class FormFacts:
         if form.vertebral_fracture:
             add("vertebral_fracture", "vertebral_fracture", "yes")
         if form.back_pain is not None:
-            if form.back_pain.weeks is not None:
+            if form.back_pain.weeks is None:
+                add("back_pain_weeks_unknown", "back_pain", "weeks not given")
+            else:
                 add(
                     "back_pain_weeks",
                     "back_pain.weeks",

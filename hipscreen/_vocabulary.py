@@ -195,6 +195,7 @@ class ContextItem(StrEnum):
     OSTEOPOROSIS = "osteoporosis"
     VERTEBRAL_FRACTURE = "vertebral_fracture"
     BACK_PAIN_WEEKS = "back_pain_weeks"
+    BACK_PAIN_WEEKS_UNKNOWN = "back_pain_weeks_unknown"
     BACK_PAIN_INTENSITY = "back_pain_intensity"
 
 

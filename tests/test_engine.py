@@ -57,7 +57,9 @@ def test_an_action_error_is_raised_not_swallowed() -> None:
 def test_tiny_floats_never_reach_the_engine_in_exponent_notation(value: float) -> None:
     """durable_rules' JSON reader segfaults on numbers such as 1e-05."""
     assert "e" not in json.dumps(engine_number(value))
-    result = hipscreen.assess({"rom": {"hip_extension": value}, "thomas_test": {"hip_angle": value}})
+    result = hipscreen.assess(
+        {"rom": {"hip_extension": value}, "thomas_test": {"hip_angle": value}}
+    )
     assert "limited-hip-extension" in result.finding_ids()
 
 
