@@ -376,6 +376,24 @@ class IntakeForm(_Strict):
     vertebral_fracture: Flag = Field(default=False, description="A past vertebral fracture.")
     back_pain: BackPain | None = None
 
+    @field_validator("tightness", "strength", mode="before")
+    @classmethod
+    def _one_spelling_per_muscle(cls, value: Any) -> Any:
+        # "iliopsoas" and "ILIOPSOAS" are the same muscle: refuse both rather than let the
+        # later key silently win.
+        if isinstance(value, Mapping):
+            seen: dict[str, Any] = {}
+            for key in value:
+                if isinstance(key, str):
+                    name = normalise_name(key)
+                    if name in seen:
+                        raise ValueError(
+                            f"muscle {name!r} is given twice (as {seen[name]!r} and {key!r}); "
+                            "give each muscle once"
+                        )
+                    seen[name] = key
+        return value
+
     @field_validator("symptoms")
     @classmethod
     def _collapse_symptoms(cls, value: tuple[Symptom, ...]) -> tuple[Symptom, ...]:

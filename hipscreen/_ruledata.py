@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -397,18 +397,28 @@ def _read_yaml(path: Path, root: Path, out: _Collector) -> tuple[Any, bytes]:
         return None, raw
 
 
-def load_ruleset(*dirs: Path) -> RuleSet:
-    """Load, validate and cross-check rule data from one or more directories.
+def load_ruleset(
+    base: Path | None = None,
+    extra: Sequence[Path] = (),
+    thresholds: Mapping[str, float] | None = None,
+) -> RuleSet:
+    """Load, validate and cross-check rule data.
 
-    The first directory holds ``ruleset.yaml`` and ``exercises.yaml``; every directory may hold
-    ``findings/*.yaml`` (read in file-name order). Raises `RuleDataError` listing every problem;
-    nothing is returned unless all of it is valid.
+    Args:
+        base: a directory with ``ruleset.yaml``, ``exercises.yaml`` and ``findings/*.yaml``
+            (read in file-name order); the built-in rules when omitted.
+        extra: more directories, each with ``findings/*.yaml`` and optionally an
+            ``exercises.yaml`` adding exercises (and properties) to the catalog. Their rules come
+            after the base rules and may chain onto them.
+        thresholds: threshold values to use instead of those in ``ruleset.yaml``.
+
+    Raises:
+        RuleDataError: listing every problem found; nothing is returned unless all is valid.
     """
-    if not dirs:
-        dirs = (builtin_rules_dir(),)
+    base = base or builtin_rules_dir()
+    dirs = (base, *extra)
     out = _Collector()
     digest = hashlib.sha256()
-    base = dirs[0]
 
     def read(path: Path) -> Any:
         data, raw = _read_yaml(path, base, out)
@@ -433,6 +443,27 @@ def load_ruleset(*dirs: Path) -> RuleSet:
             raw_items if isinstance(raw_items, list) else None,
             ExerciseSpec,
         )
+
+    for directory in extra:
+        path = directory / "exercises.yaml"
+        if not path.is_file():
+            continue
+        name = str(path)
+        more_raw = read(path)
+        try:
+            more = CatalogFile.model_validate(
+                {"exercises": [], **more_raw} if isinstance(more_raw, dict) else more_raw
+            )
+        except ValidationError as error:
+            items = more_raw.get("exercises") if isinstance(more_raw, dict) else None
+            out.pydantic(name, error, items if isinstance(items, list) else None, ExerciseSpec)
+            continue
+        if catalog is not None:
+            catalog = _merge_catalogs(catalog, more, name, out)
+
+    if meta is not None and thresholds:
+        meta = _override_thresholds(meta, thresholds, out)
+        digest.update(repr(sorted(thresholds.items())).encode())
 
     rule_specs: list[tuple[str, RuleSpec]] = []
     known_ids: list[str] = []  # ids of rules that failed validation: still valid references
@@ -523,6 +554,41 @@ def load_ruleset(*dirs: Path) -> RuleSet:
         dose_defaults=dict(catalog.defaults),
         files=("ruleset.yaml", "exercises.yaml", *files),
     )
+
+
+def _merge_catalogs(
+    catalog: CatalogFile, more: CatalogFile, name: str, out: _Collector
+) -> CatalogFile:
+    known = {ex.id for ex in catalog.exercises}
+    for ex in more.exercises:
+        if ex.id in known:
+            out.add(name, ex.id, "id", "exercise id already in the catalog")
+    for kind in set(more.defaults) & set(catalog.defaults):
+        if more.defaults[kind] != catalog.defaults[kind]:
+            out.add(name, "", f"defaults.{kind.value}", "default dose already set by the base catalog")
+    return CatalogFile(
+        properties={**catalog.properties, **more.properties},
+        defaults={**more.defaults, **catalog.defaults},
+        exercises=[*catalog.exercises, *more.exercises],
+    )
+
+
+def _override_thresholds(
+    meta: RulesetFile, overrides: Mapping[str, float], out: _Collector
+) -> RulesetFile:
+    updated = dict(meta.thresholds)
+    for name, value in overrides.items():
+        spec = updated.get(name)
+        if spec is None:
+            hint = suggest(name, updated)
+            out.add("thresholds", name, "", f"unknown threshold {name!r}{hint}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            out.add("thresholds", name, "", f"needs a number (got {value!r})")
+        else:
+            updated[name] = spec.model_copy(
+                update={"value": value, "source": f"{spec.source} Overridden: {value:g}."}
+            )
+    return meta.model_copy(update={"thresholds": updated})
 
 
 def _check_safety(

@@ -247,21 +247,42 @@ class _Draft:
 class Screener:
     """One compiled rule set, ready to screen forms from any thread.
 
+    Several screeners with different rules can live side by side in one process.
+
     Args:
         rules_dir: a directory with ``ruleset.yaml``, ``exercises.yaml`` and ``findings/``;
             the built-in rules when omitted.
+        extra_rules: directories of extra rule files (``findings/*.yaml``, optionally an
+            ``exercises.yaml`` with extra exercises). Extra rules may chain onto built-in findings.
+        thresholds: threshold values to use instead of the rule data's, e.g. ``{"weak_grade": 4}``.
+        cache_size: how many distinct forms to remember (about 9 KB each); identical form
+            content (whatever its ``client_id``) is then screened once. ``0`` turns it off.
 
     Raises:
         RuleDataError: the rule data has problems (all of them are listed).
 
     Example:
-        >>> screener = Screener()
-        >>> screener.assess({"tightness": {"iliopsoas": 3}}).finding_ids()[:1]
-        ['tight-hip-flexors']
+        >>> screener = Screener(thresholds={"weak_grade": 4})
+        >>> screener.assess({"strength": {"gluteus_maximus": 4}}).finding_ids()[:1]
+        ['weak-hip-extensors']
     """
 
-    def __init__(self, rules_dir: str | Path | None = None) -> None:
-        self.ruleset: RuleSet = load_ruleset(*([Path(rules_dir)] if rules_dir else []))
+    def __init__(
+        self,
+        rules_dir: str | Path | None = None,
+        *,
+        extra_rules: Sequence[str | Path] = (),
+        thresholds: Mapping[str, float] | None = None,
+        cache_size: int = 512,
+    ) -> None:
+        self.ruleset: RuleSet = load_ruleset(
+            Path(rules_dir) if rules_dir is not None else None,
+            [Path(p) for p in extra_rules],
+            thresholds,
+        )
+        self._cache_size = cache_size
+        self._cache: dict[str, Assessment] = {}
+        self._cache_lock = threading.Lock()
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
         for index, rule in enumerate(self.ruleset.rules):
@@ -312,6 +333,22 @@ class Screener:
             EngineError: the rules engine failed (a ``RuntimeError``).
         """
         intake = coerce_form(form)
+        if not self._cache_size:
+            return self._assess(intake)
+        # Exact cache: the key is the whole validated form except the caller's own id.
+        key = intake.model_dump_json(exclude={"client_id"})
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._assess(intake.model_copy(update={"client_id": None}))
+            with self._cache_lock:
+                if len(self._cache) >= self._cache_size:
+                    del self._cache[next(iter(self._cache))]  # the oldest entry
+                self._cache[key] = cached
+        if intake.client_id is None:
+            return cached
+        return cached.model_copy(update={"client_id": intake.client_id})
+
+    def _assess(self, intake: IntakeForm) -> Assessment:
         grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
         facts = FormFacts(intake, grades)
         findings = self._findings(facts)
