@@ -90,10 +90,36 @@ def pattern(atom: Atom) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class EngineRule:
-    """One durable rule: a name and the conjunction of atoms it matches (aliases p0, p1, …)."""
+    """One durable rule: a name and the conjunction of slots it matches (aliases p0, p1, …).
+
+    A slot is one fact pattern: a single atom, or several atoms any one of which will do (merged
+    into one ``$or`` pattern: the engine's matching cost grows with the number of rules).
+    """
 
     name: str
-    atoms: tuple[Atom, ...]
+    slots: tuple[tuple[Atom, ...], ...]
+
+
+def slot_pattern(slot: tuple[Atom, ...]) -> dict[str, Any]:
+    """The expression for one slot: the atom's pattern, or an ``$or`` of the atoms' patterns."""
+    if len(slot) == 1:
+        return pattern(slot[0])
+    return {"$or": [pattern(atom) for atom in slot]}
+
+
+def atom_for(slot: tuple[Atom, ...], fact: Fact) -> Atom:
+    """Which atom of a slot a matched fact satisfied (told apart by type and equality tests)."""
+    if len(slot) == 1:
+        return slot[0]
+    for atom in slot:
+        if atom.fact != fact["t"]:
+            continue
+        if any(fact.get(FACT_KEYS[attr]) != value for attr, value in atom.equals):
+            continue
+        if atom.one_of is not None and fact.get(FACT_KEYS[atom.one_of[0]]) not in atom.one_of[1]:
+            continue
+        return atom
+    raise EngineError(f"matched fact {fact!r} fits no atom of its pattern")
 
 
 class CompiledRules:
@@ -103,7 +129,7 @@ class CompiledRules:
         definition: dict[str, Any] = {}
         for rule in rules:
             definition[rule.name] = {
-                "all": [{f"p{i}": pattern(atom)} for i, atom in enumerate(rule.atoms)]
+                "all": [{f"p{i}": slot_pattern(slot)} for i, slot in enumerate(rule.slots)]
             }
         # Fires last (higher pri fires later) and always: guarantees a completed action.
         definition[_SENTINEL_RULE] = {"pri": 65000, "all": [{"m": {"t": _SENTINEL_FACT_TYPE}}]}

@@ -565,7 +565,8 @@ def _merge_catalogs(
             out.add(name, ex.id, "id", "exercise id already in the catalog")
     for kind in set(more.defaults) & set(catalog.defaults):
         if more.defaults[kind] != catalog.defaults[kind]:
-            out.add(name, "", f"defaults.{kind.value}", "default dose already set by the base catalog")
+            message = "default dose already set by the base catalog"
+            out.add(name, "", f"defaults.{kind.value}", message)
     return CatalogFile(
         properties={**catalog.properties, **more.properties},
         defaults={**more.defaults, **catalog.defaults},

@@ -13,6 +13,7 @@ from hipscreen._engine import (
     EngineRule,
     Fact,
     Message,
+    atom_for,
     compile_rules,
     engine_number,
 )
@@ -228,11 +229,29 @@ class FormFacts:
                 )
 
 
+def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[tuple[Atom, ...], ...]]:
+    """Engine rules for a condition's alternatives: the one-atom alternatives that the engine's
+    facts can tell apart share one ``$or`` pattern; the others stay one rule each."""
+    merged: list[Atom] = []
+    keys: set[Any] = set()
+    rules: list[tuple[tuple[Atom, ...], ...]] = []
+    for alt in alts:
+        key = (alt[0].fact, alt[0].equals, alt[0].one_of) if len(alt) == 1 else None
+        if key is not None and key not in keys:
+            keys.add(key)
+            merged.append(alt[0])
+        else:
+            rules.append(tuple((atom,) for atom in alt))
+    if merged:
+        rules.insert(0, (tuple(merged),))
+    return rules
+
+
 @dataclass(frozen=True)
 class _Firing:
     rule_index: int
     severity: Severity
-    atoms: tuple[Atom, ...]
+    slots: tuple[tuple[Atom, ...], ...]
 
 
 @dataclass
@@ -286,18 +305,19 @@ class Screener:
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
         for index, rule in enumerate(self.ruleset.rules):
-            for n, alt in enumerate(alternatives(rule.condition)):
-                name = f"{rule.id}#{n}"
-                self._firings[name] = _Firing(index, rule.spec.severity, alt)
-                engine_rules.append(EngineRule(name, alt))
-            for k, (severity, condition) in enumerate(rule.escalations):
-                # An escalation chains on the finding itself: it can only raise its severity.
-                self_atom = Atom("finding", (("id", rule.id),))
-                for n, alt in enumerate(alternatives(condition)):
-                    name = f"{rule.id}^{k}.{n}"
-                    atoms = (self_atom, *alt)
-                    self._firings[name] = _Firing(index, severity, atoms)
-                    engine_rules.append(EngineRule(name, atoms))
+            conditions = [(rule.spec.severity, "#", rule.condition, ())]
+            # An escalation chains on the finding itself: it can only raise its severity.
+            self_atom = Atom("finding", (("id", rule.id),))
+            conditions += [
+                (severity, f"^{k}.", condition, ((self_atom,),))
+                for k, (severity, condition) in enumerate(rule.escalations)
+            ]
+            for severity, mark, condition, prefix in conditions:
+                for n, slots in enumerate(_slots(alternatives(condition))):
+                    name = f"{rule.id}{mark}{n}"
+                    full = (*prefix, *slots)
+                    self._firings[name] = _Firing(index, severity, full)
+                    engine_rules.append(EngineRule(name, full))
         self._compiled: CompiledRules = compile_rules(engine_rules, self.ruleset.digest[:12])
         self._order = {rule.id: i for i, rule in enumerate(self.ruleset.rules)}
         self._referrals = {
@@ -383,8 +403,9 @@ class Screener:
                 draft = drafts[firing.rule_index] = _Draft(firing.severity)
             elif firing.severity.rank > draft.severity.rank:
                 draft.severity = firing.severity
-            for i, atom in enumerate(firing.atoms):
+            for i, slot in enumerate(firing.slots):
                 fact = message[f"p{i}"]
+                atom = atom_for(slot, fact)
                 if atom.fact == "finding":
                     if fact["id"] != rule_id:
                         draft.derived_from.add(fact["id"])

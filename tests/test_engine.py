@@ -23,7 +23,7 @@ def _facts(value: int) -> list[dict[str, object]]:
 
 def test_form_matching_no_rule_is_screened_and_cleaned_up() -> None:
     """A form no rule matches used to crash delete_state; the sentinel rule prevents it."""
-    rules = CompiledRules([EngineRule("r", (GRADE,))], "t")
+    rules = CompiledRules([EngineRule("r", ((GRADE,),))], "t")
     fired: list[str] = []
     for _ in range(3):
         rules.run(_facts(0), lambda name, message: fired.append(name) or ())
@@ -32,7 +32,7 @@ def test_form_matching_no_rule_is_screened_and_cleaned_up() -> None:
 
 def test_more_sessions_than_the_engine_cap_run_one_after_another() -> None:
     """The C engine holds at most 1,024 live sessions; each run deletes its own."""
-    rules = CompiledRules([EngineRule("r", (GRADE,))], "t")
+    rules = CompiledRules([EngineRule("r", ((GRADE,),))], "t")
     fired: list[str] = []
     for _ in range(1500):
         rules.run(_facts(3), lambda name, message: fired.append(name) or ())
@@ -41,7 +41,7 @@ def test_more_sessions_than_the_engine_cap_run_one_after_another() -> None:
 
 def test_an_action_error_is_raised_not_swallowed() -> None:
     """durable_rules' own glue hides action exceptions in the state; ours raises EngineError."""
-    rules = CompiledRules([EngineRule("r", (GRADE,))], "t")
+    rules = CompiledRules([EngineRule("r", ((GRADE,),))], "t")
 
     def boom(name: str, message: object) -> tuple[str, ...]:
         raise KeyError("broken action")
