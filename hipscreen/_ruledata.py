@@ -497,16 +497,16 @@ def load_ruleset(
                     if isinstance(item, str):
                         known_ids.append(item)
 
-    thresholds: dict[str, ThresholdSpec] | None = dict(meta.thresholds) if meta else None
+    specs: dict[str, ThresholdSpec] | None = dict(meta.thresholds) if meta else None
     if (
-        thresholds is None
+        specs is None
         and isinstance(meta_raw, dict)
         and isinstance(meta_raw.get("thresholds"), dict)
     ):
         # ruleset.yaml has problems of its own (already reported): still recognise its threshold
         # names, so rules are not blamed for naming them.
         placeholder = ThresholdSpec(value=0, unit="-", description="-", source="-")
-        thresholds = {str(name): placeholder for name in meta_raw["thresholds"]}
+        specs = {str(name): placeholder for name in meta_raw["thresholds"]}
     exercises = {ex.id: ex for ex in catalog.exercises} if catalog else {}
     if catalog:
         _check_catalog(catalog, out)
@@ -520,7 +520,7 @@ def load_ruleset(
         if spec.id in seen:
             out.add(file, spec.id, "id", "duplicate rule id (ids must be unique across all files)")
         seen.add(spec.id)
-        parser = _ConditionParser(file, spec.id, thresholds, rule_ids, out)
+        parser = _ConditionParser(file, spec.id, specs, rule_ids, out)
         condition = parser.parse(spec.when, "when")
         escalations = tuple(
             (esc.severity, parser.parse(esc.when, f"escalate.{i}.when"))

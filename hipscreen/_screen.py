@@ -20,7 +20,14 @@ from hipscreen._engine import (
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._plan import Planner
 from hipscreen._results import Assessment
-from hipscreen._ruledata import Atom, RuleSet, alternatives, finding_refs, load_ruleset
+from hipscreen._ruledata import (
+    Atom,
+    Condition,
+    RuleSet,
+    alternatives,
+    finding_refs,
+    load_ruleset,
+)
 from hipscreen._vocabulary import (
     Confidence,
     Measure,
@@ -305,6 +312,7 @@ class Screener:
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
         for index, rule in enumerate(self.ruleset.rules):
+            conditions: list[tuple[Severity, str, Condition, tuple[tuple[Atom, ...], ...]]]
             conditions = [(rule.spec.severity, "#", rule.condition, ())]
             # An escalation chains on the finding itself: it can only raise its severity.
             self_atom = Atom("finding", (("id", rule.id),))
