@@ -481,6 +481,10 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
         missing += [f"{measure.value} of {g.value}" for g in MuscleGroup if g not in given]
     measured = {motion for motion, *_ in form.angles()}
     missing += [f"measured {m.value}" for m in RomMotion if m not in measured]
+    if form.thomas_test is None:
+        missing.append("modified Thomas test")
+    if form.straight_leg_raise is None and form.active_knee_extension is None:
+        missing.append("hamstring length test (straight-leg raise or active knee extension)")
     return tuple(missing)
 
 
