@@ -20,7 +20,8 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+# HIPSCREEN_VENV lets CI keep one environment per Python version side by side.
+VENV = ROOT / os.environ.get("HIPSCREEN_VENV", ".venv")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".hipscreen-installed"
