@@ -1,0 +1,201 @@
+"""Engine facts: what a form says, flattened into facts the rules engine can match."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from hipscreen._engine import Fact, engine_number
+from hipscreen._form import IntakeForm
+from hipscreen._vocabulary import Measure, Muscle, Side, Symptom
+
+# For a left/right difference, which side is the one of concern: the weaker, tighter or more
+# restricted side. "low" means the lower value is the side of concern.
+_CONCERN_IS_LOW = {
+    "strength": True,
+    "tightness": False,
+    "hip_flexion": True,
+    "hip_extension": True,
+    "thomas_hip_angle": False,  # thigh higher above horizontal = shorter hip flexors
+    "thomas_knee_angle": True,  # less knee flexion = shorter rectus femoris
+    "straight_leg_raise": True,
+    "active_knee_extension_deficit": False,
+}
+
+Grade = tuple[Muscle, Side, int, str]
+
+
+class Observation(NamedTuple):
+    """What one engine fact stands for in the form, so a finding can cite it as evidence."""
+
+    field: str
+    value: int | float | str
+    side: Side | None
+    measured: bool
+
+
+class FormFacts:
+    """The engine facts for one form and the observation behind each (by index ``i``)."""
+
+    def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
+        self.facts: list[Fact] = []
+        self.observations: list[Observation] = []
+        for measure, given in grades.items():
+            for muscle, side, grade, path in given:
+                self._add(
+                    {
+                        "t": "grade",
+                        "ms": measure,
+                        "mu": muscle,
+                        "gr": muscle.group,
+                        "sd": side,
+                        "v": grade,
+                    },
+                    Observation(path, grade, side, measured=False),
+                )
+            self._asymmetry(
+                measure,
+                measure,
+                [(m, s, g, f"{measure}.{m}") for m, s, g, _ in given],
+                measured=False,
+                groups={m: m.group for m, *_ in given},
+            )
+        angles = list(form.angles())
+        method = form.rom.method if form.rom is not None else None
+        for motion, side, degrees, path in angles:
+            self._add(
+                {"t": "rom", "mo": motion, "sd": side, "me": method, "v": degrees},
+                Observation(path, degrees, side, measured=True),
+            )
+        self._asymmetry(
+            "rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles], measured=True
+        )
+        numeric = []
+        for name, side, value, path in form.measurements():
+            if isinstance(value, bool):
+                if value:
+                    self._add(
+                        {"t": "sign", "n": name, "sd": side},
+                        Observation(path, "yes", side, measured=True),
+                    )
+                continue
+            fact: Fact = {"t": "test", "n": name, "sd": side, "v": value}
+            if name == "straight_leg_raise" and form.straight_leg_raise is not None:
+                fact["lp"] = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
+            self._add(fact, Observation(path, value, side, measured=True))
+            numeric.append(
+                (name, side, value, path.rsplit(".", 1)[0] if side != Side.BOTH else path)
+            )
+        self._asymmetry("test", None, numeric, measured=True)
+        if form.straight_leg_raise is not None and form.straight_leg_raise.reproduces_leg_pain:
+            self._add(
+                {"t": "sign", "n": "slr_reproduces_leg_pain"},
+                Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
+            )
+        for symptom in form.symptoms:
+            self._add(
+                {"t": "symptom", "n": symptom},
+                Observation("symptoms", symptom, None, measured=False),
+            )
+        if Symptom.LOWER_BACK_PAIN in form.reported_symptoms() and (
+            Symptom.LOWER_BACK_PAIN not in form.symptoms
+        ):
+            # Describing the back-pain episode reports low back pain, even if the symptom list
+            # does not repeat it.
+            self._add(
+                {"t": "symptom", "n": Symptom.LOWER_BACK_PAIN},
+                Observation("back_pain", "lower_back_pain", None, measured=False),
+            )
+        for activity in form.activities:
+            self._add(
+                {"t": "activity", "n": activity},
+                Observation("activities", activity, None, measured=False),
+            )
+        if form.age is not None:
+            self._add({"t": "age", "v": form.age}, Observation("age", form.age, None, False))
+        self._context(form)
+
+    def _add(self, fact: Fact, observation: Observation) -> None:
+        if "v" in fact:
+            fact["v"] = engine_number(fact["v"])
+        fact["i"] = len(self.observations)
+        self.facts.append(fact)
+        self.observations.append(observation)
+
+    def _asymmetry(
+        self,
+        measure: str,
+        concern_key: str | None,
+        values: Sequence[tuple[str, Side, float, str]],
+        measured: bool,
+        groups: Mapping[str, str] | None = None,
+    ) -> None:
+        per_side: dict[str, dict[Side, tuple[float, str]]] = {}
+        for name, side, value, path in values:
+            per_side.setdefault(name, {})[side] = (value, path)
+        for name, sides in per_side.items():
+            if Side.LEFT not in sides or Side.RIGHT not in sides:
+                continue
+            (left, path), (right, _) = sides[Side.LEFT], sides[Side.RIGHT]
+            if left == right:
+                continue
+            low_is_concern = _CONCERN_IS_LOW[concern_key or name]
+            concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
+            fact: Fact = {
+                "t": "asym",
+                "ms": measure,
+                "n": name,
+                "sd": concern,
+                "v": abs(left - right),
+            }
+            if groups is not None:
+                fact["gr"] = groups[name]
+            self._add(
+                fact,
+                Observation(
+                    path.removesuffix(".left"), f"left {left:g}, right {right:g}", concern, measured
+                ),
+            )
+
+    def _context(self, form: IntakeForm) -> None:
+        def add(name: str, path: str, value: int | str, **extra: Any) -> None:
+            self._add({"t": "context", "n": name, **extra}, Observation(path, value, None, False))
+
+        if form.pregnancy is not None:
+            add("pregnancy", "pregnancy", "yes")
+            if form.pregnancy.weeks is None:
+                add("pregnancy_weeks_unknown", "pregnancy", "weeks not given")
+            else:
+                add(
+                    "pregnancy_weeks",
+                    "pregnancy.weeks",
+                    form.pregnancy.weeks,
+                    v=form.pregnancy.weeks,
+                )
+        hip = form.hip_replacement
+        if hip is not None and not hip.precautions_lifted:
+            self._add(
+                {"t": "context", "n": f"hip_replacement_{hip.approach}", "sd": hip.side},
+                Observation("hip_replacement.approach", hip.approach, hip.side, False),
+            )
+        if form.osteoporosis:
+            add("osteoporosis", "osteoporosis", "yes")
+        if form.vertebral_fracture:
+            add("vertebral_fracture", "vertebral_fracture", "yes")
+        if form.back_pain is not None:
+            if form.back_pain.weeks is None:
+                add("back_pain_weeks_unknown", "back_pain", "weeks not given")
+            else:
+                add(
+                    "back_pain_weeks",
+                    "back_pain.weeks",
+                    form.back_pain.weeks,
+                    v=form.back_pain.weeks,
+                )
+            if form.back_pain.intensity is not None:
+                add(
+                    "back_pain_intensity",
+                    "back_pain.intensity",
+                    form.back_pain.intensity,
+                    v=form.back_pain.intensity,
+                )
