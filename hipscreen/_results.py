@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hipscreen._cds import CdsCard, cards_for
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 __all__ = [
@@ -147,6 +148,25 @@ class Assessment(_Result):
     def finding_ids(self) -> list[str]:
         """The ids of the findings, in output order."""
         return [finding.id for finding in self.findings]
+
+    def to_cds_cards(self, *, min_indicator: Severity | str = Severity.INFO) -> list[CdsCard]:
+        """The findings as HL7 CDS Hooks cards, most urgent first (``[]`` when there are none).
+
+        Each card has a ``summary`` under 140 characters, an ``indicator`` (the severity), a
+        Markdown ``detail`` with the evidence, exercises and source, the rule source as
+        ``source.label`` and the finding id as ``source.topic``; the exercises that answer the
+        finding are its ``suggestions``. With a referral only the critical cards are given.
+
+        Args:
+            min_indicator: leave out findings less urgent than this (e.g. ``"warning"``).
+
+        Example:
+            >>> import hipscreen
+            >>> cards = hipscreen.assess({"tightness": {"iliopsoas": 3}}).to_cds_cards()
+            >>> cards[0]["indicator"], cards[0]["source"]["topic"]["code"]
+            ('info', 'tight-hip-flexors')
+        """
+        return cards_for(self, min_indicator=min_indicator)
 
     def explain(self) -> str:
         """A readable plain-text report: findings with their evidence, the plan, the referral."""

@@ -1,0 +1,448 @@
+"""The ``hipscreen`` command line: screen forms, list and check rules, print the JSON contract.
+
+Exit codes: 0 success, 1 ``rules check`` found problems, 2 bad usage or bad input (invalid JSON,
+invalid form, missing file, broken rule directory), 3 an internal error (please report it).
+Bad input never prints a traceback; ``--debug`` shows one for internal errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from hipscreen._errors import EngineError, InvalidFormError, RuleDataError
+from hipscreen._results import Assessment
+from hipscreen._ruledata import RuleSet, load_ruleset
+from hipscreen._schema import SCHEMA_FILES, schema, write_schema_files
+from hipscreen._screen import Screener, default_screener
+from hipscreen._version import __version__
+from hipscreen._vocabulary import Severity
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+
+class UsageError(Exception):
+    """Bad input or usage: reported in one line (plus the problems), exit code 2."""
+
+
+# -- reading input ---------------------------------------------------------------------------------
+
+
+def _read_text(name: str, stdin: TextIO) -> str:
+    if name == "-":
+        return stdin.read()
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"{name}: is a directory, expected a JSON file (or - for stdin)")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise UsageError(f"{name}: cannot read it ({error.strerror or error})") from None
+
+
+def _read_json(name: str, stdin: TextIO) -> tuple[str, Any]:
+    """The text of a JSON document and its parsed value; one-line errors for bad JSON."""
+    text = _read_text(name, stdin)
+    where = "stdin" if name == "-" else name
+    if not text.strip():
+        raise UsageError(f"{where}: empty input, expected a JSON object")
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(
+            f"{where}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from None
+
+
+def _read_form(name: str, stdin: TextIO) -> str:
+    text, value = _read_json(name, stdin)
+    if not isinstance(value, dict):
+        where = "stdin" if name == "-" else name
+        hint = "; use `hipscreen batch` for many forms" if isinstance(value, list) else ""
+        raise UsageError(
+            f"{where}: expected one intake form (a JSON object), got {_json_type(value)}{hint}"
+        )
+    return text
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+# -- screener options ------------------------------------------------------------------------------
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, e.g. weak_grade=4 (got {text!r})")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{name.strip()}: the value must be a number (got {raw!r})"
+        ) from None
+    return name.strip(), int(value) if value.is_integer() else value
+
+
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("rules")
+    group.add_argument(
+        "--rules",
+        metavar="DIR",
+        help="a complete rule directory (ruleset.yaml, exercises.yaml, findings/) to use "
+        "instead of the built-in rules",
+    )
+    group.add_argument(
+        "--extra-rules",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a directory of extra rules (findings/*.yaml, optional exercises.yaml) added to "
+        "the rules; may be repeated",
+    )
+    group.add_argument(
+        "--threshold",
+        metavar="NAME=VALUE",
+        type=_threshold,
+        action="append",
+        default=[],
+        help="override a threshold of the rule data, e.g. --threshold weak_grade=4; "
+        "may be repeated",
+    )
+
+
+def _screener(args: argparse.Namespace) -> Screener:
+    if not (args.rules or args.extra_rules or args.threshold):
+        return default_screener()
+    for directory in [args.rules, *args.extra_rules]:
+        if directory is not None and not Path(directory).is_dir():
+            raise UsageError(f"{directory}: no such rule directory")
+    try:
+        return Screener(
+            args.rules, extra_rules=args.extra_rules, thresholds=dict(args.threshold) or None
+        )
+    except RuleDataError as error:
+        raise UsageError(f"cannot load the rules: {error}") from None
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def _cmd_assess(args: argparse.Namespace) -> int:
+    screener = _screener(args)
+    text = _read_form(args.file, sys.stdin)
+    where = "stdin" if args.file == "-" else args.file
+    try:
+        result = screener.assess(text)
+    except InvalidFormError as error:
+        raise UsageError(f"{where}: {error}") from None
+    _write(_render_assessment(result, args.format, args.min_indicator))
+    return EXIT_OK
+
+
+def _render_assessment(result: Assessment, fmt: str, min_indicator: str) -> str:
+    if fmt == "json":
+        return result.model_dump_json(indent=2)
+    if fmt == "cds":
+        cards = result.to_cds_cards(min_indicator=min_indicator)
+        return json.dumps({"cards": cards}, indent=2, ensure_ascii=False)
+    return result.explain()
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hipscreen._compare import compare
+
+    results = []
+    screener: Screener | None = None
+    for name in (args.before, args.after):
+        text, value = _read_json(name, sys.stdin)
+        where = "stdin" if name == "-" else name
+        if not isinstance(value, dict):
+            raise UsageError(
+                f"{where}: expected an assessment or an intake form (a JSON object), "
+                f"got {_json_type(value)}"
+            )
+        if "ruleset_version" in value:  # a stored assessment
+            try:
+                results.append(Assessment.model_validate_json(text))
+            except ValueError as error:
+                raise UsageError(f"{where}: not a valid hipscreen assessment: {error}") from None
+            continue
+        screener = screener or _screener(args)
+        try:
+            results.append(screener.assess(text))
+        except InvalidFormError as error:
+            raise UsageError(f"{where}: {error}") from None
+    try:
+        comparison = compare(results[0], results[1])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    _write(comparison.model_dump_json(indent=2) if args.format == "json" else comparison.explain())
+    return EXIT_OK
+
+
+def _cmd_rules_list(args: argparse.Namespace) -> int:
+    ruleset = _screener(args).ruleset
+    rows: list[dict[str, Any]] = [
+        {
+            "id": rule.id,
+            "severity": rule.spec.severity.value,
+            "escalates_to": [s.value for s, _ in rule.escalations],
+            "title": rule.spec.title,
+            "file": rule.file,
+            "recommends": list(rule.spec.recommends),
+            "referral": rule.spec.referral is not None,
+        }
+        for rule in ruleset.rules
+    ]
+    if args.format == "json":
+        doc = {"ruleset_version": ruleset.label, "rules": rows}
+        _write(json.dumps(doc, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    counts = f"{len(rows)} rules, {len(ruleset.exercises)} exercises"
+    lines = [f"hipscreen rules {ruleset.label}: {counts}"]
+    width = max((len(row["id"]) for row in rows), default=0)
+    for row in rows:
+        severity = row["severity"] + "".join(f"→{s}" for s in row["escalates_to"])
+        lines.append(f"  {row['id']:<{width}}  {severity:<16}  {row['title']}  [{row['file']}]")
+    _write("\n".join(lines))
+    return EXIT_OK
+
+
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise UsageError(f"{args.dir}: no such directory")
+    complete = (directory / "ruleset.yaml").is_file()
+    extra = (directory / "findings").is_dir() or (directory / "exercises.yaml").is_file()
+    if not (complete or extra):
+        raise UsageError(
+            f"{args.dir}: not a rule directory (expected ruleset.yaml, findings/*.yaml "
+            "or exercises.yaml)"
+        )
+    base = Path(args.rules) if args.rules else None
+    if base is not None and not base.is_dir():
+        raise UsageError(f"{args.rules}: no such rule directory")
+    try:
+        if complete:
+            ruleset: RuleSet = load_ruleset(directory)
+        else:
+            ruleset = load_ruleset(base, [directory])
+    except RuleDataError as error:
+        noun = "problem" if len(error.problems) == 1 else "problems"
+        lines = [f"{args.dir}: {len(error.problems)} {noun}:"]
+        lines += [f"  - {problem}" for problem in error.problems]
+        _write("\n".join(lines))
+        return EXIT_PROBLEMS
+    what = (
+        "rule set"
+        if complete
+        else "extra rules (on top of the "
+        + (f"rules in {args.rules})" if base else "built-in rules)")
+    )
+    _write(
+        f"{args.dir}: ok, {what}: {len(ruleset.rules)} rules, {len(ruleset.exercises)} "
+        f"exercises, {ruleset.label}"
+    )
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    if args.write:
+        for path in write_schema_files(args.write):
+            print(f"wrote {path}")
+        return EXIT_OK
+    _write(json.dumps(schema(args.part), indent=2, ensure_ascii=False, sort_keys=True))
+    return EXIT_OK
+
+
+def _cmd_help(parser: argparse.ArgumentParser) -> Any:
+    def show(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    return show
+
+
+def _write(text: str, stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    out.write(text if text.endswith("\n") else text + "\n")
+
+
+# -- the parser ------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with hipscreen's exit code for usage errors and a hint to ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hipscreen`` argument parser (exposed for tests and documentation)."""
+    parser = _Parser(
+        prog="hipscreen",
+        description="Screen hip flexor / extensor balance from an intake form (a screening aid, "
+        "not a diagnosis).",
+        epilog="Run `hipscreen COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"hipscreen {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show a traceback for internal errors")
+    parser.set_defaults(func=_cmd_help(parser))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+
+    assess = commands.add_parser(
+        "assess",
+        help="screen one intake form (JSON) and print the report, JSON or CDS Hooks cards",
+        description="Screen one intake form. The form is a JSON object (see `hipscreen schema "
+        "--part input`); exit code 2 and the list of problems when it is invalid.",
+    )
+    assess.add_argument("file", metavar="FILE", help="the intake form (JSON file), - for stdin")
+    assess.add_argument(
+        "--format",
+        choices=["report", "json", "cds"],
+        default="report",
+        help="report: readable text (default); json: the Assessment as JSON; "
+        'cds: {"cards": [...]} as a CDS Hooks service answers',
+    )
+    assess.add_argument(
+        "--min-indicator",
+        choices=[s.value for s in Severity],
+        default=Severity.INFO.value,
+        help="with --format cds: leave out cards less urgent than this",
+    )
+    _add_rule_options(assess)
+    assess.set_defaults(func=_cmd_assess)
+
+    compare = commands.add_parser(
+        "compare",
+        help="what changed between two screenings of one client",
+        description="Compare two screenings of the same client: findings resolved, new and "
+        "changed in severity. Each file is a stored assessment (JSON) or an intake form, "
+        "which is screened first.",
+    )
+    compare.add_argument("before", metavar="BEFORE", help="the earlier assessment or form (JSON)")
+    compare.add_argument("after", metavar="AFTER", help="the later assessment or form (JSON)")
+    compare.add_argument("--format", choices=["report", "json"], default="report")
+    _add_rule_options(compare)
+    compare.set_defaults(func=_cmd_compare)
+
+    rules = commands.add_parser(
+        "rules", help="list or check rules", description="List or check rule data."
+    )
+    rules.set_defaults(func=_cmd_help(rules))
+    rule_commands = rules.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    listing = rule_commands.add_parser(
+        "list",
+        help="list the rules (built-in, or with --rules/--extra-rules)",
+        description="List the rules of the rule set, with severity, title and file.",
+    )
+    listing.add_argument("--format", choices=["table", "json"], default="table")
+    _add_rule_options(listing)
+    listing.set_defaults(func=_cmd_rules_list)
+    check = rule_commands.add_parser(
+        "check",
+        help="validate a rule directory; exit code 1 with every problem listed",
+        description="Validate a rule directory: a complete rule set (with ruleset.yaml) or a "
+        "directory of extra rules (findings/*.yaml, optional exercises.yaml), checked on top "
+        "of the built-in rules or of --rules DIR. Every problem is listed; exit code 1 if any.",
+    )
+    check.add_argument("dir", metavar="DIR", help="the rule directory to check")
+    check.add_argument(
+        "--rules", metavar="BASE", help="check extra rules on top of this rule set instead"
+    )
+    check.set_defaults(func=_cmd_rules_check)
+
+    schema_cmd = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the input (intake form) and output (assessment)",
+        description="Print the JSON Schema (draft 2020-12) of the JSON contract: "
+        '{"input": ..., "output": ...}, or one part; --write DIR writes '
+        + " and ".join(SCHEMA_FILES)
+        + ".",
+    )
+    schema_cmd.add_argument("--part", choices=["input", "output"], help="print only this part")
+    schema_cmd.add_argument("--write", metavar="DIR", help="write the schema files into DIR")
+    schema_cmd.set_defaults(func=_cmd_schema)
+
+    _register_batch(commands)
+    return parser
+
+
+def _register_batch(commands: Any) -> None:
+    try:
+        batch_cli = importlib.import_module("hipscreen._batch_cli")
+    except ModuleNotFoundError as error:
+        if error.name == "hipscreen._batch_cli":
+            return  # no batch support in this build
+        _unavailable(commands, "batch", error)
+        return
+    except ImportError as error:
+        _unavailable(commands, "batch", error)
+        return
+    batch_cli.register(commands)
+
+
+def _unavailable(commands: Any, name: str, error: Exception) -> None:
+    parser = commands.add_parser(name, help=f"(unavailable: {error})", add_help=True)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def fail(_args: argparse.Namespace) -> int:
+        raise UsageError(f"the {name} command is unavailable: {error}")
+
+    parser.set_defaults(func=fail)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hipscreen`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except UsageError as error:
+        _write(f"hipscreen: {error}", sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _write("hipscreen: interrupted", sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours. Point stdout at devnull so
+        # the interpreter's final flush does not fail again (the Python docs' recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except EngineError as error:
+        if args.debug:
+            raise
+        _write(f"hipscreen: the rules engine failed: {error}", sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as error:
+        if args.debug:
+            raise
+        _write(
+            f"hipscreen: internal error ({type(error).__name__}: {error}); please report it, "
+            "with --debug for the traceback",
+            sys.stderr,
+        )
+        return EXIT_INTERNAL
+    return code
