@@ -210,6 +210,13 @@ def test_writing_rules_page_names_every_condition_and_context_item() -> None:
     assert missing == []
 
 
+def test_api_reference_documents_every_public_name() -> None:
+    text = (DOCS / "reference" / "api.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^::: hipscreen\.(\w+)$", text, re.MULTILINE))
+    missing = sorted(set(hipscreen.__all__) - documented - {"__version__"})
+    assert missing == [], "add `::: hipscreen.NAME` to docs/reference/api.md"
+
+
 def test_condition_table_lists_each_atoms_keys() -> None:
     """The grammar table in writing-rules.md shows exactly the keys each atom accepts."""
     from hipscreen._ruledata import _KEYS
