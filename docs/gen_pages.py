@@ -38,6 +38,7 @@ from hipscreen._ruledata import (
     finding_refs,
     load_ruleset,
 )
+from hipscreen._vocabulary import ExerciseKind
 
 DOCS = Path(__file__).resolve().parent
 
@@ -683,8 +684,8 @@ def safety_page(ruleset: RuleSet) -> str:
         "- `withhold` takes exercises out by kind, property or id; `swap` names a safer "
         "replacement. What was left out is listed in `Assessment.excluded` with the reason.",
         "",
-        "| id | title | severity | urgency | who to see |",
-        "|---|---|---|---|---|",
+        "| id | title | severity | urgency | who to see | withholds |",
+        "|---|---|---|---|---|---|",
     ]
     for rule in safety_rules:
         severity = rule.spec.severity.value
@@ -695,7 +696,7 @@ def safety_page(ruleset: RuleSet) -> str:
         see = one_line(ref.see) if ref else "—"
         out.append(
             f"| [`{rule.id}`](#{rule.id}) | {one_line(rule.spec.title)} | {shown} | {urgency} | "
-            f"{see} |"
+            f"{see} | {withholds_in_brief(rule)} |"
         )
     out.append("")
     for file, heading in SAFETY_FILES.items():
@@ -707,6 +708,24 @@ def safety_page(ruleset: RuleSet) -> str:
             out += [f"### {rule.spec.title} {{#{rule.id}}}", ""]
             out += rule_details(ruleset, rule, words, safety=True)
     return "\n".join(out).rstrip() + "\n"
+
+
+def withholds_in_brief(rule: Rule) -> str:
+    """What a rule takes out of the plan, in a few words for a table cell."""
+    parts = []
+    withhold = rule.spec.withhold
+    every_kind = withhold is not None and set(withhold.kinds) == set(ExerciseKind)
+    if max_severity(rule) == "critical" or every_kind:
+        when = " when critical" if rule.spec.severity.value != "critical" and not every_kind else ""
+        spared = f" but {codes(rule.spec.recommends)}" if rule.spec.recommends else ""
+        parts.append(f"all exercise{spared}{when}")
+    if withhold is not None:
+        if not every_kind:
+            parts += [f"{k.value} work" for k in withhold.kinds]
+        parts += [code(p) for p in withhold.properties]
+        parts += [code(e) for e in withhold.exercises]
+    parts += [f"{code(old)} → {code(new)}" for old, new in rule.spec.swap.items()]
+    return ", ".join(parts) or "—"
 
 
 # -- entry point ----------------------------------------------------------------------------------
