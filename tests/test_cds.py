@@ -1,0 +1,170 @@
+"""`Assessment.to_cds_cards()`: HL7 CDS Hooks cards, one per finding."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from strategies import random_forms
+
+import hipscreen
+from hipscreen import _cds
+
+IMBALANCE = {
+    "client_id": "c-7",
+    "tightness": {"iliopsoas": 3, "rectus_femoris": {"left": 2, "right": 0}},
+    "strength": {"gluteus_maximus": 3},
+    "symptoms": ["lower_back_pain"],
+    "activities": ["running"],
+}
+RED_FLAG = {"symptoms": ["saddle_numbness", "lower_back_pain"], "tightness": {"iliopsoas": 3}}
+INDICATORS = ("info", "warning", "critical")
+
+
+def test_one_card_per_finding_in_finding_order() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    cards = result.to_cds_cards()
+    assert [c["source"]["topic"]["code"] for c in cards] == result.finding_ids()
+    assert [c["indicator"] for c in cards] == [f.severity.value for f in result.findings]
+
+
+def test_no_findings_gives_no_cards() -> None:
+    assert hipscreen.assess({}).to_cds_cards() == []
+
+
+def test_every_card_has_the_required_cds_fields() -> None:
+    cards = [
+        card
+        for form in [*random_forms(150, seed=5), IMBALANCE, RED_FLAG]
+        for card in hipscreen.assess(form).to_cds_cards()
+    ]
+    assert {c["indicator"] for c in cards} == set(INDICATORS)
+    for card in cards:
+        assert len(card["summary"]) < 140
+        assert card["summary"].strip()
+        assert card["indicator"] in INDICATORS
+        assert card["source"]["label"].strip()
+        uuid.UUID(card["uuid"])
+        if "suggestions" in card:
+            assert card["selectionBehavior"] == "any"
+            for suggestion in card["suggestions"]:
+                assert suggestion["label"].strip()
+                uuid.UUID(suggestion["uuid"])
+        else:
+            assert "selectionBehavior" not in card
+        json.dumps(card)  # JSON-ready as it is
+
+
+def test_card_carries_summary_source_and_topic_from_the_finding() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    finding = result.findings[0]
+    card = result.to_cds_cards()[0]
+    assert card["summary"] == finding.summary
+    assert card["source"]["label"] == finding.source
+    assert card["source"]["topic"] == {
+        "system": _cds.TOPIC_SYSTEM,
+        "version": result.ruleset_version,
+        "code": finding.id,
+        "display": finding.title,
+    }
+
+
+def test_detail_is_markdown_with_evidence_exercises_and_source() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    cards = {c["source"]["topic"]["code"]: c for c in result.to_cds_cards()}
+    detail = cards["tight-hip-flexors"]["detail"]
+    assert "**Tight hip flexors**" in detail
+    assert "- `tightness.iliopsoas` = 3" in detail
+    assert "- `tightness.rectus_femoris.left` = 2" in detail
+    assert "**Exercises**" in detail
+    assert "Half-kneeling hip-flexor stretch" in detail
+    assert "**Source:**" in detail
+    assert result.ruleset_version in detail
+    assert result.disclaimer in detail
+    derived = cards["flexor-extensor-imbalance"]["detail"]
+    assert "derived from: `tight-hip-flexors`, `weak-hip-extensors`" in derived
+
+
+def test_suggestions_are_the_exercises_that_answer_the_finding() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    for card in result.to_cds_cards():
+        code = card["source"]["topic"]["code"]
+        expected = [
+            f"{r.exercise.name}: {r.dose}" for r in result.recommendations if code in r.because
+        ]
+        assert [s["label"] for s in card.get("suggestions", [])] == expected
+
+
+def test_referral_leaves_only_the_red_flag_cards() -> None:
+    """Red-flag cards suppress the exercise cards (domain reference §9)."""
+    result = hipscreen.assess(RED_FLAG)
+    assert result.referral is not None
+    cards = result.to_cds_cards()
+    assert cards
+    assert {c["indicator"] for c in cards} == {"critical"}
+    assert "tight-hip-flexors" in result.finding_ids()
+    assert "tight-hip-flexors" not in [c["source"]["topic"]["code"] for c in cards]
+    detail = cards[0]["detail"]
+    assert f"**Referral ({result.referral.urgency.value}):**" in detail
+    assert result.referral.see in detail
+
+
+def test_min_indicator_keeps_only_urgent_enough_cards() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    warnings = result.to_cds_cards(min_indicator="warning")
+    assert warnings
+    assert {c["indicator"] for c in warnings} == {"warning"}
+    assert len(warnings) < len(result.to_cds_cards())
+    assert result.to_cds_cards(min_indicator="critical") == []
+    with pytest.raises(ValueError, match="urgent"):
+        result.to_cds_cards(min_indicator="urgent")
+
+
+def test_cards_are_deterministic_and_uuids_unique() -> None:
+    first = hipscreen.assess(IMBALANCE).to_cds_cards()
+    again = hipscreen.Screener(cache_size=0).assess(IMBALANCE).to_cds_cards()
+    assert first == again
+    ids = [c["uuid"] for c in first] + [s["uuid"] for c in first for s in c.get("suggestions", [])]
+    assert len(ids) == len(set(ids))
+    other = hipscreen.assess({**IMBALANCE, "client_id": "c-8"}).to_cds_cards()
+    assert first[0]["uuid"] != other[0]["uuid"]
+
+
+def test_a_stored_assessment_gives_the_same_cards() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    stored = hipscreen.Assessment.model_validate_json(result.model_dump_json())
+    assert stored.to_cds_cards() == result.to_cds_cards()
+
+
+def test_markdown_special_characters_in_rule_text_are_escaped() -> None:
+    assert _cds._md("a *b* [c](d) <e> | f_g _h") == r"a \*b\* \[c\](d) \<e\> \| f_g \_h"
+
+
+def test_an_overlong_summary_is_cut_below_140_characters() -> None:
+    assert _cds._summary("x" * 139) == "x" * 139
+    cut = _cds._summary("word " * 40)
+    assert len(cut) < 140
+    assert cut.endswith("…")
+
+
+def test_cds_module_holds_no_clinical_text() -> None:
+    """Card text comes from the findings and the rule data; Python adds only structure."""
+    tree = ast.parse(Path(_cds.__file__).read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+    strings = " ".join(
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ).lower()
+    clinical = r"\b(hip|flexors?|extensors?|glutes?|stretch\w*|pain|clinician|weak|tight)\b"
+    assert re.findall(clinical, strings) == []
