@@ -1,6 +1,6 @@
 """hipscreen: screen hip flexor / extensor balance with explainable rules.
 
-Example:
+Examples:
     >>> import hipscreen
     >>> result = hipscreen.assess({"tightness": {"hip_flexors": 2}})
     >>> result.finding_ids()[0]

@@ -38,7 +38,7 @@ async def assess_async(
     Raises:
         InvalidFormError: the form breaks the input contract (a ``ValueError``).
 
-    Example:
+    Examples:
         >>> import asyncio, hipscreen
         >>> result = asyncio.run(hipscreen.assess_async({"tightness": {"hip_flexors": 2}}))
         >>> result.finding_ids()[0]

@@ -176,7 +176,7 @@ def compare(before: AssessmentLike, after: AssessmentLike) -> Comparison:
     Raises:
         ValueError: the two assessments name different clients, or one is not an assessment.
 
-    Example:
+    Examples:
         >>> import hipscreen
         >>> first = hipscreen.assess({"tightness": {"iliopsoas": 3}})
         >>> later = hipscreen.assess({"tightness": {"iliopsoas": 1}})

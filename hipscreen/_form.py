@@ -346,7 +346,7 @@ class IntakeForm(_Strict):
     A grade is given for both sides at once (``3`` or ``"severe"``) or per side
     (``{"left": 1, "right": 3}``). Labels are case-insensitive.
 
-    Example:
+    Examples:
         >>> form = IntakeForm(tightness={"iliopsoas": "severe"}, strength={"gluteus_maximus": 3})
         >>> form.tightness["iliopsoas"]
         3

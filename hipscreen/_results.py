@@ -160,7 +160,7 @@ class Assessment(_Result):
         Args:
             min_indicator: leave out findings less urgent than this (e.g. ``"warning"``).
 
-        Example:
+        Examples:
             >>> import hipscreen
             >>> cards = hipscreen.assess({"tightness": {"iliopsoas": 3}}).to_cds_cards()
             >>> cards[0]["indicator"], cards[0]["source"]["topic"]["code"]

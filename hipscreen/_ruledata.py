@@ -1023,7 +1023,8 @@ class _ConditionParser:
             group = self._name(spec["group"], MuscleGroup, f"{where}.group", "group")
             if group:
                 equals.append(("group", group))
-        bounds = self._bounds(spec, where, "")
+        unit = "°" if measure in ("rom", "test") else ""
+        bounds = self._bounds(spec, where, unit)
         if measure is None or bounds is None:
             return None
         bounds["describe"] = "left/right difference " + bounds["describe"]

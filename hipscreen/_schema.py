@@ -41,7 +41,7 @@ def schema(part: Part | None = None) -> dict[str, Any]:
     Raises:
         ValueError: ``part`` is not ``"input"``, ``"output"`` or ``None``.
 
-    Example:
+    Examples:
         >>> import hipscreen
         >>> hipscreen.schema("input")["title"]
         'IntakeForm'

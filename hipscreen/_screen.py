@@ -93,7 +93,7 @@ class Screener:
     Raises:
         RuleDataError: the rule data has problems (all of them are listed).
 
-    Example:
+    Examples:
         >>> screener = Screener(thresholds={"weak_grade": 4})
         >>> screener.assess({"strength": {"gluteus_maximus": 4}}).finding_ids()[:1]
         ['weak-hip-extensors']
@@ -320,7 +320,7 @@ def assess(form: IntakeForm | Mapping[str, Any] | str | bytes) -> Assessment:
     Raises:
         InvalidFormError: the form breaks the input contract (a ``ValueError``).
 
-    Example:
+    Examples:
         >>> import hipscreen
         >>> result = hipscreen.assess({"tightness": {"iliopsoas": "severe"},
         ...                            "strength": {"gluteus_maximus": 3}})
