@@ -310,7 +310,9 @@ class _LRU:
 INVALID = "invalid"
 """A miss result: the row does not validate (its exact problems are worked out from the row)."""
 
-_CLIENT_ID: TypeAdapter[Any] = TypeAdapter(cast(Any, IntakeForm.model_fields["client_id"].annotation))
+_CLIENT_ID: TypeAdapter[Any] = TypeAdapter(
+    cast(Any, IntakeForm.model_fields["client_id"].annotation)
+)
 
 
 def client_id_ok(value: Any) -> bool:

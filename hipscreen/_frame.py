@@ -237,4 +237,3 @@ def spark_schema(*, long: bool = False) -> str:
     """
     names = LONG_COLUMNS if long else RESULT_COLUMNS
     return ", ".join(f"{name} {_SPARK_TYPES.get(name, 'string')}" for name in names)
-
