@@ -90,8 +90,9 @@ def cards_for(
 ) -> list[CdsCard]:
     """The CDS Hooks cards for an assessment: one per finding, most urgent first.
 
-    When the assessment has a referral, exercise advice is on hold: only the critical findings
-    (the red flags behind the referral) get a card, so they are not lost among exercise cards.
+    A red flag (a critical finding) puts exercise advice on hold: then only the critical findings
+    get a card, so they are not lost among exercise cards. The findings behind a referral always
+    get a card, whatever ``min_indicator`` says, and their card carries the referral.
 
     Args:
         assessment: the screening result.
@@ -100,12 +101,22 @@ def cards_for(
 
     Returns:
         JSON-ready dicts; a CDS service answers ``{"cards": cards}`` (``[]`` when nothing to say).
+
+    Raises:
+        ValueError: ``min_indicator`` is not ``info``, ``warning`` or ``critical``.
     """
     floor = Severity(min_indicator).rank
-    findings = [f for f in assessment.findings if f.severity.rank >= floor]
-    if assessment.referral is not None:
-        findings = [f for f in findings if f.severity is Severity.CRITICAL]
-    return [_card(assessment, finding) for finding in findings]
+    referring = set(assessment.referral.because) if assessment.referral is not None else set()
+    red_flag = any(f.severity is Severity.CRITICAL for f in assessment.findings)
+    kept = []
+    for finding in assessment.findings:
+        if finding.id not in referring:
+            if red_flag and finding.severity is not Severity.CRITICAL:
+                continue
+            if finding.severity.rank < floor:
+                continue
+        kept.append(finding)
+    return [_card(assessment, finding) for finding in kept]
 
 
 def _card(assessment: Assessment, finding: Finding) -> CdsCard:

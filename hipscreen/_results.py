@@ -155,7 +155,8 @@ class Assessment(_Result):
         Each card has a ``summary`` under 140 characters, an ``indicator`` (the severity), a
         Markdown ``detail`` with the evidence, exercises and source, the rule source as
         ``source.label`` and the finding id as ``source.topic``; the exercises that answer the
-        finding are its ``suggestions``. With a referral only the critical cards are given.
+        finding are its ``suggestions``. A red flag (critical finding) leaves only the critical
+        cards; the findings behind a referral always get a card, carrying the referral.
 
         Args:
             min_indicator: leave out findings less urgent than this (e.g. ``"warning"``).

@@ -99,7 +99,7 @@ def test_suggestions_are_the_exercises_that_answer_the_finding() -> None:
         assert [s["label"] for s in card.get("suggestions", [])] == expected
 
 
-def test_referral_leaves_only_the_red_flag_cards() -> None:
+def test_a_red_flag_leaves_only_the_critical_cards() -> None:
     """Red-flag cards suppress the exercise cards (domain reference §9)."""
     result = hipscreen.assess(RED_FLAG)
     assert result.referral is not None
@@ -111,6 +111,25 @@ def test_referral_leaves_only_the_red_flag_cards() -> None:
     detail = cards[0]["detail"]
     assert f"**Referral ({result.referral.urgency.value}):**" in detail
     assert result.referral.see in detail
+
+
+def test_a_routine_referral_keeps_every_card_and_shows_on_its_finding() -> None:
+    """A referral without a red flag (marked weakness) does not put the exercise cards on hold."""
+    result = hipscreen.assess({"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}})
+    assert result.referral is not None
+    assert not any(f.severity == "critical" for f in result.findings)
+    cards = result.to_cds_cards()
+    assert [c["source"]["topic"]["code"] for c in cards] == result.finding_ids()
+    for card in cards:
+        referred = card["source"]["topic"]["code"] in result.referral.because
+        assert ("**Referral (" in card["detail"]) == referred
+
+
+def test_the_findings_behind_a_referral_survive_min_indicator() -> None:
+    result = hipscreen.assess({"strength": {"gluteus_maximus": 2}})
+    assert result.referral is not None
+    codes = [c["source"]["topic"]["code"] for c in result.to_cds_cards(min_indicator="critical")]
+    assert codes == list(result.referral.because)
 
 
 def test_min_indicator_keeps_only_urgent_enough_cards() -> None:
