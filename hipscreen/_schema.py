@@ -56,7 +56,18 @@ def schema(part: Part | None = None) -> dict[str, Any]:
         body = Assessment.model_json_schema(mode="serialization")
     else:
         raise ValueError(f"part must be 'input', 'output' or None (got {part!r})")
+    for model in (body, *body.get("$defs", {}).values()):
+        _summary_only(model)
     return {"$schema": DIALECT, "$comment": _REGENERATE, **body}
+
+
+def _summary_only(model: dict[str, Any]) -> None:
+    """A model's description is its docstring: keep the first paragraph, the part that describes
+    the data. The rest (Args, Examples) documents Python use, and editing it must not look like a
+    change of the JSON contract."""
+    description = model.get("description")
+    if isinstance(description, str) and "\n\n" in description:
+        model["description"] = description.split("\n\n", 1)[0].strip()
 
 
 def render_schema_files() -> dict[str, str]:

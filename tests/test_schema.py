@@ -140,3 +140,12 @@ def test_every_valid_form_matches_the_input_schema() -> None:
 def test_input_schema_refuses_a_grade_out_of_range() -> None:
     assert _errors("input", {"tightness": {"iliopsoas": 7}})
     assert _errors("input", {"strength": {"gluteus_maximus": {"left": 6}}})
+
+
+def test_model_descriptions_are_docstring_summaries() -> None:
+    """Editing a model's Args or Examples must not look like a change of the JSON contract."""
+    for part in ("input", "output"):
+        body = schema(part)  # type: ignore[arg-type]
+        for model in (body, *body["$defs"].values()):
+            assert "\n\n" not in model.get("description", ""), model.get("title")
+            assert ">>>" not in model.get("description", ""), model.get("title")
