@@ -149,6 +149,12 @@ class Assessment(_Result):
         """The ids of the findings, in output order."""
         return [finding.id for finding in self.findings]
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: referral, findings with evidence, the plan, what was not assessed."""
+        from hipscreen._html import assessment_html
+
+        return assessment_html(self)
+
     def to_cds_cards(self, *, min_indicator: Severity | str = Severity.INFO) -> list[CdsCard]:
         """The findings as HL7 CDS Hooks cards, most urgent first (``[]`` when there are none).
 
