@@ -94,14 +94,12 @@ class RowError:
         key: the row's label: the mapping key or DataFrame index label; the line number for a
             CSV file; ``None`` when the input had no labels.
         client_id: the row's ``client_id`` as given (``None`` when absent).
-        ok: always False, so ``outcome.ok`` tells a `RowError` from an `Assessment`.
     """
 
     row: int
     problems: tuple[FieldProblem, ...]
     key: Hashable | None = None
     client_id: Any = None
-    ok: Literal[False] = field(default=False, init=False)
 
     @property
     def message(self) -> str:
@@ -664,8 +662,8 @@ def assess_iter(
 
     Examples:
         >>> outcomes = assess_iter([{"tightness": {"iliopsoas": 3}}, {"age": "old"}])
-        >>> [outcome.ok for outcome in outcomes]
-        [True, False]
+        >>> [type(outcome).__name__ for outcome in outcomes]
+        ['Assessment', 'RowError']
     """
     with Pipeline(
         "assessment", workers=workers, chunk_size=chunk_size, cache_size=cache_size
@@ -708,8 +706,8 @@ def assess_many(
 
     Examples:
         >>> result = assess_many([{"tightness": {"iliopsoas": 3}}, {"age": 200}, {}])
-        >>> [outcome.ok for outcome in result]
-        [True, False, True]
+        >>> [isinstance(outcome, RowError) for outcome in result]
+        [False, True, False]
         >>> result.errors[0].problems[0].field
         'age'
     """
@@ -743,8 +741,8 @@ def assess_many(
 class BatchResult(Sequence["Assessment | RowError"]):
     """The outcomes of `assess_many`: one per input form, in input order.
 
-    Index or iterate it for `Assessment` and `RowError` outcomes (``outcome.ok`` tells them
-    apart). In Jupyter it shows as an HTML table.
+    Index or iterate it for `Assessment` and `RowError` outcomes. In Jupyter it shows as an
+    HTML table.
 
     Examples:
         >>> result = assess_many([{"strength": {"gluteus_maximus": 2}}, {"symptoms": ["nope"]}])
