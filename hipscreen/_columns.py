@@ -7,13 +7,15 @@ A column name is the form's field path, the same path findings cite as evidence 
     tightness.<muscle>               grade 0–3 or its label, for both sides at once
     tightness.<muscle>.left / .right grade for one side
     strength.<muscle>[.left/.right]  MRC grade 0–5 or its label
-    symptoms                         names separated by ";" (or "|" or ","): "knee_pain;hip_pain"
+    symptoms                         names separated by ";" (or "|" or ","): "knee_pain;hip_pain",
+                                     or a list (in a DataFrame) or its text "['knee_pain']"
     symptoms.<name>                  one yes/no column per symptom (combined with "symptoms")
     activities, activities.<name>    the same for activities
     rom.hip_flexion[.left/.right]    degrees; also rom.hip_extension, rom.method
     thomas_test.hip_angle[...]       degrees; also thomas_test.knee_angle, thomas_test.thigh_abducts
     straight_leg_raise.angle[...]    degrees; also straight_leg_raise.reproduces_leg_pain (yes/no)
     active_knee_extension.deficit    degrees, or per side
+    rom, thomas_test, ...            yes/no: the record is there even with no values in it
     pregnancy                        yes/no; pregnancy.weeks implies yes
     hip_replacement                  yes/no; .side, .approach, .precautions_lifted imply yes
     back_pain                        yes/no; back_pain.weeks, back_pain.intensity imply yes
@@ -31,6 +33,7 @@ dropped); a cell that does not parse is an error for its row only, naming the co
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,6 +121,10 @@ def _build() -> tuple[Column, ...]:
             Column(f"{field}.{item.value}", Kind.MEMBER, (field,), item.value)
             for item in vocabulary
         ]
+    # A yes/no column for each nested record: an empty record (a test done, no values written)
+    # is still different from no record.
+    for record in ("rom", "thomas_test", "straight_leg_raise", "active_knee_extension"):
+        columns.append(Column(record, Kind.PRESENT, (record,)))
     columns += _sided(("rom", "hip_flexion"), Kind.NUMBER)
     columns += _sided(("rom", "hip_extension"), Kind.NUMBER)
     columns.append(Column("rom.method", Kind.TEXT, ("rom", "method")))
@@ -230,7 +237,16 @@ def text_cell(value: Any) -> Any:
 
 def _names(value: Any) -> list[Any]:
     if isinstance(value, str):
-        return [name.strip() for name in _SEPARATORS.split(value) if name.strip()]
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            # A list written out as text: pandas' to_csv and dask's string columns do this.
+            try:
+                listed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                listed = None
+            if isinstance(listed, list):
+                return listed
+        return [name.strip() for name in _SEPARATORS.split(text) if name.strip()]
     if isinstance(value, list | tuple):
         return list(value)
     return [value]
@@ -417,10 +433,11 @@ def form_to_row(form: Mapping[str, Any], *, member_columns: bool = False) -> dic
                 row[name] = ";".join(names)
             return
         if isinstance(value, Mapping):
-            if column is not None and column.kind is Kind.PRESENT:
-                row[name] = True
+            before = len(row)
             for key, inner in value.items():
                 walk(inner, (*path, str(key)))
+            if column is not None and column.kind is Kind.PRESENT and len(row) == before:
+                row[name] = True  # an empty record: only its yes/no column says it is there
             return
         if column is None:
             raise KeyError(f"{name!r} has no column in the convention")
