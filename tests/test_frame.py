@@ -245,7 +245,7 @@ def test_long_form_has_one_row_per_finding() -> None:
 
 
 def test_batch_result_to_frame_matches_assess_frame() -> None:
-    rows = random_forms(30, seed=2) + [{"age": -1}]
+    rows = [*random_forms(30, seed=2), {"age": -1}]
     wide = assess_many(rows).to_frame()
     direct = assess_frame(pd.json_normalize(rows))
     columns = ["ok", "finding_ids", "highest_severity", "exercise_ids", "not_assessed"]
@@ -311,8 +311,7 @@ DASK_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_assess_frame_runs_per_partition_on_a_local_dask_cluster(tmp_path: Path) -> None:
     """dask's map_partitions spreads the work over a local distributed cluster."""
-    pytest.importorskip("dask.distributed")
-    rows = random_forms(80, seed=4) + [{"age": "old"}, {"strength": {"gluteus_maximus": 9}}]
+    rows = [*random_forms(80, seed=4), {"age": "old"}, {"strength": {"gluteus_maximus": 9}}]
     frame = pd.json_normalize(rows)
     data = tmp_path / "frame.json"
     frame.to_json(data, orient="records")
