@@ -16,11 +16,13 @@ Run it (needs ``pip install "hipscreen[service]"``)::
 
     python examples/service.py --port 8000
     python examples/service.py --extra-rules my_clinic_rules --threshold weak_grade=4
-    uvicorn service:app --app-dir examples --workers 4     # several processes
+    uvicorn service:app --app-dir examples --port 8001
 
 Screening holds the GIL, so one process serves about one core's worth of requests whatever the
-thread count; run several workers (processes) to use more cores. The endpoints are ``async`` and
-screen in a worker thread (`hipscreen._aio.assess_async`), so slow clients never stall the loop.
+thread count; run several processes behind a load balancer to use more cores. (On Linux, prefer
+single-worker processes to ``uvicorn --workers N``, which leaves Nagle's algorithm on: uvicorn
+issue #3149, ~40 ms per keep-alive request.) The endpoints are ``async`` and screen in a worker
+thread (`hipscreen._aio.assess_async`), so slow clients never stall the loop.
 """
 
 from __future__ import annotations
