@@ -41,12 +41,12 @@ class UsageError(Exception):
 
 def _read_text(name: str, stdin: TextIO) -> str:
     if name == "-":
-        return stdin.read()
+        return stdin.read().removeprefix("\ufeff")
     path = Path(name)
     if path.is_dir():
         raise UsageError(f"{name}: is a directory, expected a JSON file (or - for stdin)")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file") from None
     except UnicodeDecodeError as error:

@@ -202,6 +202,15 @@ def test_non_utf8_file_is_friendly(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "not UTF-8 text" in err
 
 
+def test_a_byte_order_mark_is_tolerated(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Editors on Windows often save JSON with a UTF-8 byte-order mark."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + SPRINTER.read_bytes())
+    code, out, _ = run(capsys, "assess", path, "--format", "json")
+    assert code == 0
+    assert hipscreen.Assessment.model_validate_json(out) == hipscreen.assess(SPRINTER.read_text())
+
+
 def test_bad_threshold_and_rule_options_are_friendly(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
