@@ -20,6 +20,7 @@ import collections
 import concurrent.futures as futures
 import contextlib
 import csv
+import dataclasses
 import importlib
 import itertools
 import math
@@ -880,15 +881,16 @@ def table_item(
     failed: RowError | None = None,
 ) -> Item:
     """The pipeline item for one table row: its cells, and its error if it could not be read."""
-    if failed is not None:
-        return Item(row, label, cells, done=failed)
     width = len(reader.columns)
-    if len(cells) != width:
-        message = f"the row has {len(cells)} cells but the header has {width} columns"
-        problem = FieldProblem("", None, message)
-        return Item(row, label, cells, done=RowError(row, (problem,), label))
-    client_id = None
     index = reader.client_index
+    if failed is not None or len(cells) != width:
+        given = cells[index] if index is not None and index < len(cells) else None
+        client_id = None if is_missing(given) else text_cell(given)
+        if failed is None:
+            message = f"the row has {len(cells)} cells but the header has {width} columns"
+            failed = RowError(row, (FieldProblem("", None, message),), label)
+        return Item(row, label, cells, done=dataclasses.replace(failed, client_id=client_id))
+    client_id = None
     if index is not None:
         client_id = None if is_missing(cells[index]) else text_cell(cells[index])
         if not client_id_ok(client_id):
@@ -1113,12 +1115,14 @@ def _result_row(
     row: int, line: int, client_id: Any, outcome: Record | RowError, version: str
 ) -> tuple[Any, ...]:
     if isinstance(outcome, RowError):
+        # A row that was not valid text keeps its bytes in the errors file; the results file
+        # stays valid UTF-8.
         return (
             row + 1,
             line,
-            client_id,
+            _printable(client_id),
             False,
-            outcome.message,
+            _printable(outcome.message),
             None,
             None,
             None,
@@ -1220,9 +1224,7 @@ def screen_csv(
         else:
             stream: IO[str]
             if out_path is not None:
-                stream = stack.enter_context(
-                    open(out_path, "w", encoding="utf-8", newline="", errors="surrogateescape")
-                )
+                stream = stack.enter_context(open(out_path, "w", encoding="utf-8", newline=""))
             else:
                 assert not isinstance(output, str | os.PathLike)
                 stream = output
