@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -294,3 +299,56 @@ def test_row_error_renders_its_problems_as_html() -> None:
     html = error._repr_html_()
     assert "row 0 could not be screened" in html
     assert "age" in html
+
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "batch_notebook.py"
+
+
+def notebook_cells(path: Path) -> list[str]:
+    """The code cells of a percent-format notebook, in order."""
+    cells: list[list[str]] = [[]]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# %%"):
+            cells.append([] if "[markdown]" not in line else ["#markdown"])
+        else:
+            cells[-1].append(line)
+    return ["\n".join(cell) for cell in cells if cell and cell[0] != "#markdown"]
+
+
+@pytest.mark.slow
+def test_batch_notebook_runs_cell_by_cell_and_shows_html(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each cell runs in order as Jupyter would, and each cell's last value renders as HTML."""
+    monkeypatch.chdir(NOTEBOOK.parents[1])
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    shown: list[str] = []
+    for source in notebook_cells(NOTEBOOK):
+        tree = ast.parse(source)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, str(NOTEBOOK), "exec"), namespace)
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), str(NOTEBOOK), "eval"), namespace)
+            html = getattr(value, "_repr_html_", None)
+            if html is not None:
+                shown.append(html())
+    assert len(notebook_cells(NOTEBOOK)) >= 8
+    assert any("hipscreen batch: 3 rows" in html for html in shown)
+    assert any("hipscreen assessment for ann" in html for html in shown)
+    assert namespace["report"].summary.rows == 3000
+
+
+@pytest.mark.slow
+def test_batch_notebook_runs_as_a_script(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(NOTEBOOK)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3,000 rows" in done.stdout
