@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -82,12 +82,24 @@ def _vocabulary(enum: type[Any], what: str) -> Callable[[Any], Any]:
 
 
 TightnessGrade = Annotated[
-    int, BeforeValidator(_grade_parser("tightness", TIGHTNESS_LABELS)), Field(ge=0, le=3)
+    int,
+    Field(ge=0, le=3),
+    BeforeValidator(
+        _grade_parser("tightness", TIGHTNESS_LABELS),
+        json_schema_input_type=Annotated[int, Field(ge=0, le=3)]
+        | Literal["none", "mild", "moderate", "severe"],
+    ),
 ]
 """A tightness grade: 0 none, 1 mild, 2 moderate, 3 severe (integer or label)."""
 
 StrengthGrade = Annotated[
-    int, BeforeValidator(_grade_parser("strength", STRENGTH_LABELS)), Field(ge=0, le=5)
+    int,
+    Field(ge=0, le=5),
+    BeforeValidator(
+        _grade_parser("strength", STRENGTH_LABELS),
+        json_schema_input_type=Annotated[int, Field(ge=0, le=5)]
+        | Literal["zero", "trace", "poor", "fair", "good", "normal"],
+    ),
 ]
 """An MRC manual-muscle-test grade: 0 zero … 5 normal (integer or label)."""
 

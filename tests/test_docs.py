@@ -262,7 +262,6 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
             "mkdocs",
             "build",
             "--strict",
-            "--quiet",
             "--config-file",
             str(ROOT / "mkdocs.yml"),
             "--site-dir",
