@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Benchmark batch screening: forms per second and peak memory, at a million forms.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_batch.py                  # 1,000,000 realistic forms
+    .venv/bin/python benchmarks/bench_batch.py --forms 100000 --distinct-forms 20000
+
+Cases, each timed on its own:
+
+* ``csv``: ``hipscreen batch`` on a CSV file of realistic synthetic intake forms
+  (``examples/make_intake_csv.py``: discrete self-reported grades, blanks where a question was
+  skipped, whole-year ages), as a child process; peak memory is the resident set of the command's
+  whole process tree (main process and workers), sampled every 0.1 s, and the largest single
+  process.
+* ``python``: ``assess_iter`` over the same forms as dicts (built before timing).
+* ``repeated``: ``assess_iter`` over 1,000 forms repeated: the cache-hit path, the ceiling.
+* ``distinct``: ``assess_iter`` where every form is different: the rules engine on every form.
+
+Figures depend on how many forms are distinct (the exact caches screen each once), so the
+report gives the distinct share of each case. Prints a table and writes JSON to
+``benchmarks/results/batch.json``. Not a pytest test: timings on shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+
+import make_intake_csv  # noqa: E402
+
+import hipscreen  # noqa: E402
+from hipscreen._batch import assess_iter  # noqa: E402
+from hipscreen._columns import TableReader  # noqa: E402
+
+DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "batch.json"
+TARGETS = {"csv": 50_000, "python": 50_000, "distinct": 8_000}
+"""Forms per second wanted on a 2-core machine (realistic forms; every form distinct)."""
+TARGET_PEAK_MB = 500
+
+
+def tree_rss_bytes(root: int) -> tuple[int, int]:
+    """(sum, largest) resident set size over ``root`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total = largest = 0
+    todo = [root]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+                rss = int(statm.read().split()[1]) * page
+        except OSError:
+            rss = 0
+        total += rss
+        largest = max(largest, rss)
+        todo += children.get(pid, [])
+    return total, largest
+
+
+def run_csv(path: Path, workers: int, chunk: int) -> dict[str, Any]:
+    """Time ``hipscreen batch`` on ``path`` as a child process, sampling its memory."""
+    out = path.with_name("results.csv")
+    command = [
+        sys.executable,
+        "-m",
+        "hipscreen._batch_cli",
+        "batch",
+        str(path),
+        "-o",
+        str(out),
+        "-j",
+        str(workers),
+        "--chunk-size",
+        str(chunk),
+        "--no-progress",
+    ]
+    peak = [0, 0]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def sample() -> None:
+        while child.poll() is None:
+            total, largest = tree_rss_bytes(child.pid)
+            peak[0] = max(peak[0], total)
+            peak[1] = max(peak[1], largest)
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = child.communicate()
+    seconds = time.perf_counter() - started
+    sampler.join()
+    if child.returncode not in (0, 1):
+        raise RuntimeError(f"hipscreen batch failed ({child.returncode}): {stderr[-2000:]}")
+    rows = sum(1 for _ in open(out, encoding="utf-8")) - 1
+    return {
+        "forms": rows,
+        "seconds": round(seconds, 2),
+        "per_second": round(rows / seconds),
+        "peak_tree_rss_mb": round(peak[0] / 2**20, 1),
+        "peak_process_rss_mb": round(peak[1] / 2**20, 1),
+        "summary": stdout.strip().splitlines()[:3],
+    }
+
+
+def time_iter(forms: Any, workers: int, chunk: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    count = failed = 0
+    for outcome in assess_iter(forms, workers=workers, chunk_size=chunk):
+        count += 1
+        failed += not isinstance(outcome, hipscreen.Assessment)
+    seconds = time.perf_counter() - started
+    return {
+        "forms": count,
+        "failed": failed,
+        "seconds": round(seconds, 2),
+        "per_second": round(count / seconds),
+    }
+
+
+def csv_forms(path: Path) -> list[dict[str, Any]]:
+    """The CSV's rows as form dicts (the convention read once, before timing)."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        rows = csv.reader(stream)
+        reader = TableReader(next(rows))
+        return [reader.form(cells)[0] for cells in rows if len(cells) == len(reader.columns)]
+
+
+def distinct_forms(count: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Realistic forms made all different by a measured flexion angle unique to each."""
+    import random
+
+    rng = random.Random(seed)
+    reader = TableReader(make_intake_csv.HEADER)
+    for i in range(count):
+        row = make_intake_csv.intake_row(rng, i)
+        cells = ["" if row.get(name) is None else str(row[name]) for name in make_intake_csv.HEADER]
+        form, _ = reader.form(cells)
+        form.setdefault("rom", {})["hip_flexion"] = 90 + (i % 900_000) / 10_000
+        yield form
+
+
+def distinct_share(forms: list[dict[str, Any]]) -> float:
+    seen = {json.dumps({k: v for k, v in f.items() if k != "client_id"}) for f in forms}
+    return len(seen) / max(len(forms), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--forms", type=int, default=1_000_000, help="realistic forms (1e6)")
+    parser.add_argument(
+        "--distinct-forms", type=int, default=100_000, help="all-distinct forms (100,000)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (2)")
+    parser.add_argument("--chunk-size", type=int, default=4096, help="rows per chunk (4096)")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--skip", action="append", default=[], help="a case to skip")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+
+    report: dict[str, Any] = {
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "hipscreen": hipscreen.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "cases": {},
+    }
+    cases = report["cases"]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "intake.csv"
+        started = time.perf_counter()
+        make_intake_csv.write(source, args.forms, args.seed, 0.0)
+        report["generate_seconds"] = round(time.perf_counter() - started, 1)
+        report["csv_mb"] = round(source.stat().st_size / 2**20, 1)
+        if "csv" not in args.skip:
+            cases["csv"] = run_csv(source, args.workers, args.chunk_size)
+        if "python" not in args.skip or "repeated" not in args.skip:
+            forms = csv_forms(source)
+            share = distinct_share(forms)
+            if "csv" in cases:
+                cases["csv"]["distinct_share"] = round(share, 3)
+            if "python" not in args.skip:
+                cases["python"] = time_iter(forms, args.workers, args.chunk_size)
+                cases["python"]["distinct_share"] = round(share, 3)
+            if "repeated" not in args.skip:
+                pool = forms[:1000]
+                repeated = (pool[i % len(pool)] for i in range(len(forms)))
+                cases["repeated"] = time_iter(repeated, args.workers, args.chunk_size)
+                cases["repeated"]["distinct_share"] = round(len(pool) / max(len(forms), 1), 4)
+            del forms
+    if "distinct" not in args.skip and args.distinct_forms:
+        forms_iter = distinct_forms(args.distinct_forms, args.seed + 1)
+        cases["distinct"] = time_iter(forms_iter, args.workers, args.chunk_size)
+        cases["distinct"]["distinct_share"] = 1.0
+    report["peak_rss_benchmark_mb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
+
+    print(f"hipscreen {report['hipscreen']}, Python {report['python']}, {report['cpus']} CPUs")
+    print(f"{'case':<10} {'forms':>10} {'distinct':>9} {'seconds':>9} {'forms/s':>10}  target")
+    for name, case in cases.items():
+        target = TARGETS.get(name)
+        verdict = ""
+        if target:
+            verdict = f"{'ok  ' if case['per_second'] >= target else 'MISS'} ≥ {target:,}/s"
+        print(
+            f"{name:<10} {case['forms']:>10,} {case.get('distinct_share', 0):>9.1%} "
+            f"{case['seconds']:>9.1f} {case['per_second']:>10,}  {verdict}"
+        )
+    if "csv" in cases:
+        peak = cases["csv"]["peak_tree_rss_mb"]
+        mark = "ok  " if peak < TARGET_PEAK_MB else "MISS"
+        print(
+            f"csv command peak memory: {peak:,.0f} MB for the process tree "
+            f"(largest process {cases['csv']['peak_process_rss_mb']:,.0f} MB) "
+            f"[{mark} < {TARGET_PEAK_MB} MB]"
+        )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
