@@ -118,7 +118,8 @@ def run_csv(path: Path, workers: int, chunk: int) -> dict[str, Any]:
     sampler.join()
     if child.returncode not in (0, 1):
         raise RuntimeError(f"hipscreen batch failed ({child.returncode}): {stderr[-2000:]}")
-    rows = sum(1 for _ in open(out, encoding="utf-8")) - 1
+    with open(out, encoding="utf-8") as results:
+        rows = sum(1 for _ in results) - 1
     return {
         "forms": rows,
         "seconds": round(seconds, 2),
