@@ -61,7 +61,7 @@ FormInput: TypeAlias = IntakeForm | Mapping[str, Any] | str | bytes
 DEFAULT_CHUNK_SIZE = 2048
 DEFAULT_CACHE_SIZE = 20_000
 """Distinct forms `assess_many` remembers (an assessment takes about 9 KB)."""
-RECORD_CACHE_SIZE = 200_000
+RECORD_CACHE_SIZE = 100_000
 """Distinct rows the table paths remember (a result row takes well under 1 KB)."""
 
 
@@ -332,7 +332,7 @@ ReaderSpec = tuple[tuple[Any, ...], tuple[str, ...]]
 _readers: dict[ReaderSpec, TableReader] = {}
 
 
-NORMALISED_CACHE_SIZE = 50_000
+NORMALISED_CACHE_SIZE = 20_000
 """Distinct validated forms each worker remembers as table records (well under 1 KB each)."""
 
 _normalised = _LRU(NORMALISED_CACHE_SIZE)
@@ -341,7 +341,7 @@ _normalised = _LRU(NORMALISED_CACHE_SIZE)
 class _Canon:
     """Shares equal records: many distinct forms give the same record (it holds no evidence)."""
 
-    def __init__(self, size: int = 100_000) -> None:
+    def __init__(self, size: int = 20_000) -> None:
         self.size = size
         self._seen: dict[Record, Record] = {}
 
