@@ -21,8 +21,7 @@ if "__file__" in globals():  # run as a script (not in Jupyter): draw into files
 import pandas as pd
 
 import hipscreen
-from hipscreen._batch import assess_many, screen_csv
-from hipscreen._frame import assess_frame
+from hipscreen import assess_frame, assess_many, screen_csv
 
 HERE = Path(__file__).parent if "__file__" in globals() else Path("examples")
 intake = pd.read_csv(HERE / "data" / "intake_sample.csv", dtype=str, keep_default_na=False)

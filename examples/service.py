@@ -37,8 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import hipscreen
-from hipscreen._aio import assess_async
-from hipscreen._schema import schema
+from hipscreen import assess_async, schema
 
 SERVICE_ID = "hipscreen"
 HOOK = "org.hipscreen.intake-submit"

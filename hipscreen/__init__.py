@@ -7,8 +7,20 @@ Examples:
     'tight-hip-flexors'
 """
 
+from hipscreen._aio import assess_async
+from hipscreen._batch import (
+    BatchResult,
+    BatchSummary,
+    RowError,
+    assess_iter,
+    assess_many,
+    screen_csv,
+)
+from hipscreen._columns import TableError
+from hipscreen._compare import Comparison, FindingChange, compare
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
 from hipscreen._form import IntakeForm
+from hipscreen._frame import assess_frame
 from hipscreen._results import (
     Assessment,
     Dose,
@@ -19,24 +31,38 @@ from hipscreen._results import (
     Recommendation,
     Referral,
 )
+from hipscreen._schema import schema
 from hipscreen._screen import Screener, assess
 from hipscreen._version import __version__
 
 __all__ = [
     "Assessment",
+    "BatchResult",
+    "BatchSummary",
+    "Comparison",
     "Dose",
     "EngineError",
     "Evidence",
     "ExcludedExercise",
     "Exercise",
     "Finding",
+    "FindingChange",
     "HipscreenError",
     "IntakeForm",
     "InvalidFormError",
     "Recommendation",
     "Referral",
+    "RowError",
     "RuleDataError",
     "Screener",
+    "TableError",
     "__version__",
     "assess",
+    "assess_async",
+    "assess_frame",
+    "assess_iter",
+    "assess_many",
+    "compare",
+    "schema",
+    "screen_csv",
 ]

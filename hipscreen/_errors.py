@@ -3,7 +3,8 @@
     HipscreenError
     ├── InvalidFormError      (also ValueError)   an intake form broke the input contract
     ├── RuleDataError         (also ValueError)   rule or catalog files failed validation
-    └── EngineError           (also RuntimeError) the rules engine misbehaved
+    ├── EngineError           (also RuntimeError) the rules engine misbehaved
+    └── TableError            (also ValueError)   a table or CSV file cannot be read (_columns.py)
 
 Each child also subclasses the matching builtin, so ``except ValueError`` keeps working.
 """

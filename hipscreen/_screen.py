@@ -287,9 +287,10 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
         missing += [f"{measure.value} of {g.value}" for g in MuscleGroup if g not in given]
     measured = {motion for motion, *_ in form.angles()}
     missing += [f"measured {m.value}" for m in RomMotion if m not in measured]
-    if form.thomas_test is None:
+    tests = {name for name, *_ in form.measurements()}  # an empty test record gives nothing
+    if not tests & {"thomas_hip_angle", "thomas_knee_angle", "thomas_thigh_abducts"}:
         missing.append("modified Thomas test")
-    if form.straight_leg_raise is None and form.active_knee_extension is None:
+    if not tests & {"straight_leg_raise", "active_knee_extension_deficit"}:
         missing.append("hamstring length test (straight-leg raise or active knee extension)")
     return tuple(missing)
 

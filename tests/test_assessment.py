@@ -34,6 +34,9 @@ def test_not_assessed_lists_inputs_that_were_not_given() -> None:
     assert "measured hip_extension" not in given.not_assessed
     assert "modified Thomas test" not in given.not_assessed
     assert "strength of hip_extensors" in given.not_assessed
+    empty_records = hipscreen.assess({"thomas_test": {}, "straight_leg_raise": {}})
+    assert "modified Thomas test" in empty_records.not_assessed
+    assert any("hamstring length" in item for item in empty_records.not_assessed)
 
 
 def test_plan_runs_warm_up_then_stretches_then_strength_without_duplicates() -> None:

@@ -183,8 +183,10 @@ def test_tightness_labels_are_case_insensitive(label: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("label", "grade"), [("zero", 0), ("Trace", 1), ("POOR", 2),
-                                              ("fair", 3), ("Good", 4), ("normal", 5)])
+@pytest.mark.parametrize(
+    ("label", "grade"),
+    [("zero", 0), ("Trace", 1), ("POOR", 2), ("fair", 3), ("Good", 4), ("normal", 5)],
+)
 def test_strength_labels_read_as_their_grade(label: str, grade: int) -> None:
     form = hipscreen.IntakeForm.model_validate({"strength": {"gluteus_maximus": label}})
     assert form.strength == {"gluteus_maximus": grade}
@@ -214,8 +216,12 @@ def test_duplicate_symptoms_give_the_same_assessment_as_one() -> None:
 
 
 def test_per_side_grades_are_accepted() -> None:
-    result = _assessment({"tightness": {"iliopsoas": {"left": "mild", "right": 3}},
-                          "strength": {"hamstrings": {"right": 2}}})
+    result = _assessment(
+        {
+            "tightness": {"iliopsoas": {"left": "mild", "right": 3}},
+            "strength": {"hamstrings": {"right": 2}},
+        }
+    )
     assert {"tight-hip-flexors", "weak-hip-extensors"} <= set(result.finding_ids())
 
 
@@ -224,8 +230,12 @@ def test_empty_form_is_valid_and_has_no_findings() -> None:
 
 
 def test_json_string_gives_the_same_assessment_as_the_mapping() -> None:
-    form = {"client_id": "c-1", "tightness": {"iliopsoas": "Severe"},
-            "strength": {"gluteus_maximus": {"left": 3, "right": 4}}, "symptoms": ["knee_pain"]}
+    form = {
+        "client_id": "c-1",
+        "tightness": {"iliopsoas": "Severe"},
+        "strength": {"gluteus_maximus": {"left": 3, "right": 4}},
+        "symptoms": ["knee_pain"],
+    }
     assert _assessment(json.dumps(form)) == _assessment(form)
     assert _assessment(json.dumps(form).encode()) == _assessment(form)
 

@@ -122,13 +122,17 @@ def test_golden_file_follows_the_format(ruleset: Any) -> None:
         if case.get("name") in names:
             problems.append(f"{where}: duplicate name")
         names.add(case.get("name"))
-        problems += [f"{where}: unknown rule {r!r}" for r in case.get("findings", [])
-                     if r not in rule_ids]
+        problems += [
+            f"{where}: unknown rule {r!r}" for r in case.get("findings", []) if r not in rule_ids
+        ]
         plan = case.get("plan", {})
         problems += [f"{where}: unknown plan key {k!r}" for k in sorted(set(plan) - PLAN_KEYS)]
         for key in sorted(PLAN_KEYS & set(plan)):
-            problems += [f"{where}: plan.{key}: unknown exercise {ex!r}" for ex in plan[key]
-                         if ex not in ruleset.exercises]
+            problems += [
+                f"{where}: plan.{key}: unknown exercise {ex!r}"
+                for ex in plan[key]
+                if ex not in ruleset.exercises
+            ]
     assert problems == []
 
 

@@ -85,8 +85,10 @@ def _check_file(path: Path) -> tuple[list[RuleCase], list[str]]:
             if not isinstance(plan, dict):
                 problems.append(f"{where} ({name}): 'plan' must be a mapping")
             else:
-                problems += [f"{where} ({name}): unknown plan key {k!r}"
-                             for k in sorted(set(plan) - PLAN_KEYS)]
+                problems += [
+                    f"{where} ({name}): unknown plan key {k!r}"
+                    for k in sorted(set(plan) - PLAN_KEYS)
+                ]
             checks = {k: v for k, v in entry.items() if k not in {"name", "form"}}
             cases.append(RuleCase(path.name, str(rule), kind, name, form, checks))
     return cases, problems
@@ -184,9 +186,6 @@ def test_case_checks_name_existing_rules_and_exercises(builtin_rule_ids: list[st
     """A misspelt id in ``derived_from`` or ``plan`` cannot make a check pass."""
     catalog = hipscreen.Screener().ruleset.exercises
     rules = {r for c in ALL_CASES for r in c.checks.get("derived_from", [])}
-    exercises = {
-        ex for c in ALL_CASES for ids in c.checks.get("plan", {}).values() for ex in ids
-    }
+    exercises = {ex for c in ALL_CASES for ids in c.checks.get("plan", {}).values() for ex in ids}
     assert sorted(rules - set(builtin_rule_ids)) == []
     assert sorted(exercises - set(catalog)) == []
-
