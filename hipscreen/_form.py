@@ -517,7 +517,11 @@ def problems_from(error: ValidationError) -> list[FieldProblem]:
         parts = [str(p) for p in item["loc"] if p not in _TAGS and p != "[key]"]
         message = item["msg"].removeprefix("Value error, ")
         value = item.get("input")
-        if item["type"] != "unknown_field" and "(got " not in message:
+        if (
+            item["type"] != "unknown_field"
+            and "(got " not in message
+            and repr(value) not in message
+        ):
             message = f"{message} (got {value!r})"
         problems.append(FieldProblem(".".join(parts), value, message))
     return problems
