@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -189,12 +189,6 @@ class RuleSpec(_Spec):
     )
 
 
-class FindingsFile(_Spec):
-    """``findings/*.yaml``: a list of rules."""
-
-    rules: list[RuleSpec]
-
-
 # -- conditions ------------------------------------------------------------------------------------
 
 FactType = Literal[
@@ -263,10 +257,6 @@ class Rule:
     def id(self) -> str:
         return self.spec.id
 
-    @property
-    def can_be_critical(self) -> bool:
-        return Severity.CRITICAL in (self.spec.severity, *(s for s, _ in self.escalations))
-
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -287,12 +277,6 @@ class RuleSet:
     def label(self) -> str:
         """Version plus the first 12 hex digits of the content digest, e.g. ``1.0.0+3fa2…``."""
         return f"{self.version}+{self.digest[:12]}"
-
-    def rule(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -1036,8 +1020,3 @@ class _ConditionParser:
             self.problem(where, f"unknown finding {value!r}{hint}")
             return None
         return Atom("finding", (("id", value),))
-
-
-def iter_yaml_files(directory: Path) -> Iterable[Path]:
-    """The rule files of a directory, in the order they are read."""
-    return sorted((directory / "findings").glob("*.yaml"))
