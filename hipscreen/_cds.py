@@ -161,7 +161,9 @@ def _detail(assessment: Assessment, finding: Finding, recommendations: list[Reco
     evidence = []
     for ev in finding.evidence:
         test = f" · {_md(ev.threshold)}" if ev.threshold else ""
-        evidence.append(f"- `{ev.field}` = {_md(ev.value)}{test}")
+        via = f" · via `{ev.via}`" if ev.via else ""
+        note = f" · {_md(ev.note)}" if ev.note else ""
+        evidence.append(f"- `{ev.field}` = {_md(ev.value)}{test}{via}{note}")
     if finding.derived_from:
         evidence.append(f"- derived from: {', '.join(f'`{d}`' for d in finding.derived_from)}")
     if evidence:

@@ -53,6 +53,7 @@ FACT_KEYS = {
     "name": "n",
     "id": "id",
     "leg_pain": "lp",
+    "length_tested": "lt",
 }
 
 

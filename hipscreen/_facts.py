@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from hipscreen._engine import Fact, engine_number
 from hipscreen._form import IntakeForm
-from hipscreen._vocabulary import Measure, Muscle, Side, Symptom
+from hipscreen._vocabulary import Measure, Muscle, RomMotion, Side, Symptom
 
 # For a left/right difference, which side is the one of concern: the weaker, tighter or more
 # restricted side. "low" means the lower value is the side of concern.
@@ -32,6 +32,36 @@ class Observation(NamedTuple):
     value: int | float | str
     side: Side | None
     measured: bool
+    note: str | None = None
+
+
+# Which measured length tests check a muscle's tightness (domain reference §2): the modified
+# Thomas test for the hip flexors, the straight-leg raise and active knee extension for the
+# hamstrings. Gluteus maximus and adductor magnus have no length test on the form.
+_LENGTH_TESTS: dict[Muscle, frozenset[str]] = {
+    **dict.fromkeys(
+        (Muscle.ILIOPSOAS, Muscle.RECTUS_FEMORIS, Muscle.SARTORIUS, Muscle.HIP_FLEXORS),
+        frozenset({"thomas_hip_angle", "thomas_knee_angle"}),
+    ),
+    **dict.fromkeys(
+        (Muscle.HAMSTRINGS, Muscle.HIP_EXTENSORS),
+        frozenset({"straight_leg_raise", "active_knee_extension_deficit"}),
+    ),
+}
+_OVERRIDDEN = "self-rating: the measured length test of this muscle decides the finding"
+
+
+def _length_tested(form: IntakeForm) -> dict[str, set[Side]]:
+    """For each length test given, the sides it covers (a value for both sides covers each)."""
+    tested: dict[str, set[Side]] = {}
+    for name, side, value, _path in form.measurements():
+        if not isinstance(value, bool):
+            covered = {Side.LEFT, Side.RIGHT, Side.BOTH} if side == Side.BOTH else {side}
+            tested.setdefault(name, set()).update(covered)
+    for sides in tested.values():
+        if Side.LEFT in sides and Side.RIGHT in sides:
+            sides.add(Side.BOTH)
+    return tested
 
 
 class FormFacts:
@@ -40,19 +70,25 @@ class FormFacts:
     def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
         self.facts: list[Fact] = []
         self.observations: list[Observation] = []
+        tested = _length_tested(form) if grades.get(Measure.TIGHTNESS) else {}
         for measure, given in grades.items():
             for muscle, side, grade, path in given:
-                self._add(
-                    {
-                        "t": "grade",
-                        "ms": measure,
-                        "mu": muscle,
-                        "gr": muscle.group,
-                        "sd": side,
-                        "v": grade,
-                    },
-                    Observation(path, grade, side, measured=False),
-                )
+                grade_fact: Fact = {
+                    "t": "grade",
+                    "ms": measure,
+                    "mu": muscle,
+                    "gr": muscle.group,
+                    "sd": side,
+                    "v": grade,
+                }
+                note = None
+                if measure == Measure.TIGHTNESS:
+                    # Measured outranks self-report: rules read a self-rated tightness only
+                    # where no length test of that muscle was measured on that side.
+                    length = any(side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ()))
+                    grade_fact["lt"] = "yes" if length else "no"
+                    note = _OVERRIDDEN if length else None
+                self._add(grade_fact, Observation(path, grade, side, measured=False, note=note))
             self._asymmetry(
                 measure,
                 measure,
@@ -70,6 +106,14 @@ class FormFacts:
         self._asymmetry(
             "rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles], measured=True
         )
+        measured_motions = {motion for motion, *_ in angles}
+        for motion in RomMotion:
+            if motion not in measured_motions:
+                # Absence as a fact: a finding may be inferred only where nothing was measured.
+                self._add(
+                    {"t": "unmeasured", "n": motion},
+                    Observation(f"rom.{motion}", "not measured", None, measured=False),
+                )
         numeric = []
         for name, side, value, path in form.measurements():
             if isinstance(value, bool):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,10 +182,16 @@ class Planner:
         notes: list[str],
         because: str | None,
     ) -> ExerciseSpec | None:
-        """The exercise itself, an easier or swapped variant no finding withholds, or None."""
-        candidate: ExerciseSpec | None = spec
+        """The exercise itself or, when a finding withholds it, the first safe replacement that
+        trains the same thing: an easier variant, the withholding rule's swap, or one of the
+        catalog's alternatives (searched in that order, breadth first). Every withheld candidate
+        is recorded in ``excluded``. None when nothing safe is left."""
+        queue: deque[ExerciseSpec] = deque([spec])
         tried: set[str] = set()
-        while candidate is not None and candidate.id not in tried:
+        while queue:
+            candidate = queue.popleft()
+            if candidate.id in tried:
+                continue
             tried.add(candidate.id)
             blocking = [w for w in withholds if w.blocks(candidate)]
             if not blocking:
@@ -203,13 +210,10 @@ class Planner:
             )
             if because and because not in record["because"]:
                 record["because"] = [*record["because"], because]
-            swap = next((w.swap[candidate.id] for w in blocking if candidate.id in w.swap), None)
-            if candidate.regression is not None:
-                candidate = self.ruleset.exercises[candidate.regression]
-            elif swap is not None:
-                candidate = self.ruleset.exercises[swap]
-            else:
-                candidate = None
+            following = [candidate.regression] if candidate.regression is not None else []
+            following += [w.swap[candidate.id] for w in blocking if candidate.id in w.swap]
+            following += candidate.alternatives
+            queue.extend(self.ruleset.exercises[ex_id] for ex_id in following)
         return None
 
     def _variant(

@@ -35,6 +35,17 @@ class Evidence(_Result):
     threshold: str | None = Field(
         default=None, description="The rule's test it met, e.g. '≥ 2 (tight_grade)'."
     )
+    via: str | None = Field(
+        default=None,
+        description="For a derived finding: the id of the finding this input made fire, which "
+        "the derived finding rests on (directly or through other derived findings); empty when "
+        "the input made this finding fire itself.",
+    )
+    note: str | None = Field(
+        default=None,
+        description="What to know when reading the value, e.g. that a measured test overrides "
+        "this self-report.",
+    )
 
 
 class Finding(_Result):
@@ -198,7 +209,9 @@ class Assessment(_Result):
                 lines.append(f"      {f.summary}")
                 for ev in f.evidence:
                     test = f" ({ev.threshold})" if ev.threshold else ""
-                    lines.append(f"      - {ev.field} = {ev.value}{test}")
+                    via = f" [via {ev.via}]" if ev.via else ""
+                    note = f" — {ev.note}" if ev.note else ""
+                    lines.append(f"      - {ev.field} = {ev.value}{test}{via}{note}")
                 if f.derived_from:
                     lines.append(f"      - derived from: {', '.join(f.derived_from)}")
                 lines.append(f"      source: {f.source}")

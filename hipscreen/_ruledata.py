@@ -131,6 +131,11 @@ class ExerciseSpec(_Spec):
     muscles: list[Muscle]
     level: int = Field(ge=1, le=5)
     regression: ExerciseId | None = None
+    alternatives: list[ExerciseId] = Field(
+        default=[],
+        description="Safe replacements that train the same thing, in order of preference: when a "
+        "precaution withholds this exercise, the plan offers the first one nothing withholds.",
+    )
     properties: list[Annotated[str, StringConstraints(pattern=EXERCISE_ID)]] = []
     instructions: Text
     source: Text
@@ -192,7 +197,17 @@ class RuleSpec(_Spec):
 # -- conditions ------------------------------------------------------------------------------------
 
 FactType = Literal[
-    "grade", "rom", "symptom", "activity", "finding", "age", "test", "sign", "context", "asym"
+    "grade",
+    "rom",
+    "symptom",
+    "activity",
+    "finding",
+    "age",
+    "test",
+    "sign",
+    "context",
+    "asym",
+    "unmeasured",
 ]
 
 
@@ -662,6 +677,24 @@ def _check_catalog(catalog: CatalogFile, out: _Collector) -> None:
                     f"regression {easier.id!r} must have a lower level than {ex.level} "
                     f"(it has {easier.level})",
                 )
+        for i, alt_id in enumerate(ex.alternatives):
+            alt = by_id.get(alt_id)
+            where = f"alternatives.{i}"
+            if alt is None:
+                hint = suggest(alt_id, by_id)
+                out.add("exercises.yaml", ex.id, where, f"unknown exercise {alt_id!r}{hint}")
+            elif alt.id == ex.id:
+                out.add("exercises.yaml", ex.id, where, "an exercise is not its own alternative")
+            elif alt.kind != ex.kind or (
+                Movement.BOTH not in (alt.movement, ex.movement) and alt.movement != ex.movement
+            ):
+                out.add(
+                    "exercises.yaml",
+                    ex.id,
+                    where,
+                    f"alternative {alt.id!r} ({alt.kind.value}, {alt.movement.value}) must train "
+                    f"the same thing ({ex.kind.value}, {ex.movement.value})",
+                )
         for i, prop in enumerate(ex.properties):
             if prop not in catalog.properties:
                 hint = suggest(prop, catalog.properties)
@@ -738,7 +771,7 @@ def _check_cycles(rules: list[Rule], out: _Collector) -> None:
 
 
 _KEYS: dict[str, set[str]] = {
-    "grade": {"measure", "muscle", "group", "side", "at_least", "at_most"},
+    "grade": {"measure", "muscle", "group", "side", "at_least", "at_most", "length_tested"},
     "rom": {"motion", "method", "side", "below", "at_least"},
     "age": {"at_least", "below", "above"},
     "test": {"name", "side", "at_least", "at_most", "below", "above", "leg_pain"},
@@ -758,6 +791,7 @@ CONDITION_KEYS = [
     "asymmetry",
     "finding",
     "age",
+    "unmeasured",
 ]
 
 
@@ -907,9 +941,22 @@ class _ConditionParser:
             side = self._name(spec["side"], Side, f"{where}.side", "side")
             if side:
                 equals.append(("side", side))
+        suffix = ""
+        if "length_tested" in spec:
+            # Measured outranks self-report: a tightness grade for a muscle whose length was
+            # also measured (Thomas test, straight-leg raise, active knee extension) on that side.
+            tested = spec["length_tested"]
+            if tested not in (True, False):
+                self.problem(f"{where}.length_tested", f"needs true or false (got {tested!r})")
+            elif measure != Measure.TIGHTNESS:
+                self.problem(f"{where}.length_tested", "only applies to measure: tightness")
+            else:
+                equals.append(("length_tested", "yes" if tested else "no"))
+                suffix = ", length also measured" if tested else ""
         bounds = self._bounds(spec, where, "")
         if measure is None or bounds is None:
             return None
+        bounds["describe"] += suffix
         return Atom("grade", (("measure", measure), *equals), **bounds)
 
     def _atom_rom(self, value: Any, where: str) -> Condition | None:
@@ -946,11 +993,14 @@ class _ConditionParser:
         if names is None:
             return None
         word = {"sign": "observed", "context": "given"}.get(fact, "reported")
+        describe = f"{word} {fact}"
+        if fact == "unmeasured":
+            describe = "inferred only without a measurement"
         # One pattern with an "or" over the names, not one engine rule per name: the engine's
         # matching cost grows with the number of rules.
         if len(names) == 1:
-            return Atom(fact, (("name", names[0]),), describe=f"{word} {fact}")
-        return Atom(fact, one_of=("name", tuple(names)), describe=f"{word} {fact}")
+            return Atom(fact, (("name", names[0]),), describe=describe)
+        return Atom(fact, one_of=("name", tuple(names)), describe=describe)
 
     def _atom_symptom(self, value: Any, where: str) -> Condition | None:
         return self._listed("symptom", value, Symptom, where)
@@ -973,13 +1023,20 @@ class _ConditionParser:
                 self.problem(f"{where}.leg_pain", f"needs true or false (got {spec['leg_pain']!r})")
             else:
                 equals.append(("leg_pain", "yes" if spec["leg_pain"] else "no"))
-        bounds = self._bounds(spec, where, "°")
+        # Without a bound the atom means "this test was measured" (its value is the evidence).
+        bounds = self._bounds(spec, where, "°", optional=True)
         if name is None or bounds is None:
             return None
+        bounds["describe"] = bounds["describe"] or "measured"
         return Atom("test", (("name", name), *equals), **bounds)
 
     def _atom_sign(self, value: Any, where: str) -> Condition | None:
         return self._listed("sign", value, SignName, where)
+
+    def _atom_unmeasured(self, value: Any, where: str) -> Condition | None:
+        # Absence as a fact: the form gave no measurement of this range of motion at all, so a
+        # finding may rest on what was reported or inferred instead (measured outranks them).
+        return self._listed("unmeasured", value, RomMotion, where)
 
     def _atom_context(self, value: Any, where: str) -> Condition | None:
         if isinstance(value, list):
@@ -993,7 +1050,7 @@ class _ConditionParser:
         bounds = self._bounds(spec, where, "", optional=True)
         if name is None or bounds is None:
             return None
-        if "describe" not in bounds:
+        if not bounds["describe"]:
             bounds["describe"] = "given"
         return Atom("context", (("name", name),), **bounds)
 

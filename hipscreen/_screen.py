@@ -70,7 +70,7 @@ class _Firing:
 @dataclass
 class _Draft:
     severity: Severity
-    evidence: dict[tuple[str, Any, str | None], None] = field(default_factory=dict)
+    evidence: dict[tuple[str, Any, str | None, str | None], None] = field(default_factory=dict)
     derived_from: set[str] = field(default_factory=set)
     sides: set[str] = field(default_factory=set)
     measured: bool = False
@@ -224,8 +224,10 @@ class Screener:
                     if fact["id"] != rule_id:
                         draft.derived_from.add(fact["id"])
                     continue
+                if atom.fact == "unmeasured":
+                    continue  # an absence, listed under not_assessed rather than as evidence
                 seen = observations[fact["i"]]
-                draft.evidence[(seen.field, seen.value, atom.describe)] = None
+                draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
                 if seen.side is not None:
                     draft.sides.add(seen.side)
                 draft.measured = draft.measured or seen.measured
@@ -242,6 +244,7 @@ class Screener:
                 if rules[index].id not in measured and draft.derived_from & measured:
                     measured.add(rules[index].id)
                     changed = True
+        inherited = _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order)
         findings: list[dict[str, Any]] = []
         for index in sorted(drafts, key=lambda i: (-drafts[i].severity.rank, i)):
             draft, spec = drafts[index], rules[index].spec
@@ -252,9 +255,10 @@ class Screener:
                     "severity": draft.severity,
                     "summary": spec.summary,
                     "evidence": [
-                        {"field": f, "value": v, "threshold": t}
-                        for f, v, t in sorted(draft.evidence, key=lambda e: (e[0], str(e[1])))
-                    ],
+                        {"field": f, "value": v, "threshold": t, "note": n}
+                        for f, v, t, n in sorted(draft.evidence, key=_evidence_order)
+                    ]
+                    + inherited.get(index, []),
                     "source": spec.source,
                     "derived_from": sorted(draft.derived_from, key=order.__getitem__),
                     "sides": [s for s in _SIDE_ORDER if s in draft.sides],
@@ -278,6 +282,46 @@ class Screener:
             "message": first.message,
             "because": [finding_id for finding_id, _ in referring],
         }
+
+
+EvidenceKey = tuple[str, Any, str | None, str | None]  # field, value, test met, note
+
+
+def _evidence_order(key: EvidenceKey) -> tuple[str, str]:
+    return key[0], str(key[1])
+
+
+def _inherited_evidence(
+    drafts: Mapping[int, _Draft], index_of: Mapping[str, int], order: Mapping[str, int]
+) -> dict[int, list[dict[str, Any]]]:
+    """For each derived finding, the input evidence of the findings it rests on, each item
+    marked ``via`` the finding the input made fire (followed through chains of derived
+    findings), so the finding explains itself without following the chain by hand."""
+    roots: dict[int, dict[tuple[str, EvidenceKey], None]] = {}
+
+    def collect(index: int) -> dict[tuple[str, EvidenceKey], None]:
+        found = roots.get(index)
+        if found is None:
+            found = roots[index] = {}  # rule data has no cycles; this also guards against one
+            for finding_id in sorted(drafts[index].derived_from, key=order.__getitem__):
+                source = index_of[finding_id]
+                for key in sorted(drafts[source].evidence, key=_evidence_order):
+                    found[(finding_id, key)] = None
+                found.update(collect(source))
+        return found
+
+    inherited: dict[int, list[dict[str, Any]]] = {}
+    for index, draft in drafts.items():
+        if not draft.derived_from:
+            continue
+        items = [
+            {"field": f, "value": v, "threshold": t, "note": n, "via": via}
+            for via, (f, v, t, n) in collect(index)
+            if (f, v, t, n) not in draft.evidence
+        ]
+        if items:
+            inherited[index] = items
+    return inherited
 
 
 def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:

@@ -91,7 +91,9 @@ def test_golden_plan_keeps_the_balance_and_safety_promises(case: dict[str, Any])
         assert [r.exercise.id for r in recs if "loaded" in r.exercise.properties] == []
     if result.referral is None:
         assert recs, "no recommendations"
-        assert recs[0].exercise.id == "dynamic_hip_warm_up"
+        withheld = {x.exercise_id for x in result.excluded}
+        warm_up = "gentle_dynamic_hip_warm_up" if "dynamic_hip_warm_up" in withheld else None
+        assert recs[0].exercise.id == (warm_up or "dynamic_hip_warm_up")
         movements = {ex.movement.value for ex in strength}
         assert movements & {"flexion", "both"}, "no hip-flexion strength exercise"
         assert movements & {"extension", "both"}, "no hip-extension strength exercise"
