@@ -95,7 +95,8 @@ class FormFacts:
         painless_fall = _painless_fall(form)
         for symptom in form.symptoms:
             if painless_fall and symptom == Symptom.RECENT_FALL_OR_MINOR_TRAUMA:
-                continue  # stated no new pain and walking normally: read as fall_without_injury_signs
+                # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
+                continue
             self._add(
                 {"t": "symptom", "n": symptom},
                 Observation("symptoms", symptom, None, measured=False),
@@ -176,8 +177,7 @@ class FormFacts:
                     Observation("recent_fall", "no new pain, bears weight", None, False),
                 )
             else:
-                detail = "new pain" if fall.new_pain else "yes"
-                symptom(Symptom.RECENT_FALL_OR_MINOR_TRAUMA, "recent_fall.occurred", detail)
+                symptom(Symptom.RECENT_FALL_OR_MINOR_TRAUMA, "recent_fall.occurred", "yes")
             if fall.can_bear_weight is False:
                 symptom(Symptom.UNABLE_TO_BEAR_WEIGHT, "recent_fall.can_bear_weight", "no")
         if form.recent_joint_procedure:
@@ -190,7 +190,7 @@ class FormFacts:
         implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
         if form.pregnancy is None and implied:
             # Only a pregnancy has these symptoms: read them as one rather than let them pass.
-            add("pregnancy", "symptoms", f"implied by {implied[0]}")
+            add("pregnancy", "symptoms", implied[0])
         if form.anticoagulant:
             add("anticoagulant", "anticoagulant", "yes")
         if form.pregnancy is not None:

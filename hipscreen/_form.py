@@ -435,8 +435,10 @@ class IntakeForm(_Strict):
         # rather than silently let one of them win.
         contradictions = []
         fall = self.recent_fall
-        if fall is not None and not fall.occurred and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in (
-            self.symptoms
+        if (
+            fall is not None
+            and not fall.occurred
+            and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in (self.symptoms)
         ):
             contradictions.append(
                 "recent_fall.occurred is false but symptoms lists 'recent_fall_or_minor_trauma'"

@@ -75,7 +75,9 @@ class Planner:
         self._referral_withholds: dict[str, WithholdSpec] = {}
         for rule in ruleset.rules:
             referral = rule.spec.referral
-            policy = ruleset.referral_policy.get(referral.kind) if referral and referral.kind else None
+            policy = (
+                ruleset.referral_policy.get(referral.kind) if referral and referral.kind else None
+            )
             if policy is not None and (policy.withhold.kinds or policy.withhold.properties):
                 self._referral_withholds[rule.id] = policy.withhold
         # Small caches: variants and doses depend on few inputs and repeat across forms.

@@ -173,7 +173,6 @@ class ExerciseSpec(_Spec):
     dose: DoseSpec | None = None
 
 
-
 class CatalogFile(_Spec):
     """``exercises.yaml``: exercise properties, default doses per kind, and the exercises."""
 
@@ -591,7 +590,9 @@ def load_ruleset(
     vocabulary = _load_vocabulary(base, read, out)
     if meta is not None:
         _check_referrals(rules, meta, catalog, out)
-    if vocabulary is not None:
+    if vocabulary is not None and not out.problems:
+        # Only on otherwise valid data: a rule that failed to load would make every alarm it
+        # raises look uncovered.
         _check_vocabulary(vocabulary, rules, out)
 
     if out.problems:
@@ -1106,8 +1107,8 @@ def _check_referrals(
     policy = meta.referral_policy
     same_day = _words_pattern(meta.same_day_wording)
     if catalog is not None:
-        for kind, entry in policy.items():
-            for i, prop in enumerate(entry.withhold.properties):
+        for kind, kind_policy in policy.items():
+            for i, prop in enumerate(kind_policy.withhold.properties):
                 if prop not in catalog.properties:
                     hint = suggest(prop, catalog.properties)
                     out.add(
