@@ -178,6 +178,11 @@ class FormFacts:
                 )
             else:
                 symptom(Symptom.RECENT_FALL_OR_MINOR_TRAUMA, "recent_fall.occurred", "yes")
+            if fall.new_pain:
+                self._add(
+                    {"t": "context", "n": "fall_with_new_pain"},
+                    Observation("recent_fall.new_pain", "yes", None, False),
+                )
             if fall.can_bear_weight is False:
                 symptom(Symptom.UNABLE_TO_BEAR_WEIGHT, "recent_fall.can_bear_weight", "no")
         if form.recent_joint_procedure:

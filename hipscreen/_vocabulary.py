@@ -191,8 +191,9 @@ class ContextItem(StrEnum):
     """Health context a rule can test (from the form's context fields).
 
     ``fall_without_injury_signs``: a fall reported with no new pain and the person bearing
-    weight (both stated). ``hip_operation_weeks``: weeks since the hip replacement.
-    ``anticoagulant``: takes an anticoagulant (blood thinner).
+    weight (both stated). ``fall_with_new_pain``: a fall with new pain stated.
+    ``hip_operation_weeks``: weeks since the hip replacement. ``anticoagulant``: takes an
+    anticoagulant (blood thinner).
     """
 
     PREGNANCY = "pregnancy"
@@ -208,6 +209,7 @@ class ContextItem(StrEnum):
     BACK_PAIN_WEEKS_UNKNOWN = "back_pain_weeks_unknown"
     BACK_PAIN_INTENSITY = "back_pain_intensity"
     FALL_WITHOUT_INJURY_SIGNS = "fall_without_injury_signs"
+    FALL_WITH_NEW_PAIN = "fall_with_new_pain"
     HIP_OPERATION_WEEKS = "hip_operation_weeks"
     ANTICOAGULANT = "anticoagulant"
 

@@ -198,6 +198,26 @@ def consistent(form: dict[str, Any]) -> dict[str, Any]:
     return {**form, "symptoms": [s for s in form["symptoms"] if s not in dropped]}
 
 
+def with_symptom(form: Mapping[str, Any], symptom: str) -> dict[str, Any]:
+    """A copy of ``form`` reporting ``symptom`` too; a stated answer it contradicts is left out
+    (blank: not asked), so the form stays valid."""
+    changed = copy.deepcopy(dict(form))
+    changed["symptoms"] = [*changed.get("symptoms", []), symptom]
+    for path, value, contradicted in _CONTRADICTIONS:
+        if contradicted != symptom:
+            continue
+        *parents, last = path
+        node: Any = changed
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(last) is value:
+            if parents == ["recent_fall"] and last == "occurred":
+                del changed["recent_fall"]  # no fall stated: drop the whole record
+            else:
+                del node[last]
+    return changed
+
+
 def forms() -> st.SearchStrategy[dict[str, Any]]:
     """A valid intake form as a plain dict; any field may be missing (an empty form is valid)."""
     extras = _extra_fields()

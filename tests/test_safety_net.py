@@ -51,6 +51,7 @@ CONTEXT_FORMS: dict[str, dict[str, Any]] = {
     },
     "hip_operation_weeks": {"hip_replacement": {"approach": "posterior", "weeks_since": 4}},
     "anticoagulant": {"anticoagulant": True},
+    "fall_with_new_pain": {"recent_fall": {"occurred": True, "new_pain": True}},
 }
 
 
@@ -106,11 +107,16 @@ def test_an_alarm_item_alone_is_never_silent(key: str) -> None:
     fact = next(f for f, n in CLASSES if n == key)
     form = {"symptoms": [key]} if fact == "symptom" else CONTEXT_FORMS[key]
     result = hipscreen.assess(form)
+
+    def cites(evidence: hipscreen.Evidence) -> bool:
+        if fact == "symptom":
+            return evidence.field == "symptoms" and evidence.value == key
+        return evidence.field.split(".")[0] in form
+
     citing = [
         f
         for f in result.findings
-        if f.severity.rank >= Severity.WARNING.rank
-        and any(e.field == "symptoms" and e.value == key for e in f.evidence)
+        if f.severity.rank >= Severity.WARNING.rank and any(cites(e) for e in f.evidence)
     ]
     assert citing, f"{key} alone: {[(f.id, f.severity.value) for f in result.findings]}"
     assert result.referral is not None

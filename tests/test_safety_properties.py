@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import forms
+from strategies import forms, with_symptom
 
 import hipscreen
 from hipscreen._ruledata import alternatives, load_ruleset
@@ -70,7 +70,7 @@ def _without_referral_triggers(form: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_symptom(form: dict[str, Any], symptom: str) -> dict[str, Any]:
-    return {**form, "symptoms": [*form.get("symptoms", []), symptom]}
+    return with_symptom(form, symptom)
 
 
 @settings(max_examples=150, deadline=None)
