@@ -10,8 +10,10 @@ The pages (paths relative to ``docs/``):
   Mermaid diagram of how findings derive from each other.
 * ``reference/exercises.md``: every exercise with its regression chain, properties and default
   dose; the properties vocabulary and the plan policy.
-* ``safety.md``: every red flag and contraindication (the rules in ``findings/00-red-flags.yaml``
-  and ``findings/30-context.yaml``).
+* ``safety.md``: every alarm item of the vocabulary (``vocabulary.yaml``) with the rules that
+  read it, their urgency, plan effect and sources; the referral policy; every red flag,
+  the safety net and every contraindication (``findings/00-red-flags.yaml``,
+  ``findings/05-safety-net.yaml``, ``findings/30-context.yaml``).
 
 The output depends only on the rule data (not on the clock, the machine or the content digest), so
 `tests/test_docs.py` can regenerate it in memory and compare.
@@ -37,6 +39,7 @@ from hipscreen._ruledata import (
     builtin_rules_dir,
     finding_refs,
     load_ruleset,
+    lone_raisers,
 )
 from hipscreen._vocabulary import ExerciseKind
 
@@ -50,6 +53,7 @@ SAFETY_PAGE = "safety.md"
 #: The rule files the safety page covers, with the heading each gets there.
 SAFETY_FILES = {
     "findings/00-red-flags.yaml": "Red flags",
+    "findings/05-safety-net.yaml": "The safety net",
     "findings/30-context.yaml": "Health context and contraindications",
 }
 
@@ -364,7 +368,13 @@ def rule_details(
     if spec.referral is not None:
         ref = spec.referral
         see, message = words.prose(ref.see), words.prose(ref.message)
-        lines += [f'**Referral:** {ref.urgency.value}, see {see}. "{message}"', ""]
+        kind = f" (kind {code(ref.kind)})" if ref.kind else ""
+        lines += [f'**Referral:** {ref.urgency.value}{kind}, see {see}. "{message}"', ""]
+        policy = ruleset.referral_policy.get(ref.kind) if ref.kind else None
+        if policy is not None and (policy.withhold.kinds or policy.withhold.properties):
+            withheld = exercises_withheld(ruleset, policy.withhold, spec.recommends)
+            found = words.exercises(withheld) if withheld else "none in the catalog"
+            lines += [f"**Withholds until cleared (its referral kind):** {found}.", ""]
     if max_severity(rule) == "critical":
         kinds = codes(k.value for k in ruleset.plan.critical.withhold_kinds)
         when = "" if spec.severity.value == "critical" else " (when it escalates to critical)"
@@ -684,6 +694,12 @@ def safety_page(ruleset: RuleSet) -> str:
         "- `withhold` takes exercises out by kind, property or id; `swap` names a safer "
         "replacement. What was left out is listed in `Assessment.excluded` with the reason.",
         "",
+    ]
+    out += alarm_section(ruleset, words)
+    out += policy_section(ruleset, words)
+    out += [
+        "## Every red flag and contraindication",
+        "",
         "| id | title | severity | urgency | who to see | withholds |",
         "|---|---|---|---|---|---|",
     ]
@@ -696,7 +712,7 @@ def safety_page(ruleset: RuleSet) -> str:
         see = one_line(ref.see) if ref else "—"
         out.append(
             f"| [`{rule.id}`](#{rule.id}) | {one_line(rule.spec.title)} | {shown} | {urgency} | "
-            f"{see} | {withholds_in_brief(rule)} |"
+            f"{see} | {withholds_in_brief(rule, ruleset)} |"
         )
     out.append("")
     for file, heading in SAFETY_FILES.items():
@@ -710,10 +726,24 @@ def safety_page(ruleset: RuleSet) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def withholds_in_brief(rule: Rule) -> str:
+def withholds_in_brief(rule: Rule, ruleset: RuleSet) -> str:
     """What a rule takes out of the plan, in a few words for a table cell."""
     parts = []
     withhold = rule.spec.withhold
+    referral = rule.spec.referral
+    policy = ruleset.referral_policy.get(referral.kind) if referral and referral.kind else None
+    if policy is not None and (policy.withhold.kinds or policy.withhold.properties):
+        withhold = WithholdSpec(
+            kinds=list(
+                dict.fromkeys([*(withhold.kinds if withhold else []), *policy.withhold.kinds])
+            ),
+            properties=list(
+                dict.fromkeys(
+                    [*(withhold.properties if withhold else []), *policy.withhold.properties]
+                )
+            ),
+            exercises=list(withhold.exercises if withhold else []),
+        )
     every_kind = withhold is not None and set(withhold.kinds) == set(ExerciseKind)
     if max_severity(rule) == "critical" or every_kind:
         when = " when critical" if rule.spec.severity.value != "critical" and not every_kind else ""
@@ -726,6 +756,131 @@ def withholds_in_brief(rule: Rule) -> str:
         parts += [code(e) for e in withhold.exercises]
     parts += [f"{code(old)} → {code(new)}" for old, new in rule.spec.swap.items()]
     return ", ".join(parts) or "—"
+
+
+def alarm_section(ruleset: RuleSet, words: Words) -> list[str]:
+    """Every alarm item of the vocabulary: the rules that raise it alone, urgency, plan, sources."""
+    vocabulary = ruleset.vocabulary
+    if vocabulary is None:
+        return []
+    rules = {rule.id: rule for rule in ruleset.rules}
+    raisers = lone_raisers([r for r in ruleset.rules if r.id != vocabulary.safety_net])
+    net = rules.get(vocabulary.safety_net)
+    net_items = set()
+    if net is not None:
+        for alt in alternatives(net.condition):
+            for atom in alt:
+                net_items |= {(atom.fact, v) for k, v in atom.equals if k == "name"}
+                net_items |= {(atom.fact, v) for v in (atom.one_of[1] if atom.one_of else ())}
+    readers = _readers(ruleset)
+    out = [
+        "## Alarm items: never silent",
+        "",
+        "Every symptom and health-context item is classed in `rules/vocabulary.yaml` as `alarm`, "
+        "`risk_factor` or `ordinary`. An **alarm** item ticked on an otherwise empty form always "
+        "gives at least a `warning` finding that cites it and a referral: either a specific rule "
+        "raises it on its own, or the safety net "
+        f"({words.finding(vocabulary.safety_net)}) lists it. The rule loader refuses the data "
+        "if an alarm item would raise nothing alone, or if the net lists an item that a specific "
+        "rule already raises alone: one alarm, never two for the same item on its own. (In "
+        "combination, the net may still fire beside a specific rule, e.g. sudden severe back pain "
+        "with osteoporosis; it then only repeats the advice to see a clinician first.) The four "
+        "pregnancy-only symptoms imply pregnancy when the form leaves pregnancy blank.",
+        "",
+        "| alarm item | raised alone by | urgency | effect on the plan | also read by | sources |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (fact, name), item_class in sorted(vocabulary.classes().items()):
+        if item_class != "alarm":
+            continue
+        alone = list(raisers.get((fact, name), []))
+        if (fact, name) in net_items:
+            alone.append(vocabulary.safety_net)
+        urgencies = []
+        effects = []
+        sources = []
+        for rule_id in alone:
+            rule = rules[rule_id]
+            ref = rule.spec.referral
+            if ref is not None and ref.urgency.value not in urgencies:
+                urgencies.append(ref.urgency.value)
+            effect = withholds_in_brief(rule, ruleset)
+            if effect not in effects:
+                effects.append(effect)
+            sources.append(words.cell(rule.spec.source))
+        others = [r for r in readers.get((fact, name), []) if r not in alone]
+        label = code(name) if fact == "symptom" else f"{code(name)} (context)"
+        out.append(
+            f"| {label} | {', '.join(words.finding(r) for r in alone)} | "
+            f"{', '.join(urgencies) or '—'} | {'; '.join(effects)} | "
+            f"{', '.join(words.finding(r) for r in others) or '—'} | {' '.join(sources)} |"
+        )
+    out += [
+        "",
+        "### Risk factors and ordinary items",
+        "",
+        "These raise nothing on their own; the rules listed read them in combination.",
+        "",
+        "| item | class | why | read by |",
+        "|---|---|---|---|",
+    ]
+    for (fact, name), item_class in sorted(vocabulary.classes().items()):
+        if item_class == "alarm":
+            continue
+        table = vocabulary.symptoms if fact == "symptom" else vocabulary.context
+        label = code(name) if fact == "symptom" else f"{code(name)} (context)"
+        read_by = ", ".join(words.finding(r) for r in readers.get((fact, name), [])) or "—"
+        out.append(f"| {label} | {item_class} | {words.cell(table[name].reason)} | {read_by} |")
+    out.append("")
+    return out
+
+
+def _readers(ruleset: RuleSet) -> dict[tuple[str, str], list[str]]:
+    """(fact type, name) → ids of the rules whose condition or escalation tests it."""
+    readers: dict[tuple[str, str], list[str]] = {}
+    for rule in ruleset.rules:
+        for condition in (rule.condition, *(c for _, c in rule.escalations)):
+            for alt in alternatives(condition):
+                for atom in alt:
+                    names = [v for k, v in atom.equals if k == "name"]
+                    names += list(atom.one_of[1] if atom.one_of else ())
+                    for name in names:
+                        ids = readers.setdefault((atom.fact, name), [])
+                        if rule.id not in ids:
+                            ids.append(rule.id)
+    return readers
+
+
+def policy_section(ruleset: RuleSet, words: Words) -> list[str]:
+    """The referral policy table: per kind, urgency, what the plan withholds, required wording."""
+    if not ruleset.referral_policy:
+        return []
+    out = [
+        "## Referral policy",
+        "",
+        "Every referral names a kind from `referral_policy` in `rules/ruleset.yaml`. The kind "
+        "alone decides the urgency, what the plan leaves out until the person is cleared (on top "
+        "of the rule's own withholding; what the rule itself recommends stays) and the words the "
+        "message must carry. The loader refuses a referral whose urgency or wording disagrees "
+        "with its kind, and any non-emergency referral that promises same-day action ("
+        "'same day', 'today', 'now', …): same-day wording is always an emergency.",
+        "",
+        "| kind | urgency | withholds until cleared | must say one of | used by | meaning "
+        "| source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, policy in ruleset.referral_policy.items():
+        parts = [f"{k.value} work" for k in policy.withhold.kinds]
+        parts += [code(p) for p in policy.withhold.properties]
+        used = [r.id for r in ruleset.rules if r.spec.referral and r.spec.referral.kind == kind]
+        out.append(
+            f"| {code(kind)} | {policy.urgency.value} | {', '.join(parts) or 'nothing'} | "
+            f"{', '.join(repr(w) for w in policy.wording)} | "
+            f"{', '.join(words.finding(r) for r in used) or '—'} | "
+            f"{words.cell(policy.description)} | {words.cell(policy.source)} |"
+        )
+    out.append("")
+    return out
 
 
 # -- entry point ----------------------------------------------------------------------------------

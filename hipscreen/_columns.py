@@ -20,6 +20,10 @@ A column name is the form's field path, the same path findings cite as evidence 
     hip_replacement                  yes/no; .side, .approach, .precautions_lifted imply yes
     back_pain                        yes/no; back_pain.weeks, back_pain.intensity imply yes
     osteoporosis, vertebral_fracture yes/no
+    hip_replacement.weeks_since      whole weeks
+    recent_fall.occurred             yes/no; .new_pain, .can_bear_weight yes/no (blank: not asked)
+    recent_joint_procedure           yes/no (blank: not asked)
+    anticoagulant                    yes/no (blank: not asked)
 
 Muscles, symptoms and activities are hipscreen's vocabularies (`hipscreen.IntakeForm`).
 ``pandas.json_normalize`` of a list of form dicts gives exactly these names.
@@ -152,11 +156,19 @@ def _build() -> tuple[Column, ...]:
             ("hip_replacement", "precautions_lifted"),
         )
     )
+    columns.append(
+        Column("hip_replacement.weeks_since", Kind.INTEGER, ("hip_replacement", "weeks_since"))
+    )
     columns.append(Column("osteoporosis", Kind.FLAG, ("osteoporosis",)))
     columns.append(Column("vertebral_fracture", Kind.FLAG, ("vertebral_fracture",)))
     columns.append(Column("back_pain", Kind.PRESENT, ("back_pain",)))
     for name in ("weeks", "intensity"):
         columns.append(Column(f"back_pain.{name}", Kind.INTEGER, ("back_pain", name)))
+    # Tri-state yes/no/blank context (issue 9): a blank cell is "not asked", never "no".
+    for name in ("occurred", "new_pain", "can_bear_weight"):
+        columns.append(Column(f"recent_fall.{name}", Kind.FLAG, ("recent_fall", name)))
+    columns.append(Column("recent_joint_procedure", Kind.FLAG, ("recent_joint_procedure",)))
+    columns.append(Column("anticoagulant", Kind.FLAG, ("anticoagulant",)))
     return tuple(columns)
 
 

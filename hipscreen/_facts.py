@@ -7,7 +7,14 @@ from typing import Any, NamedTuple
 
 from hipscreen._engine import Fact, engine_number
 from hipscreen._form import IntakeForm
-from hipscreen._vocabulary import Measure, Muscle, RomMotion, Side, Symptom
+from hipscreen._vocabulary import (
+    PREGNANCY_ONLY_SYMPTOMS,
+    Measure,
+    Muscle,
+    RomMotion,
+    Side,
+    Symptom,
+)
 
 # For a left/right difference, which side is the one of concern: the weaker, tighter or more
 # restricted side. "low" means the lower value is the side of concern.
@@ -136,11 +143,16 @@ class FormFacts:
                 {"t": "sign", "n": "slr_reproduces_leg_pain"},
                 Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
             )
+        painless_fall = _painless_fall(form)
         for symptom in form.symptoms:
+            if painless_fall and symptom == Symptom.RECENT_FALL_OR_MINOR_TRAUMA:
+                # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
+                continue
             self._add(
                 {"t": "symptom", "n": symptom},
                 Observation("symptoms", symptom, None, measured=False),
             )
+        self._stated(form, painless_fall)
         if Symptom.LOWER_BACK_PAIN in form.reported_symptoms() and (
             Symptom.LOWER_BACK_PAIN not in form.symptoms
         ):
@@ -201,10 +213,42 @@ class FormFacts:
                 ),
             )
 
+    def _stated(self, form: IntakeForm, painless_fall: bool) -> None:
+        """Facts from the form's yes/no/blank context fields (blank adds nothing)."""
+
+        def symptom(name: Symptom, path: str, value: str) -> None:
+            if name not in form.symptoms:  # the ticked symptom already stands for it
+                self._add({"t": "symptom", "n": name}, Observation(path, value, None, False))
+
+        fall = form.recent_fall
+        if fall is not None and fall.occurred:
+            if painless_fall:
+                self._add(
+                    {"t": "context", "n": "fall_without_injury_signs"},
+                    Observation("recent_fall", "no new pain, bears weight", None, False),
+                )
+            else:
+                symptom(Symptom.RECENT_FALL_OR_MINOR_TRAUMA, "recent_fall.occurred", "yes")
+            if fall.new_pain:
+                self._add(
+                    {"t": "context", "n": "fall_with_new_pain"},
+                    Observation("recent_fall.new_pain", "yes", None, False),
+                )
+            if fall.can_bear_weight is False:
+                symptom(Symptom.UNABLE_TO_BEAR_WEIGHT, "recent_fall.can_bear_weight", "no")
+        if form.recent_joint_procedure:
+            symptom(Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE, "recent_joint_procedure", "yes")
+
     def _context(self, form: IntakeForm) -> None:
         def add(name: str, path: str, value: int | str, **extra: Any) -> None:
             self._add({"t": "context", "n": name, **extra}, Observation(path, value, None, False))
 
+        implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
+        if form.pregnancy is None and implied:
+            # Only a pregnancy has these symptoms: read them as one rather than let them pass.
+            add("pregnancy", "symptoms", implied[0])
+        if form.anticoagulant:
+            add("anticoagulant", "anticoagulant", "yes")
         if form.pregnancy is not None:
             add("pregnancy", "pregnancy", "yes")
             if form.pregnancy.weeks is None:
@@ -221,6 +265,13 @@ class FormFacts:
             self._add(
                 {"t": "context", "n": f"hip_replacement_{hip.approach}", "sd": hip.side},
                 Observation("hip_replacement.approach", hip.approach, hip.side, False),
+            )
+        if hip is not None and hip.weeks_since is not None:
+            add(
+                "hip_operation_weeks",
+                "hip_replacement.weeks_since",
+                hip.weeks_since,
+                v=hip.weeks_since,
             )
         if form.osteoporosis:
             add("osteoporosis", "osteoporosis", "yes")
@@ -243,3 +294,10 @@ class FormFacts:
                     form.back_pain.intensity,
                     v=form.back_pain.intensity,
                 )
+
+
+def _painless_fall(form: IntakeForm) -> bool:
+    """A fall is reported with no new pain and the person bearing weight, both stated."""
+    fall = form.recent_fall
+    # The form refuses new_pain / can_bear_weight without a fall, so these imply occurred.
+    return fall is not None and fall.new_pain is False and fall.can_bear_weight is True

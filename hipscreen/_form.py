@@ -331,6 +331,35 @@ class HipReplacement(_Strict):
     precautions_lifted: Flag = Field(
         default=False, description="The surgeon has said the movement precautions no longer apply."
     )
+    weeks_since: Annotated[int, Field(strict=True, ge=0, le=2600)] | None = Field(
+        default=None,
+        description="Weeks since the operation, if known (precautions usually last 6–12 weeks).",
+    )
+
+
+class RecentFall(_Strict):
+    """A fall or minor trauma in the past few weeks, and what followed it.
+
+    Blank means "not asked", never "no": ``{"occurred": false}`` states there was no fall, and
+    ``new_pain`` / ``can_bear_weight`` left blank are treated as possible injury.
+    """
+
+    occurred: Flag = Field(description="There was a fall or minor trauma (false: there was none).")
+    new_pain: Flag | None = Field(
+        default=None, description="New hip, groin, back or leg pain since the fall."
+    )
+    can_bear_weight: Flag | None = Field(
+        default=None, description="Can stand and walk on the leg normally since the fall."
+    )
+
+    @model_validator(mode="after")
+    def _details_need_a_fall(self) -> Self:
+        if not self.occurred and (self.new_pain is not None or self.can_bear_weight is not None):
+            raise ValueError(
+                "new_pain and can_bear_weight describe a fall: leave them blank when "
+                "occurred is false"
+            )
+        return self
 
 
 class BackPain(_Strict):
@@ -387,6 +416,51 @@ class IntakeForm(_Strict):
     osteoporosis: Flag = Field(default=False, description="Diagnosed osteoporosis.")
     vertebral_fracture: Flag = Field(default=False, description="A past vertebral fracture.")
     back_pain: BackPain | None = None
+    recent_fall: RecentFall | None = Field(
+        default=None, description="A recent fall or minor trauma; blank means not asked."
+    )
+    recent_joint_procedure: Flag | None = Field(
+        default=None,
+        description="A joint or spinal injection, operation or other procedure in the past "
+        "3 months (true/false; blank means not asked).",
+    )
+    anticoagulant: Flag | None = Field(
+        default=None,
+        description="Takes an anticoagulant (blood thinner) (true/false; blank means not asked).",
+    )
+
+    @model_validator(mode="after")
+    def _no_contradicting_negatives(self) -> Self:
+        # A stated "no" and a ticked symptom that says "yes" cannot both be true: refuse the form
+        # rather than silently let one of them win.
+        contradictions = []
+        fall = self.recent_fall
+        if (
+            fall is not None
+            and not fall.occurred
+            and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in (self.symptoms)
+        ):
+            contradictions.append(
+                "recent_fall.occurred is false but symptoms lists 'recent_fall_or_minor_trauma'"
+            )
+        if (
+            fall is not None
+            and fall.can_bear_weight is True
+            and Symptom.UNABLE_TO_BEAR_WEIGHT in self.symptoms
+        ):
+            contradictions.append(
+                "recent_fall.can_bear_weight is true but symptoms lists 'unable_to_bear_weight'"
+            )
+        if self.recent_joint_procedure is False and (
+            Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in self.symptoms
+        ):
+            contradictions.append(
+                "recent_joint_procedure is false but symptoms lists "
+                "'recent_spinal_or_joint_procedure'"
+            )
+        if contradictions:
+            raise ValueError("; ".join(contradictions) + " (give one answer)")
+        return self
 
     @field_validator("tightness", "strength", mode="before")
     @classmethod

@@ -72,6 +72,15 @@ class Planner:
         }
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
         self._critical = WithholdSpec(kinds=ruleset.plan.critical.withhold_kinds)
+        # What each referring rule's kind withholds until the person is cleared (referral policy).
+        self._referral_withholds: dict[str, WithholdSpec] = {}
+        for rule in ruleset.rules:
+            referral = rule.spec.referral
+            policy = (
+                ruleset.referral_policy.get(referral.kind) if referral and referral.kind else None
+            )
+            if policy is not None and (policy.withhold.kinds or policy.withhold.properties):
+                self._referral_withholds[rule.id] = policy.withhold
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
@@ -172,6 +181,9 @@ class Planner:
             if rule.withhold is not None or rule.swap:
                 spec = rule.withhold or WithholdSpec(exercises=list(rule.swap))
                 withholds.append(_Withhold(rule.id, rule.title, spec, rule.swap, exempt))
+            until_cleared = self._referral_withholds.get(rule.id)
+            if until_cleared is not None:
+                withholds.append(_Withhold(rule.id, rule.title, until_cleared, {}, exempt))
         return withholds
 
     def _allowed(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from hipscreen._errors import RuleDataError, RuleProblem
 from hipscreen._vocabulary import (
+    PREGNANCY_ONLY_SYMPTOMS,
     Activity,
     AsymmetryMeasure,
     ContextItem,
@@ -40,6 +42,9 @@ EXERCISE_ID = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
 RuleId = Annotated[str, StringConstraints(pattern=RULE_ID)]
 ExerciseId = Annotated[str, StringConstraints(pattern=EXERCISE_ID)]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+PropertyName = Annotated[str, StringConstraints(pattern=EXERCISE_ID)]
 
 
 class _Spec(BaseModel):
@@ -112,13 +117,44 @@ class PlanPolicy(_Spec):
     dose_adjustments: list[DoseAdjustment] = []
 
 
+class WithholdSpec(_Spec):
+    """Exercises a finding takes out of the plan: by kind, by property, or by id."""
+
+    kinds: list[ExerciseKind] = []
+    properties: list[PropertyName] = []
+    exercises: list[ExerciseId] = []
+
+
+class ReferralPolicy(_Spec):
+    """What one kind of referral means: how soon, what the plan leaves out, what it must say."""
+
+    urgency: Urgency
+    withhold: WithholdSpec = WithholdSpec()
+    wording: list[Text] = Field(
+        min_length=1,
+        description="The referral's message (or whom to see) carries at least one of these.",
+    )
+    description: Text
+    source: Text
+
+
 class RulesetFile(_Spec):
-    """``ruleset.yaml``: version, disclaimer, thresholds and plan policy."""
+    """``ruleset.yaml``: version, disclaimer, thresholds, plan policy and referral policy."""
 
     version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
     disclaimer: Text
     thresholds: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")], ThresholdSpec]
     plan: PlanPolicy
+    referral_policy: dict[KindName, ReferralPolicy] = Field(
+        default={},
+        description="Per referral kind: urgency, what the plan withholds, required wording. When "
+        "present, every referral names one of these kinds.",
+    )
+    same_day_wording: list[Text] = Field(
+        default=[],
+        description="Words (whole words, any case) that promise same-day action: only an "
+        "emergency referral may use them.",
+    )
 
 
 class ExerciseSpec(_Spec):
@@ -142,9 +178,6 @@ class ExerciseSpec(_Spec):
     dose: DoseSpec | None = None
 
 
-PropertyName = Annotated[str, StringConstraints(pattern=EXERCISE_ID)]
-
-
 class CatalogFile(_Spec):
     """``exercises.yaml``: exercise properties, default doses per kind, and the exercises."""
 
@@ -158,18 +191,16 @@ class EscalationSpec(_Spec):
     when: dict[str, Any]
 
 
+KindName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
 class ReferralSpec(_Spec):
+    """Who to see, how soon and why. ``kind`` keys the referral policy in ``ruleset.yaml``."""
+
+    kind: KindName | None = None
     urgency: Urgency
     see: Text
     message: Text
-
-
-class WithholdSpec(_Spec):
-    """Exercises a finding takes out of the plan: by kind, by property, or by id."""
-
-    kinds: list[ExerciseKind] = []
-    properties: list[PropertyName] = []
-    exercises: list[ExerciseId] = []
 
 
 class RuleSpec(_Spec):
@@ -192,6 +223,39 @@ class RuleSpec(_Spec):
         default=False,
         description="Its recommended unilateral exercises emphasise the side the finding names.",
     )
+
+
+ItemClass = Literal["alarm", "risk_factor", "ordinary"]
+ITEM_CLASSES: tuple[ItemClass, ...] = ("alarm", "risk_factor", "ordinary")
+
+
+class VocabularyItem(_Spec):
+    """How one symptom or context item is treated by the safety net."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    item_class: ItemClass = Field(alias="class")
+    reason: Text
+
+
+class VocabularyFile(_Spec):
+    """``vocabulary.yaml``: every symptom and context item classed alarm, risk_factor or ordinary.
+
+    An ``alarm`` item alone must yield at least a warning: either a rule raises it on its own, or
+    the safety-net rule named here lists it (never both, so an alarm is not doubled).
+    """
+
+    safety_net: RuleId
+    symptoms: dict[str, VocabularyItem]
+    context: dict[str, VocabularyItem]
+
+    def classes(self) -> dict[tuple[str, str], ItemClass]:
+        """(fact type, name) → class, for symptoms and context items."""
+        out: dict[tuple[str, str], ItemClass] = {}
+        for fact, table in (("symptom", self.symptoms), ("context", self.context)):
+            for name, item in table.items():
+                out[(fact, name)] = item.item_class
+        return out
 
 
 # -- conditions ------------------------------------------------------------------------------------
@@ -287,6 +351,8 @@ class RuleSet:
     properties: Mapping[str, str]
     dose_defaults: Mapping[ExerciseKind, DoseSpec]
     files: tuple[str, ...] = field(default=())
+    referral_policy: Mapping[str, ReferralPolicy] = field(default_factory=dict)
+    vocabulary: VocabularyFile | None = None
 
     @property
     def label(self) -> str:
@@ -536,6 +602,13 @@ def load_ruleset(
                 out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
             rules.append(Rule(spec, file, condition, escalations))  # type: ignore[arg-type]
     _check_cycles(rules, out)
+    vocabulary = _load_vocabulary(base, read, out)
+    if meta is not None:
+        _check_referrals(rules, meta, catalog, out)
+    if vocabulary is not None and not out.problems:
+        # Only on otherwise valid data: a rule that failed to load would make every alarm it
+        # raises look uncovered.
+        _check_vocabulary(vocabulary, rules, out)
 
     if out.problems:
         raise RuleDataError(out.problems)
@@ -552,6 +625,8 @@ def load_ruleset(
         properties=dict(catalog.properties),
         dose_defaults=dict(catalog.defaults),
         files=("ruleset.yaml", "exercises.yaml", *files),
+        referral_policy=dict(meta.referral_policy),
+        vocabulary=vocabulary,
     )
 
 
@@ -1077,3 +1152,214 @@ class _ConditionParser:
             self.problem(where, f"unknown finding {value!r}{hint}")
             return None
         return Atom("finding", (("id", value),))
+
+
+# -- the safety net: referral policy and vocabulary classification ---------------------------------
+
+
+def _check_referrals(
+    rules: Sequence[Rule], meta: RulesetFile, catalog: CatalogFile | None, out: _Collector
+) -> None:
+    """Every referral names a policy kind, and its urgency and wording agree with that kind."""
+    policy = meta.referral_policy
+    same_day = _words_pattern(meta.same_day_wording)
+    if catalog is not None:
+        for kind, kind_policy in policy.items():
+            for i, prop in enumerate(kind_policy.withhold.properties):
+                if prop not in catalog.properties:
+                    hint = suggest(prop, catalog.properties)
+                    out.add(
+                        "ruleset.yaml",
+                        kind,
+                        f"referral_policy.{kind}.withhold.properties.{i}",
+                        f"unknown exercise property {prop!r}{hint}",
+                    )
+    for rule in rules:
+        referral = rule.spec.referral
+        if referral is None:
+            continue
+        if referral.kind is None:
+            if policy:
+                out.add(
+                    rule.file,
+                    rule.id,
+                    "referral.kind",
+                    f"a referral needs a kind (one of: {', '.join(policy)})",
+                )
+            continue
+        entry = policy.get(referral.kind)
+        if entry is None:
+            hint = suggest(referral.kind, policy)
+            out.add(
+                rule.file,
+                rule.id,
+                "referral.kind",
+                f"unknown referral kind {referral.kind!r}{hint} "
+                f"(allowed: {', '.join(policy) or 'none: ruleset.yaml has no referral_policy'})",
+            )
+            continue
+        if referral.urgency != entry.urgency:
+            out.add(
+                rule.file,
+                rule.id,
+                "referral.urgency",
+                f"kind {referral.kind!r} is {entry.urgency.value} in the referral policy "
+                f"(got {referral.urgency.value!r})",
+            )
+        text = f"{referral.see} {referral.message}".lower()
+        if not any(phrase.lower() in text for phrase in entry.wording):
+            out.add(
+                rule.file,
+                rule.id,
+                "referral.message",
+                f"a {referral.kind!r} referral must say one of: "
+                + ", ".join(repr(w) for w in entry.wording),
+            )
+        if same_day is not None and referral.urgency != Urgency.EMERGENCY:
+            match = same_day.search(text)
+            if match:
+                out.add(
+                    rule.file,
+                    rule.id,
+                    "referral.message",
+                    f"{match.group(0)!r} promises same-day action, so the urgency must be "
+                    f"emergency (got {referral.urgency.value!r})",
+                )
+
+
+def _words_pattern(words: Sequence[str]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    alternatives_ = "|".join(re.escape(w.lower()) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z]){'(?:' + alternatives_ + ')'}(?![a-z])")
+
+
+def _load_vocabulary(base: Path, read: Any, out: _Collector) -> VocabularyFile | None:
+    """``vocabulary.yaml`` of the base rules, validated; None when the directory has none."""
+    path = base / "vocabulary.yaml"
+    if not path.is_file():
+        return None
+    raw = read(path)
+    if raw is None:
+        return None
+    try:
+        vocabulary = VocabularyFile.model_validate(raw)
+    except ValidationError as error:
+        out.pydantic("vocabulary.yaml", error, model=VocabularyFile)
+        return None
+    for fld, table, enum in (
+        ("symptoms", vocabulary.symptoms, Symptom),
+        ("context", vocabulary.context, ContextItem),
+    ):
+        allowed = [member.value for member in enum]
+        for name in table:
+            if name not in allowed:
+                out.add(
+                    "vocabulary.yaml",
+                    name,
+                    fld,
+                    f"unknown {fld} item {name!r}{suggest(name, allowed)}",
+                )
+        for name in allowed:
+            if name not in table:
+                out.add(
+                    "vocabulary.yaml",
+                    name,
+                    fld,
+                    "not classified: give it a class (alarm, risk_factor or ordinary) and a reason",
+                )
+    return vocabulary
+
+
+def _atom_names(atom: Atom) -> tuple[str, ...]:
+    names = tuple(v for k, v in atom.equals if k == "name")
+    return names + (atom.one_of[1] if atom.one_of is not None else ())
+
+
+def _unbounded(atom: Atom) -> bool:
+    return all(b is None for b in (atom.at_least, atom.at_most, atom.below, atom.above))
+
+
+def lone_raisers(rules: Sequence[Rule]) -> dict[tuple[str, str], list[str]]:
+    """(fact type, name) → ids of the rules of severity warning or above that the item raises
+    on its own (plus only what it implies: a pregnancy-only symptom implies pregnancy)."""
+    implied = {(ContextItem.PREGNANCY.value,)}
+    raisers: dict[tuple[str, str], list[str]] = {}
+    for rule in rules:
+        if rule.spec.severity.rank < Severity.WARNING.rank:
+            continue
+        for alt in alternatives(rule.condition):
+            main = [a for a in alt if not (a.fact == "context" and _atom_names(a) in implied)]
+            if len(main) != 1 or main[0].fact not in ("symptom", "context"):
+                continue
+            atom = main[0]
+            if not _unbounded(atom):
+                continue
+            for name in _atom_names(atom):
+                if len(alt) > 1 and not (
+                    atom.fact == "symptom" and name in PREGNANCY_ONLY_SYMPTOMS
+                ):
+                    continue  # only pregnancy-only symptoms imply pregnancy
+                ids = raisers.setdefault((atom.fact, name), [])
+                if rule.id not in ids:
+                    ids.append(rule.id)
+    return raisers
+
+
+def _check_vocabulary(vocabulary: VocabularyFile, rules: Sequence[Rule], out: _Collector) -> None:
+    """The safety net is complete: every alarm item alone raises a warning, exactly once."""
+    classes = vocabulary.classes()
+    net = next((rule for rule in rules if rule.id == vocabulary.safety_net), None)
+    if net is None:
+        ids = [rule.id for rule in rules]
+        out.add(
+            "vocabulary.yaml",
+            "",
+            "safety_net",
+            f"unknown rule {vocabulary.safety_net!r}{suggest(vocabulary.safety_net, ids)}",
+        )
+        return
+    listed: set[tuple[str, str]] = set()
+    for alt in alternatives(net.condition):
+        for atom in alt:
+            names = _atom_names(atom)
+            if len(alt) != 1 or atom.fact not in ("symptom", "context") or not _unbounded(atom):
+                out.add(
+                    net.file,
+                    net.id,
+                    "when",
+                    "the safety net is an any_of of plain symptom and context names",
+                )
+                continue
+            for name in names:
+                if classes.get((atom.fact, name)) != "alarm":
+                    out.add(
+                        net.file,
+                        net.id,
+                        "when",
+                        f"{atom.fact} {name!r} is not classed alarm in vocabulary.yaml",
+                    )
+                listed.add((atom.fact, name))
+    if net.spec.severity.rank < Severity.WARNING.rank:
+        out.add(net.file, net.id, "severity", "the safety net must be at least a warning")
+    raisers = lone_raisers([rule for rule in rules if rule.id != net.id])
+    for (fact, name), item_class in sorted(classes.items()):
+        if item_class != "alarm":
+            continue
+        others = raisers.get((fact, name), [])
+        if (fact, name) in listed and others:
+            out.add(
+                net.file,
+                net.id,
+                "when",
+                f"alarm {fact} {name!r} is raised on its own by {', '.join(others)}: "
+                "leave it out of the safety net (one alarm, not two)",
+            )
+        elif (fact, name) not in listed and not others:
+            out.add(
+                "vocabulary.yaml",
+                name,
+                "class",
+                f"alarm {fact} {name!r} alone would raise nothing: list it in the safety net "
+                f"({net.id}) or give it a rule of its own",
+            )

@@ -135,6 +135,11 @@ class Symptom(StrEnum):
     AMNIOTIC_FLUID_LEAKAGE = "amniotic_fluid_leakage"
     DIZZINESS = "dizziness"
     CHEST_PAIN = "chest_pain"
+    # Added by the safety net (issue 9): fragility fracture without a fall, and venous
+    # thromboembolism risk (NICE NG158).
+    SUDDEN_SEVERE_BACK_PAIN = "sudden_severe_back_pain"
+    SUDDEN_SEVERE_HIP_PAIN = "sudden_severe_hip_pain"
+    RECENT_SURGERY_OR_IMMOBILITY = "recent_surgery_or_immobility"
 
 
 class Activity(StrEnum):
@@ -183,7 +188,13 @@ class SignName(StrEnum):
 
 
 class ContextItem(StrEnum):
-    """Health context a rule can test (from the form's context fields)."""
+    """Health context a rule can test (from the form's context fields).
+
+    ``fall_without_injury_signs``: a fall reported with no new pain and the person bearing
+    weight (both stated). ``fall_with_new_pain``: a fall with new pain stated.
+    ``hip_operation_weeks``: weeks since the hip replacement. ``anticoagulant``: takes an
+    anticoagulant (blood thinner).
+    """
 
     PREGNANCY = "pregnancy"
     PREGNANCY_WEEKS = "pregnancy_weeks"
@@ -197,6 +208,10 @@ class ContextItem(StrEnum):
     BACK_PAIN_WEEKS = "back_pain_weeks"
     BACK_PAIN_WEEKS_UNKNOWN = "back_pain_weeks_unknown"
     BACK_PAIN_INTENSITY = "back_pain_intensity"
+    FALL_WITHOUT_INJURY_SIGNS = "fall_without_injury_signs"
+    FALL_WITH_NEW_PAIN = "fall_with_new_pain"
+    HIP_OPERATION_WEEKS = "hip_operation_weeks"
+    ANTICOAGULANT = "anticoagulant"
 
 
 class AsymmetryMeasure(StrEnum):
@@ -274,3 +289,14 @@ def suggest(value: str, allowed: Iterable[str]) -> str:
     """Return a "did you mean" hint for the closest allowed name, or an empty string."""
     close = difflib.get_close_matches(normalise_name(value), list(allowed), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+PREGNANCY_ONLY_SYMPTOMS: frozenset[Symptom] = frozenset(
+    {
+        Symptom.VAGINAL_BLEEDING,
+        Symptom.REGULAR_PAINFUL_CONTRACTIONS,
+        Symptom.DECREASED_FETAL_MOVEMENT,
+        Symptom.AMNIOTIC_FLUID_LEAKAGE,
+    }
+)
+"""Symptoms that only occur in pregnancy: reporting one implies pregnancy when it is not given."""

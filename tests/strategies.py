@@ -151,10 +151,20 @@ def _extra_fields() -> dict[str, st.SearchStrategy[Any]]:
             side=st.sampled_from(sides),
             approach=st.sampled_from(approaches),
             precautions_lifted=flag,
+            weeks_since=st.integers(0, 2600),
         ),
         "osteoporosis": flag,
         "vertebral_fracture": flag,
         "back_pain": _optional(weeks=st.integers(0, 2000), intensity=st.integers(0, 10)),
+        "recent_fall": st.one_of(
+            st.just({"occurred": False}),
+            st.fixed_dictionaries(
+                {"occurred": st.just(True)},
+                optional={"new_pain": st.one_of(st.none(), flag), "can_bear_weight": flag},
+            ),
+        ),
+        "recent_joint_procedure": st.one_of(st.none(), flag),
+        "anticoagulant": st.one_of(st.none(), flag),
     }
 
 
@@ -163,6 +173,49 @@ EXTRA_FIELDS: tuple[str, ...] = tuple(
 )
 FORM_FIELDS: tuple[str, ...] = BASE_FORM_FIELDS + EXTRA_FIELDS
 """The `IntakeForm` fields ``forms()`` generates (a test checks it matches the model)."""
+
+
+# A stated "no" that a ticked symptom contradicts makes the form invalid: (field, what it must not
+# be, the symptom it contradicts).
+_CONTRADICTIONS = (
+    (("recent_fall", "occurred"), False, "recent_fall_or_minor_trauma"),
+    (("recent_fall", "can_bear_weight"), True, "unable_to_bear_weight"),
+    (("recent_joint_procedure",), False, "recent_spinal_or_joint_procedure"),
+)
+
+
+def consistent(form: dict[str, Any]) -> dict[str, Any]:
+    """``form`` without the symptoms its stated negatives contradict (the form refuses those)."""
+    dropped = set()
+    for path, value, symptom in _CONTRADICTIONS:
+        node: Any = form
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is value:
+            dropped.add(symptom)
+    if not dropped or not form.get("symptoms"):
+        return form
+    return {**form, "symptoms": [s for s in form["symptoms"] if s not in dropped]}
+
+
+def with_symptom(form: Mapping[str, Any], symptom: str) -> dict[str, Any]:
+    """A copy of ``form`` reporting ``symptom`` too; a stated answer it contradicts is left out
+    (blank: not asked), so the form stays valid."""
+    changed = copy.deepcopy(dict(form))
+    changed["symptoms"] = [*changed.get("symptoms", []), symptom]
+    for path, value, contradicted in _CONTRADICTIONS:
+        if contradicted != symptom:
+            continue
+        *parents, last = path
+        node: Any = changed
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(last) is value:
+            if parents == ["recent_fall"] and last == "occurred":
+                del changed["recent_fall"]  # no fall stated: drop the whole record
+            else:
+                del node[last]
+    return changed
 
 
 def forms() -> st.SearchStrategy[dict[str, Any]]:
@@ -180,7 +233,7 @@ def forms() -> st.SearchStrategy[dict[str, Any]]:
             "rom": st.one_of(st.none(), roms()),
             **{name: extras[name] for name in EXTRA_FIELDS},
         },
-    )
+    ).map(consistent)
 
 
 # -- helpers on plain-dict forms ------------------------------------------------------------------

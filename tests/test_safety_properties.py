@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import forms
+from strategies import forms, with_symptom
 
 import hipscreen
 from hipscreen._ruledata import alternatives, load_ruleset
@@ -48,7 +48,14 @@ def _without_referral_triggers(form: dict[str, Any]) -> dict[str, Any]:
     """The form with every input a referral rule can test taken out."""
     clean = copy.deepcopy(form)
     clean["symptoms"] = [s for s in clean.get("symptoms", []) if s not in REFERRAL_SYMPTOMS]
-    for key in ("vertebral_fracture", "pregnancy", "straight_leg_raise", "back_pain"):
+    for key in (
+        "vertebral_fracture",
+        "pregnancy",
+        "straight_leg_raise",
+        "back_pain",
+        "recent_fall",
+        "recent_joint_procedure",
+    ):
         clean.pop(key, None)
     strength = clean.get("strength", {})
     for muscle, value in list(strength.items()):
@@ -63,7 +70,7 @@ def _without_referral_triggers(form: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_symptom(form: dict[str, Any], symptom: str) -> dict[str, Any]:
-    return {**form, "symptoms": [*form.get("symptoms", []), symptom]}
+    return with_symptom(form, symptom)
 
 
 @settings(max_examples=150, deadline=None)
@@ -103,3 +110,51 @@ def test_the_trigger_lists_are_not_empty() -> None:
     """Guards the properties above against passing vacuously."""
     assert "saddle_numbness" in LONE_CRITICAL_SYMPTOMS
     assert "leg_pain_below_knee" in REFERRAL_SYMPTOMS
+
+
+VOCABULARY = RULESET.vocabulary
+assert VOCABULARY is not None
+ALARM_SYMPTOMS = sorted(n for n, item in VOCABULARY.symptoms.items() if item.item_class == "alarm")
+RULES = {rule.id: rule for rule in RULESET.rules}
+
+
+@settings(max_examples=150, deadline=None)
+@given(forms(), st.sampled_from(ALARM_SYMPTOMS))
+def test_an_alarm_symptom_is_never_silent_whatever_else_the_form_says(
+    form: dict[str, Any], symptom: str
+) -> None:
+    """Whatever else is on the form, an alarm symptom brings a warning or more citing it, and a
+    referral."""
+    result = hipscreen.assess(_with_symptom(form, symptom))
+    citing = [
+        f
+        for f in result.findings
+        if f.severity.rank >= Severity.WARNING.rank
+        and any(e.field == "symptoms" and e.value == symptom for e in f.evidence)
+    ]
+    assert citing, f"{symptom} is cited by no warning: {result.finding_ids()}"
+    assert result.referral is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(forms(), st.sampled_from(ALARM_SYMPTOMS))
+def test_the_plan_never_holds_what_a_referral_withholds_until_cleared(
+    form: dict[str, Any], symptom: str
+) -> None:
+    """Referral, plan and urgency agree: what the referral's kind withholds is not recommended
+    (except what the referring rule itself recommends, such as staying active)."""
+    result = hipscreen.assess(_with_symptom(form, symptom))
+    for finding in result.findings:
+        referral = RULES[finding.id].spec.referral
+        if referral is None or referral.kind is None:
+            continue
+        policy = RULESET.referral_policy[referral.kind]
+        exempt = set(RULES[finding.id].spec.recommends)
+        for rec in result.recommendations:
+            if rec.exercise.id in exempt:
+                continue
+            assert rec.exercise.kind not in policy.withhold.kinds, (finding.id, rec.exercise.id)
+            assert not set(rec.exercise.properties) & set(policy.withhold.properties), (
+                finding.id,
+                rec.exercise.id,
+            )
