@@ -336,6 +336,13 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
         missing.append("modified Thomas test")
     if not tests & {"straight_leg_raise", "active_knee_extension_deficit"}:
         missing.append("hamstring length test (straight-leg raise or active knee extension)")
+    # The safety questions a red flag turns on: blank means not asked, never "no".
+    if form.recent_fall is None:
+        missing.append("recent fall (asked yes or no)")
+    if form.recent_joint_procedure is None:
+        missing.append("recent joint injection or procedure (asked yes or no)")
+    if form.anticoagulant is None:
+        missing.append("anticoagulant use (asked yes or no)")
     return tuple(missing)
 
 

@@ -23,6 +23,8 @@ def test_not_assessed_lists_inputs_that_were_not_given() -> None:
     assert "strength of hip_extensors" in empty.not_assessed
     assert "measured hip_extension" in empty.not_assessed
     assert "modified Thomas test" in empty.not_assessed
+    assert "recent fall (asked yes or no)" in empty.not_assessed
+    assert "anticoagulant use (asked yes or no)" in empty.not_assessed
     given = hipscreen.assess(
         {
             "tightness": {"hip_flexors": 0},
@@ -34,6 +36,10 @@ def test_not_assessed_lists_inputs_that_were_not_given() -> None:
     assert "measured hip_extension" not in given.not_assessed
     assert "modified Thomas test" not in given.not_assessed
     assert "strength of hip_extensors" in given.not_assessed
+    answered = hipscreen.assess(
+        {"recent_fall": {"occurred": False}, "anticoagulant": False, "recent_joint_procedure": False}
+    )
+    assert not [item for item in answered.not_assessed if "asked yes or no" in item]
     empty_records = hipscreen.assess({"thomas_test": {}, "straight_leg_raise": {}})
     assert "modified Thomas test" in empty_records.not_assessed
     assert any("hamstring length" in item for item in empty_records.not_assessed)
