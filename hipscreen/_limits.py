@@ -41,13 +41,14 @@ MAX_CHAIN_DEPTH: Final = 16
 """Longest chain of findings resting on findings (built-in: 3)."""
 
 MAX_COMBINATIONS_PER_RULE: Final = 4_096
-"""Worst-case fact combinations one alternative can match in a full form (the product of how
-many facts each of its atoms can match; built-in: 256). The engine fires once per combination:
-an ``all_of`` of five identical grade atoms is 16⁵ ≈ 1 million firings (12 s, 300 MB)."""
+"""Worst-case fact combinations one condition can match in a full form (per alternative, the
+product of how many facts each atom can match, summed over alternatives; built-in: 16). The
+engine fires once per combination: an ``all_of`` of five identical grade atoms naming no muscle
+is 16⁵ ≈ 1 million firings (12 s and 300 MB per assessment)."""
 
-MAX_COMBINATIONS_PER_FORM: Final = 50_000
-"""The same, summed over every alternative of the rule set (built-in: 2,208): bounds the time and
-memory of one assessment of a full form (about 0.5 s at the worst)."""
+MAX_COMBINATIONS_PER_FORM: Final = 20_000
+"""The same, summed over every condition of the rule set (built-in: 203): bounds the time and
+memory of one assessment of a full form (about 20 µs per firing: 0.4 s at the very worst)."""
 
 MAX_NUMBER_MAGNITUDE: Final = 1_000_000
 """Largest absolute threshold or number in a condition. Form values stay within ±2,000."""
@@ -63,20 +64,20 @@ MAX_ENGINE_RULES: Final = 2_000
 4,096 actions (error 106)."""
 
 MAX_ALPHA_BRANCHES: Final = 256
-"""Distinct tests following one test in the engine's alpha network (built-in: 16). The C table
+"""Distinct tests following one test in the engine's alpha network (built-in: 47). The C table
 has 512 slots and a lookup in a full table never ends: 504 chained rules hang the compile."""
 
 MAX_OR_LINKS: Final = 64
-"""``$or`` patterns sharing one alpha test (built-in: 5); the C list holds 128 and is then read
+"""``$or`` patterns sharing one alpha test (built-in: 6); the C list holds 128 and is then read
 past its end."""
 
 MAX_PATTERNS_PER_TEST: Final = 128
-"""Rule patterns ending on the same alpha test (built-in: 14); the C list holds 256 and is then
+"""Rule patterns ending on the same alpha test (built-in: 5); the C list holds 256 and is then
 read past its end."""
 
 MAX_PATTERN_EXPRESSIONS: Final = 31
-"""Expression entries of one fact pattern (``$and``/``$or`` groups); the C engine refuses 32
-(error 113)."""
+"""Expression entries of one fact pattern (two per ``$and``/``$or`` group; built-in: 12); the C
+engine refuses 32 (error 113). Merged ``any_of`` patterns are split to stay within."""
 
 # -- intake forms (checked before validation, for mappings and JSON documents alike) -------------
 

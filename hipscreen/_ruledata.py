@@ -14,6 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from hipscreen._errors import RuleDataError, RuleProblem
+from hipscreen._limits import (
+    MAX_RULE_DATA_BYTES,
+    MAX_RULE_FILE_BYTES,
+    MAX_RULE_FILES,
+    MAX_YAML_DEPTH,
+)
 from hipscreen._vocabulary import (
     Activity,
     AsymmetryMeasure,
@@ -301,6 +307,38 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class _BoundedLoader(_UniqueKeyLoader):
+    """Also refuses anchors and aliases (a 526-byte file of nested aliases expands to billions of
+    nodes) and collections nested deeper than ``MAX_YAML_DEPTH`` (the composer recurses)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML anchors and aliases (&name, *name) are not allowed in rule files",
+                mark,
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            self._depth += 1
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"collections nested more than {MAX_YAML_DEPTH} levels deep",
+                    mark,
+                )
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+        return super().compose_node(parent, index)
+
+
 def builtin_rules_dir() -> Path:
     """The rules shipped with hipscreen: inside the package when installed, else the checkout's."""
     packaged = Path(str(resources.files("hipscreen"))) / "rules"
@@ -367,18 +405,32 @@ def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _read_yaml(path: Path, root: Path, out: _Collector) -> tuple[Any, bytes]:
+def _read_yaml(path: Path, root: Path, out: _Collector, budget: list[int]) -> tuple[Any, bytes]:
+    """One YAML file, within ``MAX_RULE_FILE_BYTES`` and what is left of ``budget[0]`` bytes."""
     name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    limit = min(MAX_RULE_FILE_BYTES, budget[0])
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(limit + 1)
     except OSError as error:
         out.add(name, "", "", f"cannot read file: {error}")
         return None, b""
+    if len(raw) > limit:
+        if limit == MAX_RULE_FILE_BYTES:
+            message = f"the file is larger than {MAX_RULE_FILE_BYTES:,} bytes"
+        else:
+            message = f"the rule files together are larger than {MAX_RULE_DATA_BYTES:,} bytes"
+        out.add(name, "", "", f"{message} (the limit)")
+        budget[0] = 0
+        return None, b""
+    budget[0] -= len(raw)
     try:
-        return yaml.load(raw, Loader=_UniqueKeyLoader), raw
+        return yaml.load(raw, Loader=_BoundedLoader), raw
     except yaml.YAMLError as error:
         out.add(name, "", "", f"not valid YAML: {error}".replace("\n", " "))
-        return None, raw
+    except (ValueError, OverflowError, RecursionError) as error:  # e.g. an integer of 5,000 digits
+        out.add(name, "", "", f"not valid YAML: {type(error).__name__}: {error}")
+    return None, raw
 
 
 def load_ruleset(
@@ -403,9 +455,10 @@ def load_ruleset(
     dirs = (base, *extra)
     out = _Collector()
     digest = hashlib.sha256()
+    budget = [MAX_RULE_DATA_BYTES]
 
     def read(path: Path) -> Any:
-        data, raw = _read_yaml(path, base, out)
+        data, raw = _read_yaml(path, base, out, budget)
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
         return data
 
@@ -448,6 +501,14 @@ def load_ruleset(
     if meta is not None and thresholds:
         meta = _override_thresholds(meta, thresholds, out)
         digest.update(repr(sorted(thresholds.items())).encode())
+    from hipscreen._rulebounds import (  # it imports this module's condition types
+        check_condition,
+        check_rule_set,
+        check_thresholds,
+    )
+
+    if meta is not None:
+        check_thresholds(meta.thresholds, list(thresholds or ()), out.add)
 
     rule_specs: list[tuple[str, RuleSpec]] = []
     known_ids: list[str] = []  # ids of rules that failed validation: still valid references
@@ -456,6 +517,10 @@ def load_ruleset(
         finding_files = sorted((directory / "findings").glob("*.yaml"))
         if directory == base and not finding_files:
             out.add("findings/", "", "", "no rule files found (expected findings/*.yaml)")
+        if len(files) + len(finding_files) > MAX_RULE_FILES:
+            message = f"more than {MAX_RULE_FILES} rule files (the limit); the rest are not read"
+            out.add(str(directory / "findings"), "", "", message)
+            finding_files = finding_files[: max(0, MAX_RULE_FILES - len(files))]
         for path in finding_files:
             name = f"findings/{path.name}" if directory == base else str(path)
             files.append(name)
@@ -517,9 +582,15 @@ def load_ruleset(
         if catalog:
             _check_safety(file, spec, escalations, exercises, catalog, meta, out)
         if condition is not None and all(e[1] is not None for e in escalations):
+            bounded: list[tuple[str, Any]] = [("when", condition)]
+            bounded += [(f"escalate.{i}.when", e[1]) for i, e in enumerate(escalations)]
+            within = [check_condition(file, spec.id, w, c, out.add) for w, c in bounded]
+            if not all(within):  # each condition reported on its own
+                continue
             if spec.id in set(finding_refs(condition)):
                 out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
             rules.append(Rule(spec, file, condition, escalations))  # type: ignore[arg-type]
+    check_rule_set(rules, len(rule_specs) + len(known_ids), out.add)
     _check_cycles(rules, out)
 
     if out.problems:
@@ -834,7 +905,13 @@ class _ConditionParser:
         if isinstance(value, bool):
             self.problem(where, f"needs a number or a threshold name (got {value!r})")
             return None
+        from hipscreen._rulebounds import number_problem  # imports this module
+
         if isinstance(value, int | float):
+            problem = number_problem(value)
+            if problem is not None:
+                self.problem(where, problem)
+                return None
             return value, f"{value:g}{{unit}}"
         if isinstance(value, str):
             if self.thresholds is None:  # ruleset.yaml unreadable: cannot check names
@@ -843,6 +920,9 @@ class _ConditionParser:
             if spec is None:
                 hint = suggest(value, self.thresholds)
                 self.problem(where, f"unknown threshold {value!r}{hint} (defined in ruleset.yaml)")
+                return None
+            if number_problem(spec.value) is not None:  # reported with the threshold
+                self.ok = False
                 return None
             return spec.value, f"{spec.value:g}{{unit}} ({value})"
         self.problem(where, f"needs a number or a threshold name (got {value!r})")
