@@ -21,7 +21,6 @@ from hipscreen._limits import (
     MAX_COMBINATIONS_PER_RULE,
     MAX_NUMBER_MAGNITUDE,
     MAX_PATTERNS_PER_ALTERNATIVE,
-    MAX_RULES,
     MAX_THRESHOLD_DECIMALS,
 )
 from hipscreen._ruledata import AnyOf, Atom, Condition, Rule
@@ -206,10 +205,11 @@ def _conditions(rule: Rule) -> Iterator[Condition]:
         yield condition
 
 
-def check_rule_set(rules: Sequence[Rule], rule_count: int, add: Report) -> None:
-    """Report a rule set with too many rules, too long a chain or too many combinations."""
-    if rule_count > MAX_RULES:
-        add("", "", "", f"the rule set has {rule_count:,} rules (at most {MAX_RULES:,})")
+def check_rule_set(rules: Sequence[Rule], add: Report) -> None:
+    """Report chains of findings too long, or too many combinations over the whole rule set.
+
+    (The number of rules, ``MAX_RULES``, is checked while the files are read.)
+    """
     graph = {rule.id: {ref for c in _conditions(rule) for ref in _refs(c)} for rule in rules}
     depth: dict[str, int] = {}
 

@@ -18,6 +18,7 @@ from hipscreen._limits import (
     MAX_RULE_DATA_BYTES,
     MAX_RULE_FILE_BYTES,
     MAX_RULE_FILES,
+    MAX_RULES,
     MAX_YAML_DEPTH,
 )
 from hipscreen._vocabulary import (
@@ -288,7 +289,11 @@ class RuleSet:
 # -- loading ---------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (about four times faster), else PyYAML's."""
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 
@@ -301,42 +306,37 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-class _BoundedLoader(_UniqueKeyLoader):
-    """Also refuses anchors and aliases (a 526-byte file of nested aliases expands to billions of
-    nodes) and collections nested deeper than ``MAX_YAML_DEPTH`` (the composer recurses)."""
+def _check_events(raw: bytes) -> None:
+    """Refuse anchors and aliases, and collections nested more than ``MAX_YAML_DEPTH`` deep.
 
-    _depth = 0
+    Runs on the parser's event stream, before anything is composed: a 526-byte file of nested
+    aliases expands to billions of nodes ("billion laughs"), and composing recurses per level.
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+    Raises:
+        yaml.YAMLError: naming the line and column.
+    """
+    depth = 0
+    for event in yaml.parse(raw, Loader=_SafeLoader):
         mark: Any = event.start_mark
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(
-                None,
-                None,
-                "YAML anchors and aliases (&name, *name) are not allowed in rule files",
-                mark,
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed", mark
             )
         if isinstance(event, yaml.CollectionStartEvent):
-            self._depth += 1
-            if self._depth > MAX_YAML_DEPTH:
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
                 raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"collections nested more than {MAX_YAML_DEPTH} levels deep",
-                    mark,
+                    None, None, f"collections nested more than {MAX_YAML_DEPTH} levels deep", mark
                 )
-            try:
-                return super().compose_node(parent, index)
-            finally:
-                self._depth -= 1
-        return super().compose_node(parent, index)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def builtin_rules_dir() -> Path:
@@ -425,7 +425,8 @@ def _read_yaml(path: Path, root: Path, out: _Collector, budget: list[int]) -> tu
         return None, b""
     budget[0] -= len(raw)
     try:
-        return yaml.load(raw, Loader=_BoundedLoader), raw
+        _check_events(raw)
+        return yaml.load(raw, Loader=_UniqueKeyLoader), raw
     except yaml.YAMLError as error:
         out.add(name, "", "", f"not valid YAML: {error}".replace("\n", " "))
     except (ValueError, OverflowError, RecursionError) as error:  # e.g. an integer of 5,000 digits
@@ -511,6 +512,8 @@ def load_ruleset(
         check_thresholds(meta.thresholds, list(thresholds or ()), out.add)
 
     rule_specs: list[tuple[str, RuleSpec]] = []
+    rule_count = 0
+    first_extra = ("", "")
     known_ids: list[str] = []  # ids of rules that failed validation: still valid references
     files: list[str] = []
     for directory in dirs:
@@ -538,6 +541,12 @@ def load_ruleset(
                 continue
             # Rule by rule, so that one malformed rule does not hide the others' problems.
             for index, raw_rule in enumerate(raw_rules):
+                rule_count += 1
+                if rule_count > MAX_RULES:  # counted, not validated: the set is refused anyway
+                    if rule_count == MAX_RULES + 1:
+                        item = raw_rule.get("id") if isinstance(raw_rule, dict) else None
+                        first_extra = (name, str(item or f"rules.{index}"))
+                    continue
                 try:
                     rule_specs.append((name, RuleSpec.model_validate(raw_rule)))
                 except ValidationError as error:
@@ -590,7 +599,10 @@ def load_ruleset(
             if spec.id in set(finding_refs(condition)):
                 out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
             rules.append(Rule(spec, file, condition, escalations))  # type: ignore[arg-type]
-    check_rule_set(rules, len(rule_specs) + len(known_ids), out.add)
+    if rule_count > MAX_RULES:
+        message = f"the rule set has {rule_count:,} rules (at most {MAX_RULES:,}); from here on"
+        out.add(*first_extra, "", f"{message} they are counted, not checked")
+    check_rule_set(rules, out.add)
     _check_cycles(rules, out)
 
     if out.problems:
@@ -632,6 +644,8 @@ def _merge_catalogs(
 def _override_thresholds(
     meta: RulesetFile, overrides: Mapping[str, float], out: _Collector
 ) -> RulesetFile:
+    from hipscreen._rulebounds import number_problem  # it imports this module
+
     updated = dict(meta.thresholds)
     for name, value in overrides.items():
         spec = updated.get(name)
@@ -640,6 +654,8 @@ def _override_thresholds(
             out.add("thresholds", name, "", f"unknown threshold {name!r}{hint}")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             out.add("thresholds", name, "", f"needs a number (got {value!r})")
+        elif (problem := number_problem(value)) is not None:
+            out.add("thresholds", name, "", problem)
         else:
             updated[name] = spec.model_copy(
                 update={"value": value, "source": f"{spec.source} Overridden: {value:g}."}
