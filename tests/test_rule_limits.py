@@ -381,3 +381,37 @@ def test_max_facts_bounds_the_facts_of_a_full_form() -> None:
     assert counts[("symptom", None)] <= len(Symptom)
     assert max(n for (kind, _), n in counts.items() if kind == "asym") <= len(Muscle)
     assert resource  # imported for the subprocess check above
+
+
+def test_a_long_any_of_is_split_into_patterns_the_engine_accepts(tmp_path: Path) -> None:
+    """32 distinct grade atoms in one any_of would be one ``$or`` of 66 expression entries (the
+    C engine refuses 32: error 113); the compiler splits it, and each alternative still fires."""
+    atoms = [
+        f"{{grade: {{measure: {measure}, muscle: {muscle.value}, side: {side}, at_least: 1}}}}"
+        for measure in ("tightness", "strength")
+        for muscle in Muscle
+        for side in ("left", "right")
+    ]
+    assert len(atoms) == _limits.MAX_ALTERNATIVES
+    directory = _rule_dir(
+        tmp_path / "long", _rules(_rule("long", "{any_of: [" + ", ".join(atoms) + "]}"))
+    )
+    assert _check(directory).returncode == 0
+    with hipscreen.Screener(directory) as screener:
+        for muscle in Muscle:
+            form = {"strength": {muscle.value: {"right": 2}}}
+            assert screener.assess(form).finding_ids() == ["long"], muscle
+
+
+def test_network_problems_name_the_engine_rule_that_crosses_a_limit() -> None:
+    from hipscreen._engine import EngineRule, network_problems
+    from hipscreen._ruledata import Atom
+
+    rules = [
+        EngineRule(f"r{i}", ((Atom("age", at_least=i),),))
+        for i in range(_limits.MAX_ALPHA_BRANCHES + 1)
+    ]
+    assert network_problems(rules[:-1]) == []
+    ((name, message),) = network_problems(rules)
+    assert name == f"r{_limits.MAX_ALPHA_BRANCHES}"
+    assert "distinct tests follow one test" in message
