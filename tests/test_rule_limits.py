@@ -415,3 +415,94 @@ def test_network_problems_name_the_engine_rule_that_crosses_a_limit() -> None:
     ((name, message),) = network_problems(rules)
     assert name == f"r{_limits.MAX_ALPHA_BRANCHES}"
     assert "distinct tests follow one test" in message
+
+
+RANDOM_RULES = r"""
+import shutil, sys, tempfile, time
+from pathlib import Path
+from hypothesis import HealthCheck, given, settings, strategies as st
+import hipscreen
+from test_rule_limits import FULL_FORM, GRADE, VALID, _rule, _rules
+from hipscreen._vocabulary import Muscle, MuscleGroup, Symptom
+
+outcomes = {"refused": 0, "screened": 0}
+slowest = [0.0]
+
+def grade(draw):
+    parts = [f"measure: {draw(st.sampled_from(['tightness', 'strength']))}"]
+    which = draw(st.sampled_from(["muscle", "group", "none"]))
+    if which == "muscle":
+        parts.append(f"muscle: {draw(st.sampled_from([m.value for m in Muscle]))}")
+    elif which == "group":
+        parts.append(f"group: {draw(st.sampled_from([g.value for g in MuscleGroup]))}")
+    if draw(st.booleans()):
+        parts.append(f"side: {draw(st.sampled_from(['left', 'right']))}")
+    parts.append(f"at_least: {draw(st.integers(0, 3))}")
+    return "{grade: {" + ", ".join(parts) + "}}"
+
+@st.composite
+def condition(draw, depth, earlier):
+    kind = draw(st.sampled_from(["grade", "symptom", "age", "finding", "all_of", "any_of"]
+                                if depth < 3 else ["grade", "symptom", "age"]))
+    if kind == "grade":
+        return grade(draw)
+    if kind == "symptom":
+        return "{symptom: " + draw(st.sampled_from([s.value for s in Symptom][:6])) + "}"
+    if kind == "age":
+        return "{age: {at_least: " + str(draw(st.integers(0, 100))) + "}}"
+    if kind == "finding":
+        return ("{finding: " + draw(st.sampled_from(earlier)) + "}") if earlier else GRADE
+    items = draw(st.lists(condition(depth + 1, earlier), min_size=1, max_size=6))
+    return "{" + kind + ": [" + ", ".join(items) + "]}"
+
+@st.composite
+def rule_sets(draw):
+    rules, ids = [], []
+    for i in range(draw(st.integers(1, 8))):
+        rules.append(_rule(f"g{i}", draw(condition(0, list(ids)))))
+        ids.append(f"g{i}")
+    return _rules(*rules)
+
+@settings(max_examples=int(sys.argv[1]), deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(rule_sets())
+def check(text):
+    workdir = Path(tempfile.mkdtemp())
+    try:
+        shutil.copytree(VALID, workdir / "r")
+        (workdir / "r" / "findings" / "x.yaml").write_text(text)
+        try:
+            screener = hipscreen.Screener(workdir / "r", cache_size=0)
+        except hipscreen.RuleDataError:
+            outcomes["refused"] += 1
+            return
+        with screener:
+            start = time.perf_counter()
+            screener.assess(FULL_FORM)
+            slowest[0] = max(slowest[0], time.perf_counter() - start)
+        outcomes["screened"] += 1
+    finally:
+        shutil.rmtree(workdir)
+
+check()
+print(outcomes["refused"], outcomes["screened"], f"{slowest[0]:.3f}")
+"""
+
+
+def test_random_rule_sets_are_refused_or_screen_a_full_form_in_bounded_time() -> None:
+    """Hypothesis draws nested conditions (broad and narrow grades, joins, chains): each rule set
+    is either refused with a RuleDataError or compiles and screens a full form quickly. In a
+    subprocess with a timeout, so a hang fails the test."""
+    completed = subprocess.run(
+        [sys.executable, "-c", RANDOM_RULES, "60"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=Path(__file__).parent,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    refused, screened, slowest = completed.stdout.split()
+    print(f"\nrandom rule sets: {refused} refused, {screened} screened, slowest {slowest} s")
+    assert int(screened) > 0
+    assert float(slowest) < 10
