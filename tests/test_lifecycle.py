@@ -211,3 +211,21 @@ def test_a_fork_while_another_thread_holds_the_cache_lock_does_not_hang_the_chil
     finally:
         done.set()
         thread.join()
+
+
+def test_the_lifecycle_benchmark_runs() -> None:
+    """``benchmarks/bench_lifecycle.py`` with a tiny count, so the script cannot rot."""
+    import json
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_lifecycle.py"
+    completed = subprocess.run(
+        [sys.executable, str(script), "--count", "3", "--rules", str(SMALL_RULES), "--close"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["screeners"] == 3
+    assert result["release"] is True
