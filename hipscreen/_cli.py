@@ -368,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate a rule directory; exit code 1 with every problem listed",
         description="Validate a rule directory: a complete rule set (with ruleset.yaml) or a "
         "directory of extra rules (findings/*.yaml, optional exercises.yaml), checked on top "
-        "of the built-in rules or of --rules DIR. Every problem is listed; exit code 1 if any.",
+        "of the built-in rules or of --rules DIR, and compiled for the rules engine. Every "
+        "problem is listed, including the size limits rule data must keep (docs/writing-rules.md,"
+        " Limits); exit code 1 if any.",
     )
     check.add_argument("dir", metavar="DIR", help="the rule directory to check")
     check.add_argument(
