@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TextIO
 
 from hipscreen._errors import EngineError, InvalidFormError, RuleDataError
 from hipscreen._results import Assessment
-from hipscreen._ruledata import RuleSet, load_ruleset
+from hipscreen._ruledata import RuleSet
 from hipscreen._schema import SCHEMA_FILES, schema, write_schema_files
 from hipscreen._screen import Screener, default_screener
 from hipscreen._version import __version__
@@ -240,15 +240,19 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     base = Path(args.rules) if args.rules else None
     if base is not None and not base.is_dir():
         raise UsageError(f"{args.rules}: no such rule directory")
+    # Compiling too (not only loading) checks the engine network: what passes here compiles.
     try:
-        if complete:
-            ruleset: RuleSet = load_ruleset(directory)
-        else:
-            ruleset = load_ruleset(base, [directory])
-    except RuleDataError as error:
-        noun = "problem" if len(error.problems) == 1 else "problems"
-        lines = [f"{args.dir}: {len(error.problems)} {noun}:"]
-        lines += [f"  - {problem}" for problem in error.problems]
+        with (
+            Screener(directory, cache_size=0)
+            if complete
+            else Screener(base, extra_rules=[directory], cache_size=0)
+        ) as screener:
+            ruleset: RuleSet = screener.ruleset
+    except (RuleDataError, EngineError) as error:
+        problems = error.problems if isinstance(error, RuleDataError) else [error]
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = [f"{args.dir}: {len(problems)} {noun}:"]
+        lines += [f"  - {problem}" for problem in problems]
         _write("\n".join(lines))
         return EXIT_PROBLEMS
     what = (
@@ -364,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate a rule directory; exit code 1 with every problem listed",
         description="Validate a rule directory: a complete rule set (with ruleset.yaml) or a "
         "directory of extra rules (findings/*.yaml, optional exercises.yaml), checked on top "
-        "of the built-in rules or of --rules DIR. Every problem is listed; exit code 1 if any.",
+        "of the built-in rules or of --rules DIR, and compiled for the rules engine. Every "
+        "problem is listed, including the size limits rule data must keep (docs/writing-rules.md,"
+        " Limits); exit code 1 if any.",
     )
     check.add_argument("dir", metavar="DIR", help="the rule directory to check")
     check.add_argument(

@@ -12,7 +12,11 @@ No other module imports ``durable_rules``. This module works around the engine's
 * Action errors are caught here and raised as `EngineError` (the stock glue swallows them).
 * One lock per compiled ruleset: the C calls hold the GIL anyway, so threads gain nothing from
   interleaving, and one live session at a time keeps far below the 1,024-session cap and away from
-  the 32-bit session-id hash collisions.
+  the 32-bit session-id hash collisions. The lock is replaced in a forked child.
+* The session is deleted whatever interrupts it (even ``KeyboardInterrupt``), and the ruleset is
+  deleted when its `CompiledRules` is closed or collected: the engine never frees either by itself.
+* The compiled network is measured against the C engine's fixed-size tables before it is built
+  (`network_problems`): overflowing them hangs the compile or reads past the tables' ends.
 * Each compile registers under a fresh name, so re-running a notebook cell never meets
   "ruleset already registered".
 """
@@ -21,15 +25,24 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import threading
+import math
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as _dre
 
 from hipscreen._errors import EngineError
+from hipscreen._forksafe import ForkSafeLock
+from hipscreen._limits import (
+    MAX_ALPHA_BRANCHES,
+    MAX_ENGINE_RULES,
+    MAX_OR_LINKS,
+    MAX_PATTERN_EXPRESSIONS,
+    MAX_PATTERNS_PER_TEST,
+    MAX_THRESHOLD_DECIMALS,
+)
 from hipscreen._ruledata import Atom
 
 Fact = dict[str, Any]
@@ -57,17 +70,27 @@ FACT_KEYS = {
 }
 
 
+_TINY = 0.5 * 10.0**-MAX_THRESHOLD_DECIMALS  # 0.0005, printed without an exponent
+
+
 def engine_number(value: float) -> float:
-    """A number the engine can parse: its JSON reader crashes (SIGSEGV) on exponent notation
-    such as ``1e-05``, which Python's JSON writer emits for small floats. Angles and grades
-    need no more than three decimals, so round, and drop what would print with an exponent.
+    """The number to send the engine for ``value``: exact for every comparison with a threshold.
+
+    The engine reads numbers with C's ``atof`` (correctly rounded), so a float sent as Python's
+    shortest round-trip digits arrives as exactly the same double: comparisons in the engine are
+    the comparisons Python would make. Only one form needs care: the engine's JSON reader crashes
+    (SIGSEGV) on exponent notation such as ``1e-05``, which Python prints for magnitudes below
+    0.0001. Such a value is sent as ±0.0005 instead, which lies on the same side of every
+    threshold as the value itself, because thresholds have at most three decimals
+    (``MAX_THRESHOLD_DECIMALS``, checked when the rules load). Integral values go as integers.
     """
     if isinstance(value, int):
         return value
-    rounded = round(value, 3)
-    if rounded == int(rounded):
-        return int(rounded)
-    return rounded  # |x| ≥ 0.001 here, so repr() has no exponent
+    if value.is_integer():
+        return int(value)
+    if abs(value) < 1e-4:
+        return math.copysign(_TINY, value)
+    return value  # 0.0001 ≤ |x| < 2**53 and not integral: repr() has no exponent
 
 
 def pattern(atom: Atom) -> dict[str, Any]:
@@ -108,6 +131,19 @@ def slot_pattern(slot: tuple[Atom, ...]) -> dict[str, Any]:
     return {"$or": [pattern(atom) for atom in slot]}
 
 
+def slot_size(slot: tuple[Atom, ...]) -> int:
+    """How many expression entries the engine stores for the slot's pattern (two per group)."""
+
+    def size(expr: Any) -> int:
+        if isinstance(expr, dict):
+            ((key, value),) = expr.items()
+            if key in ("$and", "$or"):
+                return 2 + sum(size(item) for item in value)
+        return 0
+
+    return size(slot_pattern(slot))
+
+
 def atom_for(slot: tuple[Atom, ...], fact: Fact) -> Atom:
     """Which atom of a slot a matched fact satisfied (told apart by type and equality tests)."""
     if len(slot) == 1:
@@ -123,23 +159,150 @@ def atom_for(slot: tuple[Atom, ...], fact: Fact) -> Atom:
     raise EngineError(f"matched fact {fact!r} fits no atom of its pattern")
 
 
+def definition(rules: Sequence[EngineRule]) -> dict[str, Any]:
+    """The durable_rules ruleset for ``rules``, with the sentinel rule."""
+    result: dict[str, Any] = {}
+    for rule in rules:
+        result[rule.name] = {
+            "all": [{f"p{i}": slot_pattern(slot)} for i, slot in enumerate(rule.slots)]
+        }
+    # Fires last (higher pri fires later) and always: guarantees a completed action.
+    result[_SENTINEL_RULE] = {"pri": 65000, "all": [{"m": {"t": _SENTINEL_FACT_TYPE}}]}
+    return result
+
+
+@dataclass
+class _Alpha:
+    """One node of the engine's alpha network, as src/rules/rete.c builds it."""
+
+    children: dict[tuple[str, str, str], _Alpha] = field(default_factory=dict)
+    or_links: int = 0
+    patterns: int = 0
+
+
+def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
+    """Where the compiled ruleset would overflow one of the C engine's fixed-size tables.
+
+    Rebuilds the engine's alpha network the way ``createAlpha``/``findAlpha`` in rete.c do (one
+    node per distinct test after the same tests, a forward node per ``$or``), and counts what the
+    C engine keeps in fixed arrays: tests after one node (a 512-slot hash table whose lookup never
+    ends once full: 504 chained rules hang the compile), ``$or`` links and rule patterns on one
+    node (lists of 128 and 256, read past their ends when full), expression entries per pattern
+    (32, then error 113) and actions (4,096, then error 106). Each limit keeps a wide margin.
+
+    Returns:
+        (engine rule name, problem) pairs; the name is the rule whose patterns crossed the limit.
+    """
+    problems: list[tuple[str, str]] = []
+    if len(rules) > MAX_ENGINE_RULES:
+        problems.append(
+            (
+                rules[MAX_ENGINE_RULES].name,
+                f"the rule set compiles to {len(rules):,} engine rules "
+                f"(at most {MAX_ENGINE_RULES:,}: one per alternative of every condition)",
+            )
+        )
+    root = _Alpha()
+    reported: set[tuple[int, str]] = set()
+
+    def crossed(node: _Alpha, what: str, count: int, limit: int, name: str) -> None:
+        if count > limit and (id(node), what) not in reported:
+            reported.add((id(node), what))
+            problems.append((name, f"{what} (at most {limit}): {count} here"))
+
+    def place(node: _Alpha, expr: dict[str, Any], name: str, size: list[int]) -> _Alpha:
+        ((key, value),) = expr.items()
+        if key == "$and":
+            size[0] += 2
+            for test in value:
+                node = place(node, test, name, size)
+            return node
+        if key == "$or":
+            size[0] += 2
+            forward = _Alpha()
+            for test in value:
+                end = place(node, test, name, size)
+                end.or_links += 1
+                crossed(
+                    end,
+                    "too many 'any of' patterns share one test",
+                    end.or_links,
+                    MAX_OR_LINKS,
+                    name,
+                )
+            return forward
+        if key.startswith("$"):
+            ((attr, operand),) = value.items()
+        else:
+            attr, operand = key, value
+        test = (attr, key, json.dumps(operand))
+        child = node.children.get(test)
+        if child is None:
+            child = node.children[test] = _Alpha()
+            crossed(
+                node,
+                "too many distinct tests follow one test (finding ids, names or threshold values)",
+                len(node.children),
+                MAX_ALPHA_BRANCHES,
+                name,
+            )
+        return child
+
+    for name, rule in definition(rules).items():
+        for alias_pattern in rule["all"]:
+            ((_, expr),) = alias_pattern.items()
+            size = [0]
+            end = place(root, expr, name, size)
+            end.patterns += 1
+            crossed(
+                end,
+                "too many rules test exactly the same pattern",
+                end.patterns,
+                MAX_PATTERNS_PER_TEST,
+                name,
+            )
+            if size[0] > MAX_PATTERN_EXPRESSIONS:
+                problems.append(
+                    (
+                        name,
+                        f"one fact pattern has {size[0]} expression entries "
+                        f"(at most {MAX_PATTERN_EXPRESSIONS})",
+                    )
+                )
+    return problems
+
+
+def _release(handles: list[int]) -> None:
+    """Delete the engine rulesets in ``handles`` (rete.c ``deleteRuleset``: frees the network)."""
+    while handles:
+        _dre.delete_ruleset(handles.pop())  # popped first: never deleted twice
+
+
 class CompiledRules:
-    """A durable_rules ruleset compiled from engine rules; `run` is safe from any thread."""
+    """A durable_rules ruleset compiled from engine rules; `run` is safe from any thread.
+
+    `close` deletes the engine's ruleset; so does garbage collection (``weakref.finalize``) when
+    the object is dropped without closing it. Rulesets are C memory the engine never frees by
+    itself (about 0.8 MB each), and the engine has room for 131,071 of them.
+    """
 
     def __init__(self, rules: Sequence[EngineRule], label: str) -> None:
-        definition: dict[str, Any] = {}
-        for rule in rules:
-            definition[rule.name] = {
-                "all": [{f"p{i}": slot_pattern(slot)} for i, slot in enumerate(rule.slots)]
-            }
-        # Fires last (higher pri fires later) and always: guarantees a completed action.
-        definition[_SENTINEL_RULE] = {"pri": 65000, "all": [{"m": {"t": _SENTINEL_FACT_TYPE}}]}
-        self._json = json.dumps(definition, ensure_ascii=False)
+        problems = network_problems(rules)
+        if problems:
+            raise EngineError(
+                "the rules would overflow the engine: "
+                + "; ".join(f"{name}: {message}" for name, message in problems)
+            )
+        self._json = json.dumps(definition(rules), ensure_ascii=False)
         self._label = label
         self._sids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._handle = self._create()
+        self._lock = ForkSafeLock()
+        self._closed = False
+        # The finalizer holds this list, not self: the current handle is its last item.
+        self._handles: list[int] = [self._create()]
+        self._finalizer = weakref.finalize(self, _release, self._handles)
+        # At interpreter exit a daemon thread may still be screening: leave the memory to the OS.
+        self._finalizer.atexit = False
 
     def _create(self) -> int:
         name = f"hipscreen-{self._label}-{next(_names)}"
@@ -149,36 +312,68 @@ class CompiledRules:
             raise EngineError(f"the rules engine rejected the compiled ruleset: {error}") from error
         return handle
 
-    def _ensure_lock(self) -> None:
-        # A lock inherited through fork() may be held by a thread that does not exist in the child.
-        if os.getpid() != self._pid:
-            self._pid = os.getpid()
-            self._lock = threading.Lock()
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Delete the engine ruleset (waiting for a session in progress). Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._finalizer()
+
+    def ensure_open(self) -> None:
+        """Raise `EngineError` if the rules were closed."""
+        if self._closed:
+            raise EngineError(
+                "this Screener is closed (close() was called or its with-block ended); "
+                "create a new Screener"
+            )
 
     def run(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
         """Assert ``facts`` in a fresh session, run every firing through ``on_fire``, clean up.
 
         The facts are given a ``sid`` key in place.
+
+        Raises:
+            EngineError: the engine failed, a callback raised an ``Exception``, or the rules were
+                closed. Other exceptions (``KeyboardInterrupt``) propagate after the cleanup.
         """
-        self._ensure_lock()
         with self._lock:
+            self.ensure_open()
+            if not self._handles:  # a replacement ruleset could not be created
+                raise EngineError("the rules engine lost this ruleset; create a new Screener")
             self._run_locked(facts, on_fire)
+
+    def _replace_handle(self) -> None:
+        """Drop the current ruleset with its half-made session; continue on a fresh one.
+
+        A session where no action started cannot be deleted (rete.c frees its uninitialised
+        action context), but deleting the whole ruleset is safe: ``deleteRuleset`` frees the
+        network and the session table, never a session's contents (which stay leaked, a few KB).
+        """
+        _release(self._handles)
+        self._handles.append(self._create())
 
     def _run_locked(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
         sid = str(next(self._sids))
-        handle = self._handle
+        handle = self._handles[-1]
         for fact in facts:
             fact["sid"] = sid
         batch = [*facts, {"t": _SENTINEL_FACT_TYPE, "sid": sid}]
         tail = f',"sid":"{sid}"}}'
 
-        completed = False
+        # From the first started action on, the session's action context is set and
+        # delete_state is safe (src/rules/events.c startActionForState, state.c deleteStateNode).
+        started = False
         errors: list[str] = []
         try:
             _code, state = _dre.assert_facts(handle, json.dumps(batch, ensure_ascii=False))
             result = _dre.start_action_for_state(handle, state)
             if result is None:  # cannot happen while the sentinel rule exists
                 raise EngineError("no rule fired, not even the sentinel")
+            started = True
             messages = result[1]
             while messages is not None:
                 action, message = next(iter(json.loads(messages).items()))
@@ -191,19 +386,20 @@ class CompiledRules:
                     for fragment in derived:
                         _dre.assert_fact(handle, fragment + tail)
                 messages = _dre.complete_and_start_action(handle, state)
-                completed = True
+        except EngineError:
+            raise
         except Exception as error:
-            if not completed:
-                # Deleting now would free an uninitialised pointer. Leak this one session and
-                # move to a fresh ruleset handle so nothing else touches it.
-                self._handle = self._create()
+            if not started:
                 raise EngineError(
                     f"the rules engine failed before any rule ran: {error}"
                 ) from error
             raise EngineError(f"the rules engine failed: {error}") from error
         finally:
-            if completed:
+            # Runs for every exception, KeyboardInterrupt included: no session outlives its form.
+            if started:
                 _dre.delete_state(handle, sid)
+            elif self._handles and self._handles[-1] == handle:
+                self._replace_handle()
         if errors:
             raise EngineError("a rule action failed: " + "; ".join(errors))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, Literal, Self
 
@@ -20,6 +22,13 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hipscreen._errors import FieldProblem, InvalidFormError
+from hipscreen._limits import (
+    MAX_FORM_BYTES,
+    MAX_FORM_DEPTH,
+    MAX_FORM_INT_DIGITS,
+    MAX_FORM_ITEMS,
+    MAX_FORM_STRING,
+)
 from hipscreen._vocabulary import (
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
@@ -557,26 +566,254 @@ class IntakeForm(_Strict):
 
 
 def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeForm:
-    """Accept an `IntakeForm`, a mapping of the same shape, or a JSON document."""
+    """Accept an `IntakeForm`, a mapping of the same shape, or a JSON document.
+
+    Before validation, the input is checked against the form bounds in ``hipscreen._limits``
+    (size, nesting, list and string lengths, integer digits), and a JSON document may not repeat
+    a key: each breach is an `InvalidFormError` naming the field.
+    """
     if isinstance(form, IntakeForm):
         return form
+    if isinstance(form, str | bytes | bytearray):
+        data = parse_form_json(form)
+    elif isinstance(form, Mapping):
+        data = form
+    else:
+        raise InvalidFormError(
+            [
+                FieldProblem(
+                    "",
+                    _shown(form),
+                    "a form must be an IntakeForm, a mapping or a JSON string "
+                    f"(got {type(form).__name__})",
+                )
+            ]
+        )
+    if not _within_bounds(data, 0):
+        problems = bound_problems(data)
+        if problems:
+            raise InvalidFormError(problems)
+    if not isinstance(data, Mapping):
+        shown = _clip(repr(data), 60)  # bounded by the checks above
+        raise InvalidFormError(
+            [FieldProblem("", shown, f"a JSON form must be an object (got {shown})")]
+        )
     try:
-        if isinstance(form, str | bytes | bytearray):
-            return IntakeForm.model_validate_json(form)
-        if isinstance(form, Mapping):
-            return IntakeForm.model_validate(dict(form))
+        return IntakeForm.model_validate(dict(data))
     except ValidationError as error:
         raise InvalidFormError(problems_from(error)) from None
-    raise InvalidFormError(
-        [
-            FieldProblem(
-                "",
-                form,
-                "a form must be an IntakeForm, a mapping or a JSON string "
-                f"(got {type(form).__name__})",
+
+
+# -- bounds and JSON parsing -------------------------------------------------------------------
+
+
+class _Refused:
+    """A JSON value the parser refused to build (the walk reports it with its field path)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<{self.message}>"
+
+
+def _parse_int(text: str) -> Any:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_FORM_INT_DIGITS:
+        return _Refused(f"an integer may have at most {MAX_FORM_INT_DIGITS} digits (got {digits})")
+    return int(text)
+
+
+def _parse_float(text: str) -> Any:
+    value = float(text)
+    if not math.isfinite(value):
+        return _Refused(f"a number too large for a float ({_clip(text)})")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    return _Refused(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # a repeated key: mark it, the walk names its field path
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        for key, count in counts.items():
+            if count > 1:
+                result[key] = _Refused(
+                    f"the key {_clip(key)!r} appears {count} times in one JSON object; "
+                    "give each key once"
+                )
+    return result
+
+
+class _RepeatedKeyError(Exception):
+    """A JSON object repeats a key (raised on the fast path, which then parses again slowly)."""
+
+
+def _first_seen(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _RepeatedKeyError
+    return result
+
+
+def parse_form_json(document: str | bytes | bytearray) -> Any:
+    """Parse a JSON form: a repeated key, NaN/Infinity and oversized numbers are refused.
+
+    Python's parser keeps the last of two equal keys, and pydantic's does too, so
+    ``{"iliopsoas": 3, "iliopsoas": 0}`` would screen as 0. Here a repeated key, NaN, Infinity,
+    a float out of range or an integer of more than ``MAX_FORM_INT_DIGITS`` digits becomes a
+    marker that `bound_problems` reports with its field path.
+
+    Raises:
+        InvalidFormError: the document is too large or not JSON.
+    """
+    if len(document) > MAX_FORM_BYTES:
+        raise InvalidFormError(
+            [
+                FieldProblem(
+                    "",
+                    f"{len(document):,} bytes",
+                    f"a JSON form may have at most {MAX_FORM_BYTES:,} bytes "
+                    f"(got {len(document):,})",
+                )
+            ]
+        )
+    try:
+        try:  # the fast path: C parser, one cheap hook per object
+            return json.loads(
+                document, object_pairs_hook=_first_seen, parse_constant=_parse_constant
             )
-        ]
-    )
+        except json.JSONDecodeError:
+            raise
+        except (_RepeatedKeyError, ValueError):  # a repeated key, or an integer too long to read
+            return json.loads(
+                document,
+                object_pairs_hook=_unique_keys,
+                parse_int=_parse_int,
+                parse_float=_parse_float,
+                parse_constant=_parse_constant,
+            )
+    except json.JSONDecodeError as error:
+        message = f"invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        raise InvalidFormError([FieldProblem("", _clip(error.doc), message)]) from None
+    except UnicodeDecodeError as error:
+        message = f"invalid JSON: not UTF-8 text ({error.reason} at byte {error.start})"
+        raise InvalidFormError([FieldProblem("", None, message)]) from None
+    except RecursionError:
+        message = f"invalid JSON: nested deeper than {MAX_FORM_DEPTH} levels"
+        raise InvalidFormError([FieldProblem("", None, message)]) from None
+
+
+_INT_LIMIT = 10**MAX_FORM_INT_DIGITS
+
+
+def _within_bounds(value: Any, depth: int) -> bool:
+    """The fast check: True when ``value`` keeps every form bound (no paths, no messages)."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        if depth >= MAX_FORM_DEPTH or len(value) > MAX_FORM_ITEMS:
+            return False
+        if kind is dict:
+            for key in value:
+                if type(key) is not str or len(key) > MAX_FORM_STRING:
+                    return False
+            value = value.values()
+        depth += 1
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                if len(item) > MAX_FORM_STRING:
+                    return False
+            elif kind is int:
+                if not -_INT_LIMIT < item < _INT_LIMIT:
+                    return False
+            elif kind is float:
+                if item - item != 0:  # NaN or ±infinity
+                    return False
+            elif not (kind is bool or item is None or _within_bounds(item, depth)):
+                return False
+        return True
+    return False  # anything else at the top (or nested, via the loop) takes the slow walk
+
+
+def bound_problems(data: Any) -> list[FieldProblem]:
+    """Every place where ``data`` (a parsed form) breaks the form bounds, by field path.
+
+    Walks at most ``MAX_FORM_DEPTH`` levels and ``MAX_FORM_ITEMS`` items per level, so it is cheap
+    even for hostile input (and never recurses into a self-containing mapping).
+    """
+    problems: list[FieldProblem] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        where = ".".join(path)
+        if isinstance(value, _Refused):
+            problems.append(FieldProblem(where, None, value.message))
+        elif isinstance(value, str):
+            if len(value) > MAX_FORM_STRING:
+                problems.append(_too_long(where, value))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            # bit_length, not str(): Python refuses to print integers over 4,300 digits.
+            if not -_INT_LIMIT < value < _INT_LIMIT:
+                digits = len(str(abs(value))) if value.bit_length() < 14_000 else None
+                if digits is None or digits > MAX_FORM_INT_DIGITS:
+                    shown = f"{digits} digits" if digits else "thousands of digits"
+                    message = (
+                        f"an integer may have at most {MAX_FORM_INT_DIGITS} digits (got {shown})"
+                    )
+                    problems.append(FieldProblem(where, f"an integer of {shown}", message))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(FieldProblem(where, value, f"needs a finite number (got {value})"))
+        elif isinstance(value, Mapping | list | tuple):
+            if len(path) >= MAX_FORM_DEPTH:
+                message = f"a form is nested at most {MAX_FORM_DEPTH} levels deep"
+                problems.append(FieldProblem(where, _shown(value), message))
+                continue
+            if len(value) > MAX_FORM_ITEMS:
+                kind = "keys" if isinstance(value, Mapping) else "items"
+                message = f"at most {MAX_FORM_ITEMS} {kind} (got {len(value):,})"
+                problems.append(FieldProblem(where, _shown(value), message))
+                continue
+            if isinstance(value, Mapping):
+                children = []
+                for key, item in value.items():
+                    if isinstance(key, str) and len(key) > MAX_FORM_STRING:
+                        problems.append(_too_long(where, key, what="a key"))
+                        continue
+                    children.append((item, (*path, str(key))))
+                stack.extend(reversed(children))
+            else:
+                stack.extend(reversed([(item, (*path, str(i))) for i, item in enumerate(value)]))
+    return problems
+
+
+def _too_long(where: str, text: str, what: str = "a string") -> FieldProblem:
+    message = f"{what} may have at most {MAX_FORM_STRING} characters (got {len(text):,})"
+    return FieldProblem(where, _clip(text), message)
+
+
+def _clip(text: str | bytes | bytearray, limit: int = 40) -> str:
+    shown = text if isinstance(text, str) else bytes(text[: limit * 4]).decode("utf-8", "replace")
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def _shown(value: Any) -> str:
+    """A short description of a value too big or too odd to repeat in an error."""
+    if isinstance(value, Mapping):
+        return f"a mapping of {len(value):,} keys"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value):,} items"
+    if isinstance(value, str):
+        return _clip(value)
+    return type(value).__name__
 
 
 # -- turning pydantic's errors into field problems ----------------------------------------------

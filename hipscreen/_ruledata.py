@@ -15,6 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from hipscreen._errors import RuleDataError, RuleProblem
+from hipscreen._limits import (
+    MAX_RULE_DATA_BYTES,
+    MAX_RULE_FILE_BYTES,
+    MAX_RULE_FILES,
+    MAX_RULES,
+    MAX_YAML_DEPTH,
+)
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
     Activity,
@@ -363,7 +370,11 @@ class RuleSet:
 # -- loading ---------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML was built with it (about four times faster), else PyYAML's."""
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 
@@ -376,10 +387,37 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _check_events(raw: bytes) -> None:
+    """Refuse anchors and aliases, and collections nested more than ``MAX_YAML_DEPTH`` deep.
+
+    Runs on the parser's event stream, before anything is composed: a 526-byte file of nested
+    aliases expands to billions of nodes ("billion laughs"), and composing recurses per level.
+
+    Raises:
+        yaml.YAMLError: naming the line and column.
+    """
+    depth = 0
+    for event in yaml.parse(raw, Loader=_SafeLoader):
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not allowed", mark
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"collections nested more than {MAX_YAML_DEPTH} levels deep", mark
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def builtin_rules_dir() -> Path:
@@ -448,18 +486,33 @@ def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def _read_yaml(path: Path, root: Path, out: _Collector) -> tuple[Any, bytes]:
+def _read_yaml(path: Path, root: Path, out: _Collector, budget: list[int]) -> tuple[Any, bytes]:
+    """One YAML file, within ``MAX_RULE_FILE_BYTES`` and what is left of ``budget[0]`` bytes."""
     name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    limit = min(MAX_RULE_FILE_BYTES, budget[0])
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(limit + 1)
     except OSError as error:
         out.add(name, "", "", f"cannot read file: {error}")
         return None, b""
+    if len(raw) > limit:
+        if limit == MAX_RULE_FILE_BYTES:
+            message = f"the file is larger than {MAX_RULE_FILE_BYTES:,} bytes"
+        else:
+            message = f"the rule files together are larger than {MAX_RULE_DATA_BYTES:,} bytes"
+        out.add(name, "", "", f"{message} (the limit)")
+        budget[0] = 0
+        return None, b""
+    budget[0] -= len(raw)
     try:
+        _check_events(raw)
         return yaml.load(raw, Loader=_UniqueKeyLoader), raw
     except yaml.YAMLError as error:
         out.add(name, "", "", f"not valid YAML: {error}".replace("\n", " "))
-        return None, raw
+    except (ValueError, OverflowError, RecursionError) as error:  # e.g. an integer of 5,000 digits
+        out.add(name, "", "", f"not valid YAML: {type(error).__name__}: {error}")
+    return None, raw
 
 
 def load_ruleset(
@@ -484,9 +537,10 @@ def load_ruleset(
     dirs = (base, *extra)
     out = _Collector()
     digest = hashlib.sha256()
+    budget = [MAX_RULE_DATA_BYTES]
 
     def read(path: Path) -> Any:
-        data, raw = _read_yaml(path, base, out)
+        data, raw = _read_yaml(path, base, out, budget)
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
         return data
 
@@ -529,14 +583,28 @@ def load_ruleset(
     if meta is not None and thresholds:
         meta = _override_thresholds(meta, thresholds, out)
         digest.update(repr(sorted(thresholds.items())).encode())
+    from hipscreen._rulebounds import (  # it imports this module's condition types
+        check_condition,
+        check_rule_set,
+        check_thresholds,
+    )
+
+    if meta is not None:
+        check_thresholds(meta.thresholds, list(thresholds or ()), out.add)
 
     rule_specs: list[tuple[str, RuleSpec]] = []
+    rule_count = 0
+    first_extra = ("", "")
     known_ids: list[str] = []  # ids of rules that failed validation: still valid references
     files: list[str] = []
     for directory in dirs:
         finding_files = sorted((directory / "findings").glob("*.yaml"))
         if directory == base and not finding_files:
             out.add("findings/", "", "", "no rule files found (expected findings/*.yaml)")
+        if len(files) + len(finding_files) > MAX_RULE_FILES:
+            message = f"more than {MAX_RULE_FILES} rule files (the limit); the rest are not read"
+            out.add(str(directory / "findings"), "", "", message)
+            finding_files = finding_files[: max(0, MAX_RULE_FILES - len(files))]
         for path in finding_files:
             name = f"findings/{path.name}" if directory == base else str(path)
             files.append(name)
@@ -554,6 +622,12 @@ def load_ruleset(
                 continue
             # Rule by rule, so that one malformed rule does not hide the others' problems.
             for index, raw_rule in enumerate(raw_rules):
+                rule_count += 1
+                if rule_count > MAX_RULES:  # counted, not validated: the set is refused anyway
+                    if rule_count == MAX_RULES + 1:
+                        item = raw_rule.get("id") if isinstance(raw_rule, dict) else None
+                        first_extra = (name, str(item or f"rules.{index}"))
+                    continue
                 try:
                     rule_specs.append((name, RuleSpec.model_validate(raw_rule)))
                 except ValidationError as error:
@@ -598,9 +672,18 @@ def load_ruleset(
         if catalog:
             _check_safety(file, spec, escalations, exercises, catalog, meta, out)
         if condition is not None and all(e[1] is not None for e in escalations):
+            bounded: list[tuple[str, Any]] = [("when", condition)]
+            bounded += [(f"escalate.{i}.when", e[1]) for i, e in enumerate(escalations)]
+            within = [check_condition(file, spec.id, w, c, out.add) for w, c in bounded]
+            if not all(within):  # each condition reported on its own
+                continue
             if spec.id in set(finding_refs(condition)):
                 out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
             rules.append(Rule(spec, file, condition, escalations))  # type: ignore[arg-type]
+    if rule_count > MAX_RULES:
+        message = f"the rule set has {rule_count:,} rules (at most {MAX_RULES:,}); from here on"
+        out.add(*first_extra, "", f"{message} they are counted, not checked")
+    check_rule_set(rules, out.add)
     _check_cycles(rules, out)
     vocabulary = _load_vocabulary(base, read, out)
     if meta is not None:
@@ -651,6 +734,8 @@ def _merge_catalogs(
 def _override_thresholds(
     meta: RulesetFile, overrides: Mapping[str, float], out: _Collector
 ) -> RulesetFile:
+    from hipscreen._rulebounds import number_problem  # it imports this module
+
     updated = dict(meta.thresholds)
     for name, value in overrides.items():
         spec = updated.get(name)
@@ -659,6 +744,8 @@ def _override_thresholds(
             out.add("thresholds", name, "", f"unknown threshold {name!r}{hint}")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             out.add("thresholds", name, "", f"needs a number (got {value!r})")
+        elif (problem := number_problem(value)) is not None:
+            out.add("thresholds", name, "", problem)
         else:
             updated[name] = spec.model_copy(
                 update={"value": value, "source": f"{spec.source} Overridden: {value:g}."}
@@ -943,7 +1030,13 @@ class _ConditionParser:
         if isinstance(value, bool):
             self.problem(where, f"needs a number or a threshold name (got {value!r})")
             return None
+        from hipscreen._rulebounds import number_problem  # imports this module
+
         if isinstance(value, int | float):
+            problem = number_problem(value)
+            if problem is not None:
+                self.problem(where, problem)
+                return None
             return value, f"{value:g}{{unit}}"
         if isinstance(value, str):
             if self.thresholds is None:  # ruleset.yaml unreadable: cannot check names
@@ -952,6 +1045,9 @@ class _ConditionParser:
             if spec is None:
                 hint = suggest(value, self.thresholds)
                 self.problem(where, f"unknown threshold {value!r}{hint} (defined in ruleset.yaml)")
+                return None
+            if number_problem(spec.value) is not None:  # reported with the threshold
+                self.ok = False
                 return None
             return spec.value, f"{spec.value:g}{{unit}} ({value})"
         self.problem(where, f"needs a number or a threshold name (got {value!r})")

@@ -329,3 +329,33 @@ def _random_sided(rng: random.Random, value: Callable[[], Any]) -> Any:
         return value()
     sides = rng.choice([("left",), ("right",), SIDES])
     return {side: value() for side in sides}
+
+
+# -- numbers near thresholds (tests/test_precision.py) ------------------------------------------
+
+
+@st.composite
+def thresholds(draw: st.DrawFn, low: float = -1000, high: float = 1000) -> float:
+    """A threshold as rule data may write it: at most three decimals."""
+    thousandths = draw(st.integers(int(low * 1000), int(high * 1000)))
+    return thousandths / 1000 if thousandths % 1000 else thousandths // 1000
+
+
+@st.composite
+def values_near(draw: st.DrawFn, threshold: float) -> float:
+    """A float at, a hair away from, or well away from ``threshold``: the values where a
+    rounding encoding would flip a comparison (99.9996 against 100)."""
+    import math
+
+    base = float(threshold)
+    return draw(
+        st.one_of(
+            st.just(base),
+            st.integers(-5, 5).map(lambda n: base + n * math.ulp(base or 1e-300)),
+            st.sampled_from([1e-9, 1e-7, 1e-5, 4e-4, 5e-4, 6e-4, 1e-3]).flatmap(
+                lambda d: st.sampled_from([base - d, base + d])
+            ),
+            st.floats(-1e-4, 1e-4, allow_nan=False).map(lambda d: base + d),
+            st.floats(base - 2, base + 2, allow_nan=False),
+        )
+    )

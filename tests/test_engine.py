@@ -63,10 +63,14 @@ def test_tiny_floats_never_reach_the_engine_in_exponent_notation(value: float) -
     assert "limited-hip-extension" in result.finding_ids()
 
 
-def test_engine_numbers_keep_three_decimals() -> None:
-    assert engine_number(12.3456) == 12.346
+def test_engine_numbers_are_exact_unless_python_would_print_an_exponent() -> None:
+    assert engine_number(12.3456) == 12.3456
+    assert engine_number(99.9996) == 99.9996
     assert engine_number(7.0) == 7
     assert engine_number(3) == 3
+    assert engine_number(0.0001) == 0.0001
+    assert engine_number(0.00009) == 0.0005
+    assert engine_number(-1e-300) == -0.0005
 
 
 def test_many_screeners_register_side_by_side() -> None:

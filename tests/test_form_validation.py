@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hipscreen
 
@@ -261,3 +264,110 @@ def test_intake_form_refuses_unknown_keys_listing_the_allowed_ones() -> None:
 def test_intake_form_refuses_a_bad_grade_on_construction() -> None:
     with pytest.raises(pydantic.ValidationError, match="'severe'"):
         hipscreen.IntakeForm(tightness={"iliopsoas": 7})
+
+
+# -- bounds and repeated keys (issues 10 and 11) -------------------------------------------------
+
+DEEP = {"symptoms": [[[[[[[[[["hip_pain"]]]]]]]]]]}
+BOUNDED: dict[str, tuple[Any, list[str]]] = {
+    "an age of 5,000 digits": ({"age": 10**4999}, ["age", "at most 20 digits"]),
+    "an age of 21 digits": ({"age": 10**20}, ["age", "at most 20 digits", "21 digits"]),
+    "nesting deeper than 8 levels": (DEEP, ["symptoms.0.0.0.0.0.0.0", "at most 8 levels"]),
+    "10,000 symptoms": ({"symptoms": ["hip_pain"] * 10_000}, ["symptoms", "at most 100 items"]),
+    "a 1 MB client id": ({"client_id": "x" * 1_000_000}, ["client_id", "at most 200 characters"]),
+    "a 1 MB muscle name": ({"tightness": {"m" * 1_000_000: 2}}, ["tightness", "a key may have"]),
+    "NaN as an angle": ({"rom": {"hip_flexion": float("nan")}}, ["rom.hip_flexion", "finite"]),
+    "infinity as an angle": ({"rom": {"hip_flexion": float("inf")}}, ["rom.hip_flexion", "finite"]),
+    "a huge mapping": ({"tightness": {f"m{i}": 1 for i in range(1000)}}, ["at most 100 keys"]),
+}
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["mapping", "json"])
+@pytest.mark.parametrize(("form", "expected"), BOUNDED.values(), ids=BOUNDED.keys())
+def test_forms_out_of_bounds_are_invalid_form_errors_naming_the_field(
+    form: Any, expected: list[str], as_json: bool
+) -> None:
+    if as_json:
+        try:
+            form = json.dumps(form, allow_nan=False)
+        except ValueError:
+            pytest.skip("not expressible in JSON (see the JSON cases below)")
+    with pytest.raises(hipscreen.InvalidFormError) as caught:
+        hipscreen.assess(form)
+    message = str(caught.value)
+    assert len(message) < 2000, "the error repeats the oversized value"
+    missing = [part for part in expected if part not in message]
+    assert missing == [], f"message lacks {missing}:\n{message}"
+
+
+JSON_ONLY: dict[str, tuple[str | bytes, list[str]]] = {
+    "a repeated key": ('{"strength": {"iliopsoas": 3, "iliopsoas": 0}}', ["strength.iliopsoas"]),
+    "a repeated top-level key": ('{"age": 30, "age": 31}', ["age", "appears 2 times"]),
+    "a repeated key as bytes": (b'{"age": 30, "age": 31}', ["age", "appears 2 times"]),
+    "NaN": ('{"rom": {"hip_flexion": NaN}}', ["rom.hip_flexion", "NaN"]),
+    "Infinity": ('{"rom": {"hip_flexion": -Infinity}}', ["rom.hip_flexion", "-Infinity"]),
+    "1e400": ('{"rom": {"hip_flexion": 1e400}}', ["rom.hip_flexion", "finite"]),
+    "an integer of 5,000 digits": ('{"age": ' + "9" * 5000 + "}", ["age", "(got 5000)"]),
+    "nesting 100,000 deep": (
+        '{"symptoms": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        ["nested deeper than 8 levels"],
+    ),
+    "a 2 MB document": ('{"client_id": "' + "x" * 2_000_000 + '"}', ["at most 1,048,576 bytes"]),
+    "bytes that are not UTF-8": (b'{"age": "\xff"}', ["not UTF-8"]),
+}
+
+
+@pytest.mark.parametrize(("document", "expected"), JSON_ONLY.values(), ids=JSON_ONLY.keys())
+def test_json_documents_out_of_bounds_are_invalid_form_errors(
+    document: str | bytes, expected: list[str]
+) -> None:
+    with pytest.raises(hipscreen.InvalidFormError) as caught:
+        hipscreen.assess(document)
+    message = str(caught.value)
+    assert len(message) < 2000
+    missing = [part for part in expected if part not in message]
+    assert missing == [], f"message lacks {missing}:\n{message}"
+
+
+def test_a_repeated_key_is_never_taken_silently() -> None:
+    """Issue 11: {"iliopsoas": 3, "iliopsoas": 0} used to screen as 0."""
+    with pytest.raises(hipscreen.InvalidFormError, match="'iliopsoas' appears 2 times"):
+        hipscreen.assess('{"tightness": {"iliopsoas": 3, "iliopsoas": 0}}')
+
+
+def test_a_form_containing_itself_is_refused_not_recursed_into() -> None:
+    form: dict[str, Any] = {}
+    form["rom"] = form
+    with pytest.raises(hipscreen.InvalidFormError, match="at most 8 levels"):
+        hipscreen.assess(form)
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.sampled_from(["hip_pain", "iliopsoas", "left", "severe", "goniometer"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["age", "tightness", "strength", "symptoms", "rom", "hip_flexion", "left", "x"]
+            )
+            | st.text(max_size=10),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_any_input_is_screened_or_an_invalid_form_error(form: Any) -> None:
+    """Never ValueError, RecursionError, OverflowError or TypeError from inside."""
+    for candidate in (form, json.dumps(form)):
+        with contextlib.suppress(hipscreen.InvalidFormError):
+            hipscreen.assess(candidate)
