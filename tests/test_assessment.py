@@ -37,7 +37,11 @@ def test_not_assessed_lists_inputs_that_were_not_given() -> None:
     assert "modified Thomas test" not in given.not_assessed
     assert "strength of hip_extensors" in given.not_assessed
     answered = hipscreen.assess(
-        {"recent_fall": {"occurred": False}, "anticoagulant": False, "recent_joint_procedure": False}
+        {
+            "recent_fall": {"occurred": False},
+            "anticoagulant": False,
+            "recent_joint_procedure": False,
+        }
     )
     assert not [item for item in answered.not_assessed if "asked yes or no" in item]
     empty_records = hipscreen.assess({"thomas_test": {}, "straight_leg_raise": {}})

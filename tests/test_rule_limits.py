@@ -380,7 +380,7 @@ def test_the_built_in_rules_are_far_inside_every_limit() -> None:
     rules = hipscreen.Screener().ruleset.rules
     total = sum(_combinations(c, 10**9) for rule in rules for c in _conditions(rule))
     assert total * 10 < _limits.MAX_COMBINATIONS_PER_FORM
-    assert len(rules) * 10 < _limits.MAX_RULES
+    assert len(rules) * 5 < _limits.MAX_RULES
 
 
 def test_max_facts_bounds_the_facts_of_a_full_form() -> None:
