@@ -33,7 +33,7 @@ if importlib.util.find_spec("fastapi") is None:
         pytrace=False,
     )
 
-from fastapi.testclient import TestClient  # noqa: E402 -- after the install check
+from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"content-type": "application/json"}
@@ -78,11 +78,17 @@ def _report(answer: Any) -> ProblemReport:
         pytest.param('{"age": NaN}', ["age"], "NaN is not JSON", id="nan"),
         pytest.param('{"age": Infinity}', ["age"], "Infinity is not JSON", id="infinity"),
         pytest.param('{"age": -Infinity}', ["age"], "-Infinity is not JSON", id="minus-infinity"),
-        pytest.param('{"rom": {"hip_flexion": 1e400}}', ["rom", "hip_flexion"], "too large", id="1e400"),
-        pytest.param('{"age": 1' + "0" * 5000 + "}", ["age"], "at most 100 characters", id="long-int"),
-        pytest.param('{"client_id": "a\\ud800"}', ["client_id"], "lone UTF-16 surrogate", id="surrogate"),
+        pytest.param(
+            '{"rom": {"hip_flexion": 1e400}}', ["rom", "hip_flexion"], "too large", id="1e400"
+        ),
+        pytest.param(
+            '{"age": 1' + "0" * 5000 + "}", ["age"], "at most 100 characters", id="long-int"
+        ),
+        pytest.param(
+            '{"client_id": "a\\ud800"}', ["client_id"], "lone UTF-16 surrogate", id="surrogate"
+        ),
     ],
-)  # fmt: skip
+)
 def test_numbers_and_strings_json_cannot_carry_are_422_at_their_field(
     client: TestClient, path: str, form: str, where: list[str], words: str
 ) -> None:

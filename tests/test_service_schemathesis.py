@@ -26,10 +26,10 @@ if importlib.util.find_spec("schemathesis") is None or importlib.util.find_spec(
         pytrace=False,
     )
 
-import schemathesis  # noqa: E402 -- after the install hint
-from fastapi.testclient import TestClient  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 APP = create_app()
 DOCUMENT: dict[str, Any] = TestClient(APP).get("/openapi.json").json()
@@ -57,8 +57,11 @@ def test_the_document_carries_the_json_contract(part: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "request_schema", "ok_schema"),
-    [("/assess", "IntakeForm", "Assessment"), ("/cds-services/hipscreen", "CdsRequest", "CdsResponse")],
-)  # fmt: skip
+    [
+        ("/assess", "IntakeForm", "Assessment"),
+        ("/cds-services/hipscreen", "CdsRequest", "CdsResponse"),
+    ],
+)
 def test_each_post_names_its_request_answer_and_problem_report(
     path: str, request_schema: str, ok_schema: str
 ) -> None:
