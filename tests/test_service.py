@@ -336,6 +336,32 @@ def test_a_live_server_refuses_a_declared_length_without_waiting_for_the_body(li
 
 
 @pytest.mark.slow
+def test_the_hostile_request_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/bench_service.py with one request per body (no timing is asserted)."""
+    output = tmp_path / "service.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_service.py"),
+            *["--repeat", "1", "--output", str(output)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["server_alive"] is True
+    statuses = {name: row["status"] for name, row in report["bodies"].items()}
+    assert statuses.pop("valid form") == 200
+    assert statuses.pop("1,000,000 bad symptoms (2 MB)") == 413
+    assert set(statuses.values()) == {422}
+    hostile = report["bodies"]["100,000 bad symptoms (0.2 MB)"]
+    assert hostile["answer_bytes"] < 1_000
+
+
+@pytest.mark.slow
 def test_load_test_script_runs_against_a_live_server() -> None:
     """A small run of examples/load_test.py: uvicorn on localhost, threads, no error."""
     completed = subprocess.run(
