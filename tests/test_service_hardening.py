@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -430,6 +431,25 @@ def test_without_fastapi_the_app_names_the_install_command(monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "fastapi", None)
     with pytest.raises(ModuleNotFoundError, match=r'pip install "hipscreen\[service\]"'):
         create_app()
+
+
+def test_without_the_extra_the_module_imports_and_serve_names_the_install_command() -> None:
+    """A fresh interpreter in which FastAPI, Starlette and uvicorn cannot be imported."""
+    script = (
+        "import sys\n"
+        "for name in ('fastapi', 'starlette', 'uvicorn'): sys.modules[name] = None\n"
+        "from hipscreen import _cli, _service\n"
+        "print(_service.MAX_BODY_BYTES)\n"
+        "sys.exit(_cli.main(['serve']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout) == (2, f"{MAX_BODY_BYTES}\n")
+    assert done.stderr == (
+        "hipscreen: the serve command needs the web service extra: fastapi is not installed, "
+        'run `pip install "hipscreen[service]"` for the web service\n'
+    )
 
 
 def test_without_uvicorn_serve_exits_2_with_the_install_command(
