@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import forms
 
 import hipscreen
 from hipscreen import _cli, _service
@@ -422,6 +423,38 @@ def test_no_body_makes_a_500(client: TestClient, path: str, body: bytes) -> None
     answer.json()  # always JSON
     if answer.status_code == 422:
         _report(answer)
+
+
+# -- the same answers as the library's JSON door --------------------------------------------------
+
+
+def _library_answer(text: str) -> tuple[int, Any]:
+    try:
+        return 200, json.loads(hipscreen.assess(text).model_dump_json())
+    except hipscreen.InvalidFormError as error:
+        return 422, [problem.field for problem in error.problems]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    form=forms(),
+    spoil=st.sampled_from([None, ("age", 300), ("symptoms", ["knee_pain", "back_ache"]), ("x", 1)]),
+)
+def test_the_service_answers_what_assess_answers_for_the_same_json(
+    client: TestClient, form: dict[str, Any], spoil: tuple[str, Any] | None
+) -> None:
+    """The service hands hipscreen a parsed mapping; the library reads JSON text. Same result."""
+    if spoil is not None:
+        form = {**form, spoil[0]: spoil[1]}
+    text = json.dumps(form)
+    status, expected = _library_answer(text)
+    answer = _post(client, "/assess", text)
+    assert answer.status_code == status
+    if status == 200:
+        assert answer.json() == expected
+    else:
+        report = _report(answer)
+        assert [p.field for p in report.detail] == expected[:MAX_PROBLEMS]
 
 
 # -- the install hint and the serve command --------------------------------------------------------
