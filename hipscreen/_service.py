@@ -473,7 +473,7 @@ def create_app(
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"{name} must be an integer of at least 1 (got {limit!r})")
     indicator = Severity(min_indicator)
-    chosen = screener or default_screener()
+    chosen = screener if screener is not None else default_screener()
 
     app = FastAPI(
         title="hipscreen",
