@@ -1,10 +1,10 @@
-"""Load test for the reference web service (examples/service.py): throughput and error count.
+"""Load test for the reference web service (``hipscreen serve``): throughput and error count.
 
-Starts the service with uvicorn on a free localhost port (or targets ``--url``), sends requests
-from several threads over keep-alive connections, checks every answer against
-``hipscreen.assess`` run in this process, and reports requests per second, latency percentiles
-and the number of errors (a transport failure, an unexpected status, or an answer that differs from
-the library's). Exit code 1 when there was any error.
+Starts the service (``python -m hipscreen serve``) on a free localhost port (or targets
+``--url``), sends requests from several threads over keep-alive connections, checks every answer
+against ``hipscreen.assess`` run in this process, and reports requests per second, latency
+percentiles and the number of errors (a transport failure, an unexpected status, or an answer that
+differs from the library's). Exit code 1 when there was any error.
 
     python examples/load_test.py                          # 4,000 requests from 8 threads
     python examples/load_test.py --requests 20000 --concurrency 16 --servers 2
@@ -13,7 +13,7 @@ the library's). Exit code 1 when there was any error.
 
 Needs ``pip install "hipscreen[service]"`` when it starts the service itself.
 
-``--servers N`` starts N single-worker uvicorn processes on N ports and spreads the client threads
+``--servers N`` starts N single-worker service processes on N ports and spreads the client threads
 over them, rather than ``uvicorn --workers N``: on Linux, uvicorn's multi-worker mode leaves
 Nagle's algorithm on (uvicorn issue #3149), which adds ~40 ms to every keep-alive request.
 """
@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import hipscreen
+from hipscreen._service import HOOK, SERVICE_ID
 
 HERE = Path(__file__).resolve().parent
-SERVICE_PATH = "/cds-services/hipscreen"
-HOOK = "org.hipscreen.intake-submit"  # as in service.py (kept here so the script runs alone)
+SERVICE_PATH = f"/cds-services/{SERVICE_ID}"
 
 MUSCLES = ["iliopsoas", "rectus_femoris", "hip_flexors", "gluteus_maximus", "hamstrings"]
 SYMPTOMS = ["lower_back_pain", "knee_pain", "hip_pain", "anterior_pelvic_tilt", "restricted_stride"]
@@ -205,7 +205,7 @@ def wait_until_up(host: str, port: int, server: subprocess.Popen[bytes] | None) 
 
 def start_service(port: int) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "uvicorn", "service:app", "--app-dir", str(HERE),
+        sys.executable, "-m", "hipscreen", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     return subprocess.Popen(command)

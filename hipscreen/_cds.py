@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired
+
+# typing_extensions' TypedDict: pydantic builds the cards' JSON Schema (the web service's OpenAPI
+# document) from it, which it refuses to do from typing.TypedDict on Python < 3.12.
+from typing_extensions import TypedDict
 
 from hipscreen._vocabulary import Severity
 

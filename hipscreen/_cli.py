@@ -1,4 +1,4 @@
-"""The ``hipscreen`` command line: screen forms, list and check rules, print the JSON contract.
+"""The ``hipscreen`` command line: screen forms, check rules, print the contract, serve over HTTP.
 
 Exit codes: 0 success, 1 ``rules check`` found problems, 2 bad usage or bad input (invalid JSON,
 invalid form, missing file, broken rule directory), 3 an internal error (please report it).
@@ -277,6 +277,79 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from hipscreen import _service
+
+    try:
+        _service.require_extra()
+    except ModuleNotFoundError as error:
+        raise UsageError(f"the serve command needs the web service extra: {error}") from None
+    try:
+        app = _service.create_app(
+            _screener(args),
+            min_indicator=args.min_indicator,
+            max_body_bytes=args.max_body_bytes,
+            max_problems=args.max_problems,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    _service.serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1 (got {text!r})")
+    return value
+
+
+def _add_serve(commands: Any) -> None:
+    from hipscreen._service import MAX_BODY_BYTES, MAX_PROBLEMS
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the reference web service (needs the service extra)",
+        description="Serve hipscreen over HTTP with uvicorn: POST /assess, the CDS Hooks "
+        "service, GET /openapi.json (see docs/embedding.md). Needs "
+        '`pip install "hipscreen[service]"`. One process screens on about one core; run '
+        "several behind a load balancer for more.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=MAX_BODY_BYTES,
+        metavar="N",
+        help=f"answer larger request bodies with HTTP 413 (default {MAX_BODY_BYTES})",
+    )
+    serve.add_argument(
+        "--max-problems",
+        type=_positive_int,
+        default=MAX_PROBLEMS,
+        metavar="N",
+        help=f"list at most N problems in an error answer (default {MAX_PROBLEMS})",
+    )
+    serve.add_argument(
+        "--min-indicator",
+        choices=[s.value for s in Severity],
+        default=Severity.INFO.value,
+        help="leave out CDS cards less urgent than this",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="info",
+        help="uvicorn's log level (info)",
+    )
+    _add_rule_options(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+
 def _cmd_help(parser: argparse.ArgumentParser) -> Any:
     def show(_args: argparse.Namespace) -> int:
         parser.print_help(sys.stderr)
@@ -390,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema_cmd.add_argument("--write", metavar="DIR", help="write the schema files into DIR")
     schema_cmd.set_defaults(func=_cmd_schema)
 
+    _add_serve(commands)
     _register_batch(commands)
     return parser
 

@@ -1,11 +1,17 @@
-"""The reference web service (examples/service.py) and a short run of its load test."""
+"""The reference web service (hipscreen._service through examples/service.py), a live server and
+a short run of the load test. Hostile input: test_service_hardening.py; OpenAPI and schemathesis:
+test_service_schemathesis.py."""
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -197,6 +203,162 @@ def test_an_app_with_a_clinics_screener(client: TestClient) -> None:
     assert "sprint-imbalance-caution" not in [
         f["id"] for f in client.post("/assess", json=form).json()["findings"]
     ]
+
+
+def test_the_example_is_a_thin_caller_of_the_package() -> None:
+    from hipscreen import _service
+
+    assert service.create_app is _service.create_app
+    assert (service.HOOK, service.SERVICE_ID) == (_service.HOOK, _service.SERVICE_ID)
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / "service.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("usage: hipscreen serve")
+
+
+def test_the_module_level_app_is_built_once() -> None:
+    from hipscreen import _service
+
+    assert _service.app is _service.app
+    assert TestClient(_service.app).get("/healthz").status_code == 200
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _service.nothing  # noqa: B018 -- the attribute access is the test
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[int]:
+    """`hipscreen serve` on a free localhost port, with a 1,000-byte body limit."""
+    port = _free_port()
+    command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--max-body-bytes", "1000", "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "hipscreen serve did not come up in 60 s"
+                time.sleep(0.1)
+            finally:
+                connection.close()
+        yield port
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stderr is not None:
+            server.stderr.close()
+
+
+def _raw(port: int, head: bytes, body: tuple[bytes, ...] = ()) -> tuple[int, bytes]:
+    """Send a request as raw bytes (for what http.client will not send); the status and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in body:
+                sock.sendall(chunk)
+        except OSError:
+            pass  # the server may answer and close before the whole body is sent
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        pytest.param(b'{"tightness": {"iliopsoas": 3}}', 200, id="form"),
+        pytest.param(b'{"age": NaN}', 422, id="nan"),
+        pytest.param(b"[" * 900, 422, id="deep"),
+        pytest.param('{"age": 40}'.encode("utf-16"), 422, id="utf-16"),
+        pytest.param(b"{" + b" " * 2_000 + b"}", 413, id="over-the-limit"),
+    ],
+)
+def test_a_live_server_answers_bad_bodies_with_4xx(live: int, body: bytes, status: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", live, timeout=10)
+    try:
+        connection.request(
+            "POST", "/assess", body=body, headers={"Content-Type": "application/json"}
+        )
+        answer = connection.getresponse()
+        assert answer.status == status
+        assert json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_a_live_server_counts_a_chunked_body(live: int) -> None:
+    head = (
+        b"POST /assess HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    chunks = [b"258\r\n" + b" " * 600 + b"\r\n"] * 3 + [b"0\r\n\r\n"]
+    status, body = _raw(live, head, tuple(chunks))
+    assert status == 413
+    assert b"body_too_large" in body
+
+
+@pytest.mark.slow
+def test_a_live_server_refuses_a_declared_length_without_waiting_for_the_body(live: int) -> None:
+    head = (
+        b"POST /assess HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 50000000\r\nConnection: close\r\n\r\n"
+    )
+    status, body = _raw(live, head)  # no body at all: the answer must not wait for 50 MB
+    assert status == 413
+    assert b"Content-Length: 50000000" in body
+
+
+@pytest.mark.slow
+def test_the_hostile_request_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/bench_service.py with one request per body (no timing is asserted)."""
+    output = tmp_path / "service.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_service.py"),
+            *["--repeat", "1", "--output", str(output)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["server_alive"] is True
+    statuses = {name: row["status"] for name, row in report["bodies"].items()}
+    assert statuses.pop("valid form") == 200
+    assert statuses.pop("1,000,000 bad symptoms (2 MB)") == 413
+    assert set(statuses.values()) == {422}
+    hostile = report["bodies"]["100,000 bad symptoms (0.2 MB)"]
+    assert hostile["answer_bytes"] < 1_000
 
 
 @pytest.mark.slow

@@ -1,0 +1,600 @@
+"""The reference web service: hipscreen behind HTTP as an ASGI app (the ``service`` extra).
+
+Endpoints:
+
+    GET  /healthz                   {"status": "ok", "ruleset_version": ...}
+    GET  /schema                    the JSON contract: {"input": ..., "output": ...}
+    POST /assess                    an intake form (JSON) → the Assessment (JSON)
+    GET  /cds-services              CDS Hooks discovery
+    POST /cds-services/hipscreen    a CDS Hooks request → {"cards": [...]}
+    GET  /openapi.json              the OpenAPI document, with every request and answer schema
+
+Bad requests get a 4xx answer, never a 500: 413 for a body over ``max_body_bytes`` (counted while
+reading, whatever Content-Length says), 415 for a body that is not declared as JSON, 422 for a
+body that is not strict JSON (`hipscreen._strictjson`: UTF-8, finite numbers, unique keys,
+bounded depth and size) or not a valid form. An error answer is ``{"detail": [...], "omitted":
+n}``: at most ``max_problems`` problems, each with the field path (``loc`` as FastAPI gives it,
+and ``field``, the same path dotted without "body"), the message and the value given, every text
+shortened to a bounded length; ``omitted`` says how many more problems there were.
+
+``hipscreen serve`` runs it with uvicorn; ``create_app()`` builds it for any ASGI server, and
+``uvicorn hipscreen._service:app`` serves the built-in rules. This module imports without the
+extra; building an app without FastAPI raises ``ModuleNotFoundError`` naming the install command.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at run
+# time, and the endpoints import FastAPI inside create_app so that this module imports without it.
+
+import importlib
+import json
+import threading
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from hipscreen._aio import assess_async
+from hipscreen._cds import CdsCard
+from hipscreen._errors import InvalidFormError
+from hipscreen._form import IntakeForm
+from hipscreen._results import Assessment
+from hipscreen._schema import _summary_only, schema
+from hipscreen._screen import Screener, default_screener
+from hipscreen._strictjson import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    JsonProblem,
+    StrictJsonError,
+    loads_strict,
+    scrub,
+)
+from hipscreen._version import __version__
+from hipscreen._vocabulary import Severity
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+
+__all__ = [
+    "FORM_KEY",
+    "HOOK",
+    "INSTALL",
+    "MAX_BODY_BYTES",
+    "MAX_MESSAGE_CHARS",
+    "MAX_PROBLEMS",
+    "MAX_TEXT_CHARS",
+    "SERVICE_ID",
+    "CdsRequest",
+    "CdsResponse",
+    "Problem",
+    "ProblemReport",
+    "create_app",
+    "require_extra",
+    "serve",
+]
+
+SERVICE_ID = "hipscreen"
+HOOK = "org.hipscreen.intake-submit"
+"""The hook this service answers: an organisation-specific hook named in reverse-domain notation,
+as CDS Hooks asks. Its context carries the intake form as ``intakeForm``."""
+
+FORM_KEY = "intakeForm"
+
+INSTALL = 'pip install "hipscreen[service]"'
+
+MAX_BODY_BYTES = 1_048_576
+"""Largest request body (1 MiB); more is answered with 413. A complete intake form is under 4 KB;
+the limit leaves room for CDS Hooks requests that carry more context, and bounds what a client can
+make the service hold in memory."""
+
+MAX_PROBLEMS = 20
+"""Most problems listed in one error answer; the answer says how many more were left out. A form
+has about 20 fields, so every problem of a real form is listed."""
+
+MAX_TEXT_CHARS = 200
+"""Longest value echoed in an error answer (the ``input`` of a problem, each part of its
+``loc``, its ``field``), as long as the longest valid ``client_id``; longer values are cut."""
+
+MAX_MESSAGE_CHARS = 1_000
+"""Longest ``msg`` of one problem: room for the list of allowed names (the longest, the symptoms,
+is ~900 characters), not for a multi-megabyte value quoted inside it."""
+
+_JSON = "application/json"
+
+
+# -- the shapes of requests and answers (the OpenAPI document shows them) ------------------------
+
+
+class Problem(BaseModel):
+    """One problem with a request: where it is, what is wrong, and the value given."""
+
+    type: str = Field(
+        description="json_invalid, json_duplicate_key, json_too_deep, json_too_many_values, "
+        "invalid_form, body_too_large, unsupported_media_type, or pydantic's error type for a "
+        "malformed CDS Hooks request (missing, string_too_short, ...)."
+    )
+    loc: list[str | int] = Field(
+        description='Where: "body" (or "header"), then the keys and indexes of the value.'
+    )
+    field: str = Field(description='The same path, dotted, without "body".')
+    msg: str = Field(description=f"What is wrong (at most {MAX_MESSAGE_CHARS} characters).")
+    input: Any = Field(
+        default=None,
+        description=f"The value given; a text (or a value's JSON) longer than {MAX_TEXT_CHARS} "
+        "characters is cut and ends with how many characters were left out.",
+    )
+
+
+class ProblemReport(BaseModel):
+    """The answer to a request the service refuses (HTTP 413, 415 or 422)."""
+
+    detail: list[Problem] = Field(description="The first problems found, in document order.")
+    omitted: int = Field(ge=0, description="How many more problems were found and not listed.")
+
+
+class Health(BaseModel):
+    """The service is up, with the rules it screens with."""
+
+    status: str
+    ruleset_version: str
+
+
+class Contract(BaseModel):
+    """The JSON contract: JSON Schemas (draft 2020-12) of the intake form and the assessment."""
+
+    input: dict[str, Any]
+    output: dict[str, Any]
+
+
+class CdsServiceEntry(BaseModel):
+    """One service in a CDS Hooks discovery answer."""
+
+    hook: str
+    id: str
+    title: str
+    description: str
+    prefetch: dict[str, str]
+
+
+class CdsDiscovery(BaseModel):
+    """The CDS Hooks discovery answer: the services offered here."""
+
+    services: list[CdsServiceEntry]
+
+
+_CONTEXT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": f"The hook's context; the intake form is its {FORM_KEY!r}.",
+    "properties": {FORM_KEY: {"$ref": "#/components/schemas/IntakeForm"}},
+    "required": [FORM_KEY],
+}
+
+
+class CdsRequest(BaseModel):
+    """A CDS Hooks request for the hipscreen hook; fields this service does not read are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hook: str = Field(description=f"The hook that fired: {HOOK!r}.")
+    hookInstance: str = Field(min_length=1, description="A unique id of this call (a UUID).")
+    fhirServer: str | None = None
+    fhirAuthorization: dict[str, Any] | None = None
+    context: Annotated[dict[str, Any], WithJsonSchema(_CONTEXT_SCHEMA)]
+    prefetch: dict[str, Any] | None = None
+
+
+class CdsResponse(BaseModel):
+    """A CDS Hooks answer: one card per finding (``[]`` when there is nothing to say)."""
+
+    cards: list[CdsCard]
+
+
+_COMPONENTS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (IntakeForm, "validation"),
+    (Assessment, "serialization"),
+    (ProblemReport, "serialization"),
+    (Health, "serialization"),
+    (Contract, "serialization"),
+    (CdsRequest, "validation"),
+    (CdsResponse, "serialization"),
+    (CdsDiscovery, "serialization"),
+]
+
+
+def _component_schemas() -> dict[str, Any]:
+    """The OpenAPI ``components.schemas``: the models above and everything they refer to."""
+    _, top = models_json_schema(_COMPONENTS, ref_template="#/components/schemas/{model}")
+    definitions: dict[str, Any] = top["$defs"]
+    for model in definitions.values():
+        _summary_only(model)
+    return definitions
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answers(ok: str, *, body: bool, max_body_bytes: int = 0) -> dict[int | str, Any]:
+    answers: dict[int | str, Any] = {
+        200: {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}}
+    }
+    if body:
+        refused = {_JSON: {"schema": _ref("ProblemReport")}}
+        answers[413] = {
+            "description": f"The body is larger than {max_body_bytes} bytes.",
+            "content": refused,
+        }
+        answers[415] = {
+            "description": "The body is not declared as JSON (Content-Type), or not as UTF-8.",
+            "content": refused,
+        }
+        answers[422] = {
+            "description": "The body is not strict JSON, or not a valid request: every problem "
+            "with its field path, the first ones listed.",
+            "content": refused,
+        }
+    return answers
+
+
+def _request_body(name: str, description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {_JSON: {"schema": _ref(name)}},
+        }
+    }
+
+
+# -- refusing bad requests, with bounded answers ---------------------------------------------------
+
+
+class _Refusal(Exception):
+    """A request the service answers with a 4xx and a list of problems."""
+
+    def __init__(self, status: int, problems: Sequence[JsonProblem]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.problems = list(problems)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = scrub(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _bounded(value: Any) -> Any:
+    """A JSON value at most about `MAX_TEXT_CHARS` characters long: long texts (and the JSON of
+    long arrays or objects) are cut."""
+    if value is None or isinstance(value, bool | int | float):
+        return value  # strict JSON: numbers have at most MAX_NUMBER_CHARS characters
+    if isinstance(value, str):
+        return _clip(value, MAX_TEXT_CHARS)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= MAX_TEXT_CHARS:
+        return json.loads(text)
+    return _clip(text, MAX_TEXT_CHARS)
+
+
+def _problem(
+    kind: str, path: Sequence[str | int], message: str, value: Any, where: str = "body"
+) -> Problem:
+    parts = [part if isinstance(part, int) else _clip(part, MAX_TEXT_CHARS) for part in path]
+    return Problem(
+        type=kind,
+        loc=[where, *parts],
+        field=_clip(".".join(str(part) for part in path), MAX_TEXT_CHARS),
+        msg=_clip(message, MAX_MESSAGE_CHARS),
+        input=_bounded(value),
+    )
+
+
+def _report(problems: Sequence[JsonProblem], max_problems: int) -> str:
+    shown = [
+        _problem(p.kind, p.path, p.message, p.value, "header" if p.kind == _MEDIA else "body")
+        for p in problems[:max_problems]
+    ]
+    return ProblemReport(
+        detail=shown, omitted=max(0, len(problems) - max_problems)
+    ).model_dump_json()
+
+
+def _form_problems(error: InvalidFormError, prefix: tuple[str | int, ...]) -> list[JsonProblem]:
+    return [
+        JsonProblem(
+            "invalid_form", (*prefix, *_path(problem.field)), problem.message, problem.value
+        )
+        for problem in error.problems
+    ]
+
+
+def _path(field: str) -> list[str | int]:
+    return [int(part) if part.isdigit() else part for part in field.split(".") if part]
+
+
+_MEDIA = "unsupported_media_type"
+
+
+def _check_media_type(header: str | None) -> None:
+    """A body declared as anything but JSON in UTF-8 is refused (415); no header means JSON."""
+    if header is None:
+        return
+    media, *params = header.split(";")
+    media = media.strip().lower()
+    if media != _JSON and not (media.startswith("application/") and media.endswith("+json")):
+        raise _Refusal(
+            415,
+            [
+                JsonProblem(
+                    _MEDIA,
+                    ("content-type",),
+                    f"the body must be JSON, sent with Content-Type: {_JSON} (got {header!r})",
+                    header,
+                )
+            ],
+        )
+    for param in params:
+        name, _, charset = param.partition("=")
+        charset = charset.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise _Refusal(
+                415,
+                [
+                    JsonProblem(
+                        _MEDIA,
+                        ("content-type",),
+                        f"JSON must be encoded as UTF-8 (got charset={charset!r})",
+                        header,
+                    )
+                ],
+            )
+
+
+def _too_large(limit: int, size: str) -> _Refusal:
+    return _Refusal(
+        413,
+        [
+            JsonProblem(
+                "body_too_large",
+                (),
+                f"the body is larger than the limit of {limit} bytes ({size})",
+            )
+        ],
+    )
+
+
+async def _read_json(
+    request: "Request", max_body_bytes: int, max_depth: int, max_values: int
+) -> Any:
+    """The request's body, parsed as strict JSON; a `_Refusal` for anything else."""
+    _check_media_type(request.headers.get("content-type"))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and (len(declared) > 18 or int(declared) > max_body_bytes):
+        raise _too_large(max_body_bytes, f"Content-Length: {_clip(declared, 40)}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body_bytes:  # whatever Content-Length said, or when there was none
+            raise _too_large(max_body_bytes, f"more than {max_body_bytes} bytes were sent")
+        chunks.append(chunk)
+    try:
+        return loads_strict(b"".join(chunks), max_depth=max_depth, max_values=max_values)
+    except StrictJsonError as error:
+        raise _Refusal(422, error.problems) from None
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _object_or_refuse(value: Any, what: str, path: tuple[str | int, ...] = ()) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    given = "missing" if value is _MISSING else f"got {_json_type(value)}"
+    raise _Refusal(
+        422,
+        [
+            JsonProblem(
+                "invalid_form",
+                path,
+                f"{what} must be a JSON object ({given})",
+                None if value is _MISSING else value,
+            )
+        ],
+    )
+
+
+_MISSING = object()
+
+
+# -- the app ---------------------------------------------------------------------------------------
+
+
+def _require(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"{error.name or name} is not installed, run `{INSTALL}` for the web service",
+            name=error.name,
+        ) from None
+
+
+def require_extra() -> None:
+    """Raise ``ModuleNotFoundError`` with the install command when FastAPI or uvicorn is missing."""
+    _require("fastapi")
+    _require("uvicorn")
+
+
+def create_app(
+    screener: Screener | None = None,
+    *,
+    min_indicator: Severity | str = Severity.INFO,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_problems: int = MAX_PROBLEMS,
+    max_depth: int = MAX_DEPTH,
+    max_values: int = MAX_VALUES,
+) -> "FastAPI":
+    """The web service as an ASGI app (FastAPI), screening with ``screener``.
+
+    Args:
+        screener: a `hipscreen.Screener`, e.g. with a clinic's extra rules or thresholds; the
+            built-in rules when omitted.
+        min_indicator: the least urgent CDS card to send (``"warning"`` sends fewer cards).
+        max_body_bytes: largest request body; a larger one is answered with 413.
+        max_problems: most problems listed in one error answer.
+        max_depth: most arrays and objects nested in one another in a body.
+        max_values: most JSON values in a body.
+
+    Returns:
+        The app, for uvicorn or any ASGI server (``uvicorn.run(app)``).
+
+    Raises:
+        ModuleNotFoundError: FastAPI is not installed (the message names the install command).
+        ValueError: a limit is below 1, or ``min_indicator`` is not a severity.
+    """
+    _require("fastapi")
+    from fastapi import FastAPI, Request
+    from fastapi.openapi.utils import get_openapi
+    from starlette.responses import Response
+
+    for name, limit in [
+        ("max_body_bytes", max_body_bytes),
+        ("max_problems", max_problems),
+        ("max_depth", max_depth),
+        ("max_values", max_values),
+    ]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{name} must be an integer of at least 1 (got {limit!r})")
+    indicator = Severity(min_indicator)
+    chosen = screener if screener is not None else default_screener()
+
+    app = FastAPI(
+        title="hipscreen",
+        version=__version__,
+        description="Screen hip flexor / extensor balance. A screening aid, not a diagnosis.",
+    )
+
+    def answer(text: str, status: int = 200) -> Response:
+        return Response(content=text, status_code=status, media_type=_JSON)
+
+    def refused(refusal: _Refusal) -> Response:
+        return answer(_report(refusal.problems, max_problems), refusal.status)
+
+    async def read(request: Request) -> Any:
+        return await _read_json(request, max_body_bytes, max_depth, max_values)
+
+    @app.get("/healthz", responses=_answers("Health", body=False))
+    async def healthz() -> Response:
+        return answer(Health(status="ok", ruleset_version=chosen.ruleset_version).model_dump_json())
+
+    @app.get("/schema", responses=_answers("Contract", body=False))
+    async def contract() -> Response:
+        return answer(json.dumps(schema(), ensure_ascii=False))
+
+    @app.post(
+        "/assess",
+        responses=_answers("Assessment", body=True, max_body_bytes=max_body_bytes),
+        openapi_extra=_request_body("IntakeForm", "An intake form (JSON): see GET /schema."),
+    )
+    async def assess(request: Request) -> Response:
+        try:
+            form = _object_or_refuse(await read(request), "the intake form")
+            result = await assess_async(form, screener=chosen)
+        except _Refusal as refusal:
+            return refused(refusal)
+        except InvalidFormError as error:
+            return refused(_Refusal(422, _form_problems(error, ())))
+        return answer(result.model_dump_json())
+
+    @app.get("/cds-services", responses=_answers("CdsDiscovery", body=False))
+    async def discovery() -> Response:
+        entry = CdsServiceEntry(
+            hook=HOOK,
+            id=SERVICE_ID,
+            title="hipscreen hip balance screen",
+            description="Screens an intake form for hip flexor / extensor balance "
+            f"(the form is context.{FORM_KEY}); one card per finding.",
+            prefetch={},
+        )
+        return answer(CdsDiscovery(services=[entry]).model_dump_json())
+
+    @app.post(
+        f"/cds-services/{SERVICE_ID}",
+        responses=_answers("CdsResponse", body=True, max_body_bytes=max_body_bytes),
+        openapi_extra=_request_body(
+            "CdsRequest", f"A CDS Hooks request; the intake form is context.{FORM_KEY}."
+        ),
+    )
+    async def cds_service(request: Request) -> Response:
+        prefix: tuple[str | int, ...] = ("context", FORM_KEY)
+        try:
+            call = _cds_request(await read(request))
+            form = _object_or_refuse(
+                call.context.get(FORM_KEY, _MISSING), "the intake form", prefix
+            )
+            result = await assess_async(form, screener=chosen)
+        except _Refusal as refusal:
+            return refused(refusal)
+        except InvalidFormError as error:
+            return refused(_Refusal(422, _form_problems(error, prefix)))
+        cards = result.to_cds_cards(min_indicator=indicator)
+        return answer(json.dumps({"cards": cards}, ensure_ascii=False))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                _component_schemas()
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _cds_request(value: Any) -> CdsRequest:
+    try:
+        return CdsRequest.model_validate(value)
+    except ValidationError as error:
+        raise _Refusal(
+            422,
+            [
+                JsonProblem(item["type"], tuple(item["loc"]), item["msg"], item.get("input"))
+                for item in error.errors(include_url=False, include_context=False)
+            ],
+        ) from None
+
+
+def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Serve ``app`` with uvicorn until interrupted (one process; see docs/embedding.md)."""
+    uvicorn = _require("uvicorn")
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+_app_lock = threading.Lock()
+_app: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the app with the built-in rules, built on first use (``uvicorn
+    hipscreen._service:app``)."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _app_lock:
+        if _app is None:
+            _app = create_app()
+    return _app
