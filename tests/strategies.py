@@ -276,3 +276,66 @@ def _random_sided(rng: random.Random, value: Callable[[], Any]) -> Any:
         return value()
     sides = rng.choice([("left",), ("right",), SIDES])
     return {side: value() for side in sides}
+
+
+# -- forms aimed at the rules' edges (differential tests) -----------------------------------------
+
+_NEAR = (0, 0.0004, -0.0004, 0.0006, -0.0006, 0.004, -0.004, 0.5, -0.5)
+"""Offsets from whole numbers: the rules' cut-offs are whole numbers and compared at three
+decimals, so these land on, just inside and just outside every cut-off."""
+
+
+def near_whole(low: int, high: int) -> st.SearchStrategy[int | float]:
+    """A number in [low, high]: a whole number, or one just off a whole number."""
+    return st.tuples(st.integers(low, high), st.sampled_from(_NEAR)).map(
+        lambda pair: pair[0] if pair[1] == 0 else min(high, max(low, round(pair[0] + pair[1], 4)))
+    )
+
+
+def _near_or_sided(low: int, high: int) -> st.SearchStrategy[Any]:
+    return st.one_of(near_whole(low, high), per_side(near_whole(low, high)))
+
+
+def screening_forms() -> st.SearchStrategy[dict[str, Any]]:
+    """A valid form as a plain dict with few symptoms and numbers at the rules' edges.
+
+    ``forms()`` often ticks dozens of symptoms at once; this draws a handful (so a red flag's
+    exact combination and its near misses both turn up), grades for both sides or per side,
+    and angles on, just inside and just outside whole-number cut-offs.
+    """
+    flag = st.booleans()
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "age": st.integers(0, 120),
+            "tightness": graded_muscles("tightness"),
+            "strength": graded_muscles("strength"),
+            "symptoms": st.lists(st.sampled_from(SYMPTOMS), max_size=4),
+            "activities": st.lists(st.sampled_from(ACTIVITIES), max_size=3),
+            "rom": _optional(
+                hip_flexion=_near_or_sided(*DEGREES["hip_flexion"]),
+                hip_extension=_near_or_sided(*DEGREES["hip_extension"]),
+                method=st.sampled_from(ROM_METHODS),
+            ),
+            "thomas_test": _optional(
+                hip_angle=_near_or_sided(-60, 90),
+                knee_angle=_near_or_sided(0, 180),
+                thigh_abducts=st.one_of(flag, per_side(flag)),
+            ),
+            "straight_leg_raise": _optional(angle=_near_or_sided(0, 130), reproduces_leg_pain=flag),
+            "active_knee_extension": st.fixed_dictionaries({"deficit": _near_or_sided(0, 90)}),
+            **{
+                name: strategy
+                for name, strategy in _extra_fields().items()
+                if name
+                in (
+                    "pregnancy",
+                    "hip_replacement",
+                    "osteoporosis",
+                    "vertebral_fracture",
+                    "back_pain",
+                )
+                and name in IntakeForm.model_fields
+            },
+        },
+    )
