@@ -85,20 +85,17 @@ def number(value: float) -> float:
     return value if isinstance(value, int) else round(value, PRECISION)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # each fact is its own thing, even when two read alike
 class OFact:
     """One thing the form says, with the attributes atoms test and what a finding would cite."""
 
     kind: str
-    attrs: tuple[tuple[str, str], ...]
+    attrs: dict[str, str]
     value: float | None  # what bounds compare; None when the fact has no number
     side: Side | None  # the side a finding citing it names
     field: str  # evidence: the form field path
     shown: int | float | str  # evidence: the value as cited
     measured: bool
-
-    def get(self, attr: str) -> str | None:
-        return dict(self.attrs).get(attr)
 
 
 @dataclass(frozen=True)
@@ -154,13 +151,13 @@ def _asymmetry(
         return
     low_is_concern = CONCERN_IS_LOW[concern_key]
     concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
-    attrs = [("measure", measure), ("name", name)]
+    attrs = {"measure": measure, "name": name}
     if group is not None:
-        attrs.append(("group", group))
+        attrs["group"] = group
     facts.append(
         OFact(
             "asym",
-            tuple(attrs),
+            attrs,
             number(abs(left - right)),
             concern,
             field_path,
@@ -178,12 +175,12 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     for measure in ("tightness", "strength"):
         table = getattr(form, measure)
         for muscle, given in table.items():
-            base = (("measure", measure), ("muscle", muscle.value), ("group", muscle.group.value))
+            base = {"measure": measure, "muscle": muscle.value, "group": muscle.group.value}
             sides = _sided(given)
             pairs = sides if sides is not None else [(Side.BOTH, given)]
             for side, grade in pairs:
                 path = f"{measure}.{muscle.value}" + (f".{side.value}" if sides is not None else "")
-                add(OFact("grade", (*base, ("side", side.value)), grade, side, path, grade, False))
+                add(OFact("grade", {**base, "side": side.value}, grade, side, path, grade, False))
             _asymmetry(
                 facts,
                 measure,
@@ -205,7 +202,7 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             pairs = sides if sides is not None else [(Side.BOTH, given)]
             for side, degrees in pairs:
                 path = f"rom.{motion}" + (f".{side.value}" if sides is not None else "")
-                attrs = (("motion", motion), ("side", side.value), ("method", method))
+                attrs = {"motion": motion, "side": side.value, "method": method}
                 add(OFact("rom", attrs, number(degrees), side, path, degrees, True))
             _asymmetry(facts, "rom", motion, motion, dict(pairs), f"rom.{motion}", True)
 
@@ -219,10 +216,10 @@ def form_facts(form: IntakeForm) -> list[OFact]:
         pairs = sides if sides is not None else [(Side.BOTH, given)]
         for side, value in pairs:
             path = f"{field_name}.{attr}" + (f".{side.value}" if sides is not None else "")
-            attrs: tuple[tuple[str, str], ...] = (("name", name), ("side", side.value))
+            test = {"name": name, "side": side.value}
             if name == "straight_leg_raise" and slr is not None:
-                attrs += (("leg_pain", "yes" if slr.reproduces_leg_pain else "no"),)
-            add(OFact("test", attrs, number(value), side, path, value, True))
+                test["leg_pain"] = "yes" if slr.reproduces_leg_pain else "no"
+            add(OFact("test", test, number(value), side, path, value, True))
         _asymmetry(facts, "test", name, name, dict(pairs), f"{field_name}.{attr}", True)
 
     thomas = form.thomas_test
@@ -232,16 +229,12 @@ def form_facts(form: IntakeForm) -> list[OFact]:
         for side, flag in sides if sides is not None else [(Side.BOTH, abducts)]:
             if flag:
                 path = "thomas_test.thigh_abducts" + (f".{side.value}" if sides else "")
-                add(
-                    OFact(
-                        "sign", (("name", "thomas_thigh_abducts"),), None, side, path, "yes", True
-                    )
-                )
+                add(OFact("sign", {"name": "thomas_thigh_abducts"}, None, side, path, "yes", True))
     if slr is not None and slr.reproduces_leg_pain:
         add(
             OFact(
                 "sign",
-                (("name", "slr_reproduces_leg_pain"),),
+                {"name": "slr_reproduces_leg_pain"},
                 None,
                 None,
                 "straight_leg_raise.reproduces_leg_pain",
@@ -251,18 +244,14 @@ def form_facts(form: IntakeForm) -> list[OFact]:
         )
 
     for symptom in form.symptoms:
-        add(
-            OFact(
-                "symptom", (("name", symptom.value),), None, None, "symptoms", symptom.value, False
-            )
-        )
+        add(OFact("symptom", {"name": symptom.value}, None, None, "symptoms", symptom.value, False))
     back = form.back_pain
     describes_back_pain = back is not None and (back.intensity is None or back.intensity > 0)
     if describes_back_pain and "lower_back_pain" not in {s.value for s in form.symptoms}:
         add(
             OFact(
                 "symptom",
-                (("name", "lower_back_pain"),),
+                {"name": "lower_back_pain"},
                 None,
                 None,
                 "back_pain",
@@ -274,7 +263,7 @@ def form_facts(form: IntakeForm) -> list[OFact]:
         add(
             OFact(
                 "activity",
-                (("name", activity.value),),
+                {"name": activity.value},
                 None,
                 None,
                 "activities",
@@ -283,12 +272,12 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             )
         )
     if form.age is not None:
-        add(OFact("age", (), form.age, None, "age", form.age, False))
+        add(OFact("age", {}, form.age, None, "age", form.age, False))
 
     def context(
         name: str, path: str, shown: int | str, value: int | None = None, side: Side | None = None
     ) -> None:
-        add(OFact("context", (("name", name),), value, side, path, shown, False))
+        add(OFact("context", {"name": name}, value, side, path, shown, False))
 
     if form.pregnancy is not None:
         context("pregnancy", "pregnancy", "yes")
@@ -391,9 +380,9 @@ def atom_matches(atom: Atom, fact: OFact) -> bool:
     """Does this (non-finding) fact satisfy the atom?"""
     if fact.kind != atom.fact:
         return False
-    if any(fact.get(attr) != value for attr, value in atom.equals):
+    if any(fact.attrs.get(attr) != value for attr, value in atom.equals):
         return False
-    if atom.one_of is not None and fact.get(atom.one_of[0]) not in atom.one_of[1]:
+    if atom.one_of is not None and fact.attrs.get(atom.one_of[0]) not in atom.one_of[1]:
         return False
     bounds = _bounds(atom)
     if bounds and fact.value is None:
@@ -411,24 +400,51 @@ class Oracle:
         self.ruleset = ruleset
         self.rules: tuple[Rule, ...] = ruleset.rules
         self.order = {rule.id: i for i, rule in enumerate(self.rules)}
+        refs: dict[str, set[str]] = {}
         for rule in self.rules:
             conditions = [("when", rule.condition)]
             conditions += [(f"escalate.{k}", c) for k, (_, c) in enumerate(rule.escalations)]
             for where, condition in conditions:
                 for atom in walk(condition):
                     check_atom(atom, f"{rule.file} {rule.id} {where}")
-                    if atom.fact == "finding" and dict(atom.equals)["id"] not in self.order:
-                        raise OracleError(f"{rule.id}: chains on unknown finding {atom.equals}")
+                    if atom.fact == "finding":
+                        ref = dict(atom.equals)["id"]
+                        if ref not in self.order:
+                            raise OracleError(f"{rule.id}: chains on unknown finding {ref!r}")
+                        if where == "when":
+                            refs.setdefault(rule.id, set()).add(ref)
+        self.chained = self._chain_order(refs)
+
+    def _chain_order(self, refs: Mapping[str, set[str]]) -> tuple[Rule, ...]:
+        """The rules, each after every finding its condition chains on (forward chaining then
+        needs one pass); a cycle is an error (the loader refuses them too)."""
+        done: dict[str, None] = {}
+        visiting: set[str] = set()
+
+        def visit(rule_id: str) -> None:
+            if rule_id in done:
+                return
+            if rule_id in visiting:
+                raise OracleError(f"findings chain in a cycle through {rule_id!r}")
+            visiting.add(rule_id)
+            for ref in sorted(refs.get(rule_id, ()), key=self.order.__getitem__):
+                visit(ref)
+            visiting.discard(rule_id)
+            done[rule_id] = None
+
+        for rule in self.rules:
+            visit(rule.id)
+        return tuple(self.rules[self.order[rule_id]] for rule_id in done)
 
     def _support(
-        self, condition: Condition, facts: Sequence[OFact], fired: set[str]
+        self, condition: Condition, facts: Mapping[str, Sequence[OFact]], fired: set[str]
     ) -> _Support | None:
         """What the condition rests on, or None when it does not hold."""
         if isinstance(condition, Atom):
             if condition.fact == "finding":
                 ref = dict(condition.equals)["id"]
                 return _Support(findings={ref}) if ref in fired else None
-            matched = [f for f in facts if atom_matches(condition, f)]
+            matched = [f for f in facts.get(condition.fact, ()) if atom_matches(condition, f)]
             if not matched:
                 return None
             return _Support(facts={(f, condition.describe): None for f in matched})
@@ -451,29 +467,24 @@ class Oracle:
             return support
         raise OracleError(f"unknown condition node {type(condition).__name__}")
 
-    def fired(self, facts: Sequence[OFact]) -> set[str]:
-        """The ids of every finding, chained to a fixpoint."""
-        fired: set[str] = set()
-        changed = True
-        while changed:
-            changed = False
-            for rule in self.rules:
-                if rule.id not in fired and self._support(rule.condition, facts, fired):
-                    fired.add(rule.id)
-                    changed = True
-        return fired
-
     def assess(self, form: IntakeForm | Mapping[str, Any]) -> list[OracleFinding]:
         """The findings, most severe first, then in rule order (as `Assessment.findings`)."""
         intake = form if isinstance(form, IntakeForm) else IntakeForm.model_validate(dict(form))
-        facts = form_facts(intake)
-        fired = self.fired(facts)
-        drafts: dict[str, tuple[Severity, _Support]] = {}
-        for rule in self.rules:
-            if rule.id not in fired:
-                continue
+        facts: dict[str, list[OFact]] = {}
+        for fact in form_facts(intake):
+            facts.setdefault(fact.kind, []).append(fact)
+        # Forward chaining: in chain order, every finding a condition reads is already decided.
+        fired: set[str] = set()
+        supports: dict[str, _Support] = {}
+        for rule in self.chained:
             support = self._support(rule.condition, facts, fired)
-            assert support is not None
+            if support is not None:
+                fired.add(rule.id)
+                supports[rule.id] = support
+        # Escalations only raise the severity of a finding that fired; they may read any finding.
+        drafts: dict[str, tuple[Severity, _Support]] = {}
+        for rule_id, support in supports.items():
+            rule = self.rules[self.order[rule_id]]
             severity = rule.spec.severity
             for raised, condition in rule.escalations:
                 more = self._support(condition, facts, fired)
