@@ -20,11 +20,13 @@ of the rule data (``tests/oracle.py``), and reports the ratios.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import math
 import os
 import platform
+import pstats
 import random
 import resource
 import statistics
@@ -439,6 +441,25 @@ def limits(per_round: int, rounds: int, seed: int) -> dict[str, Any]:
     return {"forms": per_round * rounds, "rounds": rounds, "variants": rows}
 
 
+def profile(count: int, seed: int, top: int = 30) -> None:
+    """cProfile ``count`` uncached assessments of distinct realistic forms; print the top
+    functions by cumulative and by own time (cProfile inflates many small calls: read it for
+    structure and call counts, and the timed tables for costs)."""
+    forms = realistic_forms(count + 200, seed)
+    screener = hipscreen.Screener(cache_size=0)
+    for form in forms[count:]:
+        screener.assess(form)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for form in forms[:count]:
+        screener.assess(form)
+    profiler.disable()
+    print(f"\ncProfile of {count} uncached assessments (distinct realistic forms)")
+    stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+
+
 # -- reporting -----------------------------------------------------------------------------------
 
 
@@ -562,6 +583,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="wall",
         help="time per call as elapsed wall time (default) or as this thread's CPU time",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only profile N uncached assessments with cProfile and print the hot spots",
+    )
     parser.add_argument("--seed", type=int, default=12345, help="seed of the generated mix")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
@@ -569,6 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = CLOCKS[args.clock]
+    if args.profile > 0:
+        profile(args.profile, args.seed)
+        return 0
 
     cases = named_forms(args.repeat + args.warmup, args.seed)
     first_use = time.perf_counter()

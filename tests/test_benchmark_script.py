@@ -45,7 +45,7 @@ def test_benchmark_script_runs_and_writes_its_figures(tmp_path: Path) -> None:
     limits = report["limits"]
     assert limits["forms"] == 4
     variants = {row["variant"]: row for row in limits["variants"]}
-    assert list(variants)[0] == "assess() uncached"
+    assert next(iter(variants)) == "assess() uncached"
     assert {
         "floor: fresh session per form",
         "floor: one reused session",
@@ -56,3 +56,18 @@ def test_benchmark_script_runs_and_writes_its_figures(tmp_path: Path) -> None:
         assert row["median_us"] > 0
         assert row["assess_median_x"] > 0
     assert variants["assess() uncached"]["assess_median_x"] == 1
+
+
+@pytest.mark.slow
+def test_benchmark_script_profiles_on_request(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--profile", "3", "--output", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cProfile of 3 uncached assessments" in done.stdout
+    assert "(assess)" in done.stdout
+    assert not (tmp_path / "x.json").exists()  # profiling only: no figures written
