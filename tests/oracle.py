@@ -390,6 +390,74 @@ def atom_matches(atom: Atom, fact: OFact) -> bool:
     return all(_within(fact.value, op, bound) for op, bound in bounds if fact.value is not None)
 
 
+def conjunctions(condition: Condition) -> list[tuple[Atom, ...]]:
+    """The condition's alternatives (disjunctive normal form), each a conjunction of atoms."""
+    if isinstance(condition, Atom):
+        return [(condition,)]
+    if isinstance(condition, AnyOf):
+        return [alt for item in condition.items for alt in conjunctions(item)]
+    if isinstance(condition, AllOf):
+        combined: list[tuple[Atom, ...]] = [()]
+        for item in condition.items:
+            combined = [done + alt for done in combined for alt in conjunctions(item)]
+        return combined
+    raise OracleError(f"unknown condition node {type(condition).__name__}")
+
+
+def _interval(atom: Atom) -> tuple[float, float]:
+    low, high = float("-inf"), float("inf")
+    for op, bound in _bounds(atom):
+        if op in ("at_least", "above"):
+            low = max(low, bound)
+        else:
+            high = min(high, bound)
+    return low, high
+
+
+def could_share_a_fact(a: Atom, b: Atom) -> bool:
+    """Could one fact satisfy both atoms (conservatively: bounds only rule it out when their
+    ranges cannot meet)?"""
+    if a.fact != b.fact:
+        return False
+    tests_a, tests_b = dict(a.equals), dict(b.equals)
+    if any(tests_b.get(attr, value) != value for attr, value in tests_a.items()):
+        return False
+    for atom, other in ((a, tests_b), (b, tests_a)):
+        if (
+            atom.one_of is not None
+            and other.get(atom.one_of[0], atom.one_of[1][0]) not in (atom.one_of[1])
+        ):
+            return False
+    if (
+        a.one_of is not None
+        and b.one_of is not None
+        and a.one_of[0] == b.one_of[0]
+        and not set(a.one_of[1]) & set(b.one_of[1])
+    ):
+        return False
+    (low_a, high_a), (low_b, high_b) = _interval(a), _interval(b)
+    return max(low_a, low_b) <= min(high_a, high_b)
+
+
+def shared_fact_conjunctions(ruleset: RuleSet) -> list[tuple[str, Atom, Atom]]:
+    """Alternatives in which one fact could satisfy two atoms: (rule id, atom, atom).
+
+    The engine binds every pattern of a rule to a different fact, so such an alternative fires
+    only when the form has two distinct matching facts (see the xfail test in test_oracle.py);
+    the rule data means the conjunction, which one fact can satisfy.
+    """
+    found = []
+    for rule in ruleset.rules:
+        self_atom = Atom("finding", (("id", rule.id),))
+        alternatives = conjunctions(rule.condition)
+        for _, condition in rule.escalations:
+            alternatives += [(self_atom, *alt) for alt in conjunctions(condition)]
+        for alt in alternatives:
+            for i, a in enumerate(alt):
+                found += [(rule.id, a, b) for b in alt[i + 1 :] if could_share_a_fact(a, b)]
+    return found
+
+
 # -- evaluation -----------------------------------------------------------------------------------
 
 
