@@ -15,6 +15,11 @@ What it computes per finding: id, severity (escalations included), the sides and
 of every fact that took part in a satisfied alternative, the findings it was derived from, and
 its confidence (measured when any evidence is measured, or when it rests on a measured finding).
 
+Where the engine path is known to differ, a strict xfail test in test_oracle.py pins the
+difference (lead routes the fixes): evidence wording for merged one-atom alternatives whose
+equality tests overlap, escalations that chain on another finding, and conjunctions one fact
+could satisfy twice (`shared_fact_conjunctions` finds those; the built-in rules have none).
+
 One documented engine convention is modelled on purpose: numbers are compared at three
 decimals (docs/engine.md: ``engine_number()`` rounds every number sent to the engine), so
 99.9996° is not "below 100°". Left/right differences are computed on the given values, then
