@@ -302,20 +302,26 @@ class EngineTrace:
                 setattr(dre, name, original)
 
 
+def _in_session(document: str, sid: str = "0") -> str:
+    """A fact or a batch of facts (JSON) moved into session ``sid``."""
+    value = json.loads(document)
+    for fact in value if isinstance(value, list) else [value]:
+        fact["sid"] = sid
+    return json.dumps(value, ensure_ascii=False)
+
+
 class EngineFloor:
     """The thinnest loops over one compiled ruleset and recorded facts (see `EngineTrace`)."""
 
     def __init__(self, definition: str, sessions: Sequence[tuple[str, dict[str, list[str]]]]):
         self.handle = dre.create_ruleset(f"bench-floor-{id(self)}", definition)
         self.sessions = list(sessions)
-        self.sids = [json.loads(facts)[0]["sid"] for facts, _ in self.sessions]
+        # The session each recorded batch ran in ("0", the engine's default, when untagged).
+        self.sids = [str(json.loads(facts)[0].get("sid", "0")) for facts, _ in self.sessions]
         # The same facts under one session id, for the reused-session loop.
         self.reused = [
-            (
-                facts.replace(f'"sid": "{sid}"', '"sid": "0"'),
-                {a: [f.replace(f'"sid":"{sid}"', '"sid":"0"') for f in fs] for a, fs in d.items()},
-            )
-            for (facts, d), sid in zip(self.sessions, self.sids, strict=True)
+            (_in_session(facts), {a: [_in_session(f) for f in fs] for a, fs in d.items()})
+            for facts, d in self.sessions
         ]
 
     def _agenda(
