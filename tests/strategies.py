@@ -359,3 +359,203 @@ def values_near(draw: st.DrawFn, threshold: float) -> float:
             st.floats(base - 2, base + 2, allow_nan=False),
         )
     )
+
+# -- forms aimed at the rules' edges (differential tests) -----------------------------------------
+
+_NEAR = (0, 0.0004, -0.0004, 0.0006, -0.0006, 0.004, -0.004, 0.5, -0.5)
+"""Offsets from whole numbers: the rules' cut-offs are whole numbers and compared at three
+decimals, so these land on, just inside and just outside every cut-off."""
+
+
+def near_whole(low: int, high: int) -> st.SearchStrategy[int | float]:
+    """A number in [low, high]: a whole number, or one just off a whole number."""
+    return st.tuples(st.integers(low, high), st.sampled_from(_NEAR)).map(
+        lambda pair: pair[0] if pair[1] == 0 else min(high, max(low, round(pair[0] + pair[1], 4)))
+    )
+
+
+def _near_or_sided(low: int, high: int) -> st.SearchStrategy[Any]:
+    return st.one_of(near_whole(low, high), per_side(near_whole(low, high)))
+
+
+def screening_forms(
+    symptoms: tuple[str, ...] = SYMPTOMS, activities: tuple[str, ...] = ACTIVITIES
+) -> st.SearchStrategy[dict[str, Any]]:
+    """A valid form as a plain dict with few symptoms and numbers at the rules' edges.
+
+    ``forms()`` often ticks dozens of symptoms at once; this draws a handful (so a red flag's
+    exact combination and its near misses both turn up), grades for both sides or per side,
+    and angles on, just inside and just outside whole-number cut-offs.
+    """
+    flag = st.booleans()
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "age": st.integers(0, 120),
+            "tightness": graded_muscles("tightness"),
+            "strength": graded_muscles("strength"),
+            "symptoms": st.lists(st.sampled_from(symptoms), max_size=4),
+            "activities": st.lists(st.sampled_from(activities), max_size=3),
+            "rom": _optional(
+                hip_flexion=_near_or_sided(*DEGREES["hip_flexion"]),
+                hip_extension=_near_or_sided(*DEGREES["hip_extension"]),
+                method=st.sampled_from(ROM_METHODS),
+            ),
+            "thomas_test": _optional(
+                hip_angle=_near_or_sided(-60, 90),
+                knee_angle=_near_or_sided(0, 180),
+                thigh_abducts=st.one_of(flag, per_side(flag)),
+            ),
+            "straight_leg_raise": _optional(angle=_near_or_sided(0, 130), reproduces_leg_pain=flag),
+            "active_knee_extension": st.fixed_dictionaries({"deficit": _near_or_sided(0, 90)}),
+            **{
+                name: strategy
+                for name, strategy in _extra_fields().items()
+                if name
+                in (
+                    "pregnancy",
+                    "hip_replacement",
+                    "osteoporosis",
+                    "vertebral_fracture",
+                    "back_pain",
+                )
+                and name in IntakeForm.model_fields
+            },
+        },
+    )
+
+
+# -- rule data (differential tests of the rule compiler) ------------------------------------------
+
+_RULE_NUMBERS = st.one_of(st.integers(-10, 130), st.integers(-20, 260).map(lambda n: n / 2))
+
+
+def _one_or_list(values: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.sampled_from(values), st.lists(st.sampled_from(values), min_size=1, max_size=3)
+    )
+
+
+def _bound(keys: tuple[str, ...], numbers: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.dictionaries(st.sampled_from(keys), numbers, min_size=1, max_size=2)
+
+
+def _atoms(
+    finding_ids: tuple[str, ...], symptoms: tuple[str, ...], activities: tuple[str, ...]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """One rule-file condition atom of any kind, with names from the vocabularies."""
+    voc = _vocabulary
+    grade_bound = _bound(("at_least", "at_most"), st.integers(0, 5))
+    grade = st.tuples(
+        st.fixed_dictionaries({"measure": st.sampled_from(("tightness", "strength"))}),
+        st.one_of(
+            st.just({}),
+            st.fixed_dictionaries({"muscle": st.sampled_from(MUSCLES)}),
+            st.fixed_dictionaries(
+                {"group": st.sampled_from(tuple(g.value for g in voc.MuscleGroup))}
+            ),
+        ),
+        _optional(side=st.sampled_from(tuple(s.value for s in Side))),
+        grade_bound,
+    ).map(lambda parts: {"grade": {k: v for part in parts for k, v in part.items()}})
+    rom = st.tuples(
+        st.fixed_dictionaries({"motion": st.sampled_from(tuple(DEGREES))}),
+        _optional(
+            method=st.lists(st.sampled_from(ROM_METHODS), min_size=1, max_size=3, unique=True),
+            side=st.sampled_from(tuple(s.value for s in Side)),
+        ),
+        _bound(("below", "at_least"), _RULE_NUMBERS),
+    ).map(lambda parts: {"rom": {k: v for part in parts for k, v in part.items()}})
+    test = st.tuples(
+        st.fixed_dictionaries({"name": st.sampled_from(tuple(t.value for t in voc.TestName))}),
+        _optional(side=st.sampled_from(tuple(s.value for s in Side)), leg_pain=st.booleans()),
+        _bound(("at_least", "at_most", "below", "above"), _RULE_NUMBERS),
+    ).map(lambda parts: {"test": {k: v for part in parts for k, v in part.items()}})
+    contexts = tuple(c.value for c in voc.ContextItem)
+    context = st.one_of(
+        _one_or_list(contexts),
+        st.tuples(
+            st.fixed_dictionaries({"name": st.sampled_from(contexts)}),
+            _bound(("at_least", "below"), st.integers(0, 50)),
+        ).map(lambda parts: {**parts[0], **parts[1]}),
+    ).map(lambda value: {"context": value})
+    asymmetry = st.tuples(
+        st.fixed_dictionaries(
+            {"measure": st.sampled_from(tuple(m.value for m in voc.AsymmetryMeasure))}
+        ),
+        _optional(group=st.sampled_from(tuple(g.value for g in voc.MuscleGroup))),
+        st.fixed_dictionaries({"at_least": st.one_of(st.integers(1, 3), _RULE_NUMBERS)}),
+    ).map(lambda parts: {"asymmetry": {k: v for part in parts for k, v in part.items()}})
+    atoms = [
+        grade,
+        rom,
+        test,
+        context,
+        asymmetry,
+        _one_or_list(symptoms).map(lambda v: {"symptom": v}),
+        _one_or_list(activities).map(lambda v: {"activity": v}),
+        _one_or_list(tuple(s.value for s in voc.SignName)).map(lambda v: {"sign": v}),
+        _bound(("at_least", "below", "above"), st.integers(0, 120)).map(lambda v: {"age": v}),
+    ]
+    if finding_ids:
+        atoms.append(st.sampled_from(finding_ids).map(lambda v: {"finding": v}))
+    return st.one_of(*atoms)
+
+
+def conditions(
+    finding_ids: tuple[str, ...] = (),
+    symptoms: tuple[str, ...] = SYMPTOMS,
+    activities: tuple[str, ...] = ACTIVITIES,
+) -> st.SearchStrategy[dict[str, Any]]:
+    """A rule-file condition: an atom, or all_of / any_of of conditions (small trees)."""
+    return st.recursive(
+        _atoms(finding_ids, symptoms, activities),
+        lambda inner: st.one_of(
+            st.lists(inner, min_size=1, max_size=3).map(lambda items: {"all_of": items}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda items: {"any_of": items}),
+        ),
+        max_leaves=4,
+    )
+
+
+@st.composite
+def rule_files(
+    draw: st.DrawFn,
+    chain_onto: tuple[str, ...] = (),
+    symptoms: tuple[str, ...] = SYMPTOMS,
+    activities: tuple[str, ...] = ACTIVITIES,
+    escalations_chain: bool = True,
+) -> dict[str, Any]:
+    """A findings file (``{"rules": [...]}``) of 1–4 generated rules that may chain onto
+    ``chain_onto`` and onto the file's earlier rules, with optional escalations. Narrow
+    ``symptoms`` and ``activities`` (and the forms' alike) to make generated rules fire often;
+    ``escalations_chain=False`` keeps `finding` atoms out of escalation conditions."""
+    severities = ("info", "warning", "critical")
+    rules: list[dict[str, Any]] = []
+    for n in range(draw(st.integers(1, 4))):
+        known = (*chain_onto, *(rule["id"] for rule in rules))
+        rule: dict[str, Any] = {
+            "id": f"generated-{n}",
+            "title": f"Generated rule {n}",
+            "severity": draw(st.sampled_from(severities)),
+            "summary": "A generated rule.",
+            "source": "Generated by tests/strategies.py.",
+            "when": draw(conditions(known, symptoms, activities)),
+        }
+        escalations = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "severity": st.sampled_from(severities),
+                        "when": conditions(
+                            known if escalations_chain else (), symptoms, activities
+                        ),
+                    }
+                ),
+                max_size=2,
+            )
+        )
+        if escalations:
+            rule["escalate"] = escalations
+        rules.append(rule)
+    return {"rules": rules}
