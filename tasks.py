@@ -142,15 +142,15 @@ def ensure_env(folder: Path, requirement: str) -> Path:
     )
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    made_by = ""
+    made_by, note = "", ""
     if python.exists():
         try:
             made_by = output(python, "-c", "import sys; print(sys.version)")
+            note = f" (it was made by Python {made_by.split()[0]})"
         except (OSError, subprocess.CalledProcessError):
-            made_by = "a Python that no longer runs"
+            note = " (its Python no longer runs)"
     created = made_by != sys.version
     if created:
-        note = f" (it was made by Python {made_by.split()[0]})" if made_by else ""
         print(f"creating {folder} for Python {sys.version.split()[0]}{note}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(folder)
     run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
