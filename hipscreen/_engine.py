@@ -31,7 +31,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import durable_rules_engine as _dre
+try:
+    import durable_rules_engine as _dre
+except ImportError as _error:  # missing or broken durable-rules build: say what and how to fix
+    import shlex
+    import sys
+
+    _version = f"Python {sys.version.split()[0]}"
+    _fix = (
+        "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject "
+        f"{shlex.quote(sys.executable or 'python3')} -m pip install --force-reinstall --no-deps "
+        "--no-cache-dir --no-binary durable-rules durable-rules==2.0.28"
+    )
+    if isinstance(_error, ModuleNotFoundError) and _error.name == "durable_rules_engine":
+        _what = f"durable-rules (C extension durable_rules_engine) is not installed for {_version}."
+    elif "PyEval_CallObject" in str(_error):
+        _what = (
+            f"durable-rules is installed but its C extension cannot load on {_version}: it "
+            "was compiled without the define that Python 3.13 and later need (PyEval_CallObject "
+            "was removed from the C API in 3.13; pip reports success, the import fails)."
+        )
+    else:
+        _what = f"durable-rules is installed but its C extension cannot load on {_version}."
+    raise ImportError(
+        f"hipscreen cannot start: {_what}\n  cause: {_error}\n"
+        f"Rebuild durable-rules for this Python (compiles C: needs a C compiler and the Python "
+        f"headers; --no-cache-dir stops pip reusing a wheel built without the define):\n"
+        f"  {_fix}",
+        name="durable_rules_engine",
+    ) from _error
 
 from hipscreen._errors import EngineError
 from hipscreen._forksafe import ForkSafeLock

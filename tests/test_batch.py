@@ -321,7 +321,7 @@ def test_batch_notebook_runs_cell_by_cell_and_shows_html(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Each cell runs in order as Jupyter would, and each cell's last value renders as HTML."""
-    monkeypatch.chdir(NOTEBOOK.parents[1])
+    monkeypatch.chdir(NOTEBOOK.parent)  # where Jupyter starts the kernel
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict[str, Any] = {"__name__": "__main__"}
     shown: list[str] = []

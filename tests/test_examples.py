@@ -1,4 +1,4 @@
-"""Every script in examples/ runs (the notebook, service and load test have their own tests)."""
+"""Every script in examples/ runs (the notebook, service and load test: in their own tests)."""
 
 from __future__ import annotations
 

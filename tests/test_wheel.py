@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from build_helpers import REPO, load_tasks, run, venv_python
 
 import hipscreen
-
-REPO = Path(__file__).resolve().parents[1]
-INSTALL_TIMEOUT_S = 600
-"""Installing compiles durable-rules from source; this only stops a hung install."""
 
 FORM = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}, "client_id": "wheel"}
 
@@ -35,25 +30,10 @@ print(json.dumps({
 """
 
 
-def _run(*args: str | Path, cwd: Path, timeout: float = INSTALL_TIMEOUT_S) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
-    done = subprocess.run(
-        [str(a) for a in args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", dist, REPO, cwd=dist)
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", dist, REPO, cwd=dist)
     (built,) = dist.glob("hipscreen-*.whl")
     return built
 
@@ -77,14 +57,17 @@ def test_installed_wheel_screens_with_its_own_rules_outside_the_checkout(
     wheel: Path, tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
-    _run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    _run(python, "-m", "pip", "install", "--quiet", wheel, cwd=tmp_path)
+    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    python = venv_python(venv)
+    # durable-rules as tasks.py builds it (PyPI has only its source, which needs a define to
+    # import on Python 3.13): the same build the README's commands install.
+    durable_rules = load_tasks().durable_rules_wheel(sys.executable)
+    run(python, "-m", "pip", "install", "--quiet", durable_rules, wheel, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "screen.py").write_text(SCRIPT)
 
-    out = json.loads(_run(python, "screen.py", json.dumps(FORM), cwd=elsewhere, timeout=120))
+    out = json.loads(run(python, "screen.py", json.dumps(FORM), cwd=elsewhere, timeout=120))
 
     expected = hipscreen.assess(FORM)
     assert {"tight-hip-flexors", "weak-hip-extensors", "flexor-extensor-imbalance"} <= set(
