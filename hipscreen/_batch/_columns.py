@@ -116,7 +116,7 @@ def _columns_for(
         for side in _SIDES:
             yield Column(f"{name}.{side}", kind, (*path, side))
         return
-    shape = plain[0] if plain else str
+    shape: Any = plain[0] if plain else str
     origin = typing.get_origin(shape)
     if _is_model(shape):
         # A yes/no column for the record itself: an empty record (a test done, no values

@@ -1,4 +1,4 @@
-"""Batch outcomes: a row's error, a screened row reduced to table cells, and the counts over a run."""
+"""Batch outcomes: a row's error, a screened row as table cells, and the counts over a run."""
 
 from __future__ import annotations
 

@@ -152,12 +152,13 @@ def _rebuild(ruleset: RuleSet) -> Screener:
     """
     from hipscreen import _screen
 
-    loader = _screen.load_ruleset
-    _screen.load_ruleset = lambda *args, **kwargs: ruleset  # type: ignore[assignment]
+    module: Any = _screen
+    loader = module.load_ruleset
+    module.load_ruleset = lambda *args, **kwargs: ruleset
     try:
         return Screener()
     finally:
-        _screen.load_ruleset = loader
+        module.load_ruleset = loader
 
 
 _worker: dict[str, Any] = {}

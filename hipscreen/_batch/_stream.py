@@ -98,7 +98,7 @@ def _check_paths(
             if path is not None and other_path is not None and _same(path, other_path):
                 problems.append(f"{what} and {other} are the same file ({path})")
     if problems:
-        raise TableError(problems + ["nothing was written: give another -o or --errors"], "paths")
+        raise TableError([*problems, "nothing was written: give another -o or --errors"], "paths")
     if resume:
         return
     if output is not None and _state_path(output).exists() and not overwrite:
@@ -453,8 +453,8 @@ def screen_csv(
         # The errors file, then the results: partial files renamed into place at the end.
         errors_partial = _partial(errors_path)
         if resume:
-            with open(errors_partial, "r+b") as stream:
-                stream.truncate(int(state["errors_bytes"]))
+            with open(errors_partial, "r+b") as kept_errors:
+                kept_errors.truncate(int(state["errors_bytes"]))
         error_stream = stack.enter_context(
             open(
                 errors_partial,
@@ -476,10 +476,10 @@ def screen_csv(
         elif out_path is not None:
             partial = _partial(out_path)
             if resume:
-                with open(partial, "r+b") as stream:
-                    stream.truncate(int(state["output"]))
-                with open(partial, encoding="utf-8", newline="") as stream:
-                    for row in csv.DictReader(stream):
+                with open(partial, "r+b") as kept:
+                    kept.truncate(int(state["output"]))
+                with open(partial, encoding="utf-8", newline="") as text:
+                    for row in csv.DictReader(text):
                         _count(tally, row)
             stream_out = stack.enter_context(
                 open(partial, "a" if resume else "w", encoding="utf-8", newline="")
@@ -562,8 +562,8 @@ def screen_csv(
                 if isinstance(stop, BatchInterrupted)
                 else (str(stop.args[0]) if stop.args else "interrupted (Ctrl-C)")
             )
-            kept = [] if out_path is None else [_partial(out_path), errors_partial]
-            raise BatchInterrupted(reason, written, kept) from stop
+            partials = [] if out_path is None else [_partial(out_path), errors_partial]
+            raise BatchInterrupted(reason, written, partials) from stop
         finally:
             if bar is not None:
                 bar.update(framer.bytes_read - bar.n)

@@ -358,7 +358,7 @@ def _put(
 ) -> FieldProblem | None:
     path = column.path
     target = form
-    for depth, key in enumerate(path[:-1] if not record else path[:-1]):
+    for depth, key in enumerate(path[:-1]):
         inner = target.get(key)
         if inner is None:
             inner = target[key] = {}
