@@ -15,6 +15,7 @@ import ctypes
 import itertools
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -165,7 +166,7 @@ _worker: dict[str, Any] = {}
 
 
 def _guard_worker() -> None:
-    """Make this worker process end with its parent, and leave Ctrl-C to the parent."""
+    """Make this worker process end with the batch's process, and leave Ctrl-C to it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     if sys.platform.startswith("linux"):
@@ -174,10 +175,16 @@ def _guard_worker() -> None:
             libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: killed when the parent exits
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+    # With forkserver the direct parent is the fork server, which lives as long as any worker:
+    # watch the batch's own process, through the sentinel multiprocessing gives its children.
+    owner = multiprocessing.parent_process()
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+        if owner is not None and owner.sentinel is not None:
+            multiprocessing.connection.wait([owner.sentinel])
+        else:
+            while os.getppid() == parent:
+                time.sleep(0.5)
         os._exit(1)
 
     threading.Thread(target=watch, name="hipscreen-parent-watch", daemon=True).start()
