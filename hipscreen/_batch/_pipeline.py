@@ -190,20 +190,30 @@ def _guard_worker() -> None:
     threading.Thread(target=watch, name="hipscreen-parent-watch", daemon=True).start()
 
 
-def _init_worker(source: bytes | None, digest: str) -> None:
-    _guard_worker()
+def worker_screener(source: bytes | None, digest: str) -> Screener:
+    """The screener a worker builds from the parent's rule data, checked against its digest.
+
+    Raises:
+        RuntimeError: the rules cannot be built, or differ from the parent's.
+    """
     try:
         screener = default_screener() if source is None else _rebuild(pickle.loads(source))
-    except Exception as error:  # reported on the first task, with the reason
-        _worker["problem"] = f"a worker could not build the screener: {error}"
-        return
+    except Exception as error:
+        raise RuntimeError(f"a worker could not build the screener: {error}") from None
     if screener.ruleset.digest != digest:
-        _worker["problem"] = (
+        raise RuntimeError(
             f"a worker built different rules ({screener.ruleset_version}) from the parent's "
             f"(digest {digest[:12]})"
         )
-        return
-    _worker["screener"] = screener
+    return screener
+
+
+def _init_worker(source: bytes | None, digest: str) -> None:
+    _guard_worker()
+    try:
+        _worker["screener"] = worker_screener(source, digest)
+    except RuntimeError as error:  # reported on the first task, with the reason
+        _worker["problem"] = str(error)
 
 
 def _work(task: Task, payloads: list[Any]) -> list[Any]:
