@@ -10,7 +10,7 @@ Examples:
 from hipscreen._aio import assess_async
 from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
 from hipscreen._batch._frames import assess_frame, result_meta, spark_schema
-from hipscreen._batch._outcomes import BatchSummary, RowError
+from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
 from hipscreen._compare import Comparison, FindingChange, compare
@@ -32,6 +32,7 @@ from hipscreen._version import __version__
 
 __all__ = [
     "Assessment",
+    "BatchInterrupted",
     "BatchResult",
     "BatchSummary",
     "Comparison",

@@ -95,7 +95,7 @@ def test_a_worker_that_builds_other_rules_refuses_to_screen() -> None:
 
 
 def test_a_screener_must_be_a_screener() -> None:
-    with pytest.raises(TypeError, match="hipscreen.Screener"):
+    with pytest.raises(TypeError, match=r"hipscreen\.Screener"):
         hipscreen.assess_many([{}], screener="strict")  # type: ignore[arg-type]
 
 
@@ -119,7 +119,7 @@ def test_batch_command_takes_the_rule_options_of_assess(
     assert "nope" in capsys.readouterr().err
 
 
-# -- one semantics -----------------------------------------------------------------------------------
+# -- one semantics ---------------------------------------------------------------------------------
 
 
 def test_one_file_gives_the_same_outcomes_through_assess_frame_and_the_command(
