@@ -25,7 +25,7 @@ from hipscreen._batch._stream import default_errors_path, screen_csv
 from hipscreen._batch._tables import MAX_CELL_CHARS, TableError
 from hipscreen._cli import main
 
-HEADER = ["client_id", "age", "tightness.iliopsoas", "symptoms", "rom.hip_flexion"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*argv: str) -> int:
@@ -347,3 +347,76 @@ def test_pathological_forms_fail_their_row_only() -> None:
 def test_a_table_error_names_every_bad_column() -> None:
     with pytest.raises(TableError, match="unknown column"):
         hipscreen.assess_frame(pd.DataFrame({"nope": [1]}))
+
+
+# -- interrupted and resumed, in this process ---------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_interrupted_run_resumes_to_the_same_results(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from hipscreen._batch import _stream
+    from hipscreen._batch._outcomes import BatchInterrupted
+
+    sample = ROOT / "examples" / "data" / "intake_sample.csv"
+    whole = tmp_path / f"whole{suffix}"
+    screen_csv(sample, whole, chunk_size=256)
+    real = _stream.table_outcome
+    seen = [0]
+
+    def interrupt_at_1000(*args: Any) -> Any:
+        seen[0] += 1
+        if seen[0] == 1000:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    out = tmp_path / f"out{suffix}"
+    monkeypatch.setattr(_stream, "table_outcome", interrupt_at_1000)
+    with pytest.raises(BatchInterrupted, match="interrupted") as caught:
+        screen_csv(sample, out, chunk_size=256)
+    assert caught.value.rows_done == 999  # every row finished before the stop is kept
+    assert not out.exists()
+    assert out.with_name(out.name + ".partial").exists()
+    monkeypatch.setattr(_stream, "table_outcome", real)
+    with pytest.raises(FileExistsError, match="resume"):
+        screen_csv(sample, out, chunk_size=256)
+    report = screen_csv(sample, out, chunk_size=256, resume=True)
+    assert report.resumed_from == 999
+    assert report.summary.rows == 3000
+    assert report.summary == screen_csv(sample, tmp_path / "again.csv").summary
+    if suffix == ".csv":
+        assert out.read_bytes() == whole.read_bytes()
+    else:
+        assert pq.read_table(out).equals(pq.read_table(whole))
+    assert (tmp_path / "out.errors.csv").read_bytes() == (
+        tmp_path / "whole.errors.csv"
+    ).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == sorted(
+        [f"out{suffix}", "out.errors.csv"]
+    )
+
+
+def test_resume_refuses_a_changed_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hipscreen._batch import _stream
+    from hipscreen._batch._outcomes import BatchInterrupted
+
+    source = write(tmp_path / "in.csv", "client_id,age\n" + "a,30\n" * 50)
+    out = tmp_path / "out.csv"
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        screen_csv(source, out, resume=True)
+
+    def stop(*args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_stream, "table_outcome", stop)
+    with pytest.raises(BatchInterrupted):
+        screen_csv(source, out, chunk_size=10)
+    monkeypatch.undo()
+    with open(source, "a", encoding="utf-8") as stream:
+        stream.write("b,31\n")
+    with pytest.raises(ValueError, match="cannot resume: the input differs"):
+        screen_csv(source, out, resume=True)
+    assert screen_csv(source, out, overwrite=True).summary.rows == 51
