@@ -46,7 +46,7 @@ def test_map_in_pandas_with_dotted_columns_matches_assess_frame(spark: Any, tmp_
     assert any("." in name for name in frame.columns)
     source = tmp_path / "intake.csv"
     frame.to_csv(source, index=False)
-    sdf = spark.read.csv(str(source), header=True).repartition(3)
+    sdf = spark.read.csv(str(source), header=True)
     names = sdf.columns
 
     def screen(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
