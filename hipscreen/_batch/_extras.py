@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, TypeAlias
 
-__all__ = ["missing_extra", "optional_module", "progress_bar"]
+__all__ = ["DataFrame", "missing_extra", "optional_module", "progress_bar"]
+
+DataFrame: TypeAlias = Any
+"""A DataFrame (pandas is an optional extra: ``hipscreen[pandas]``; polars: ``[polars]``)."""
 
 
 def missing_extra(package: str, extra: str) -> ImportError:

@@ -13,7 +13,7 @@ import pickle
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any, TypeAlias, overload
 
-from hipscreen._batch._extras import progress_bar
+from hipscreen._batch._extras import DataFrame, progress_bar
 from hipscreen._batch._outcomes import (
     Axes,
     BatchSummary,
@@ -39,9 +39,6 @@ from hipscreen._results import Assessment
 from hipscreen._screen import Screener
 
 __all__ = ["BatchResult", "FormInput", "assess_iter", "assess_many"]
-
-DataFrame: TypeAlias = Any
-"""A ``pandas.DataFrame`` (pandas is an optional extra: ``hipscreen[pandas]``)."""
 
 FormInput: TypeAlias = IntakeForm | Mapping[str, Any] | str | bytes
 

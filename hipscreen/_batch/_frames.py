@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from hipscreen._batch._extras import optional_module, progress_bar
-from hipscreen._batch._forms import DataFrame
+from hipscreen._batch._extras import DataFrame, optional_module, progress_bar
 from hipscreen._batch._outcomes import Record, RowError
 from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, Pipeline, resolve_screener
 from hipscreen._batch._tables import RecordTask, TableReader, table_item, table_outcome
