@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO / "examples"))
 import make_intake_csv  # noqa: E402
 
 import hipscreen  # noqa: E402
-from hipscreen._batch import assess_iter  # noqa: E402
-from hipscreen._columns import TableReader  # noqa: E402
+from hipscreen._batch._forms import assess_iter  # noqa: E402
+from hipscreen._batch._tables import TableReader  # noqa: E402
 
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "batch.json"
 TARGETS = {"csv": 50_000, "python": 50_000, "distinct": 8_000}
@@ -89,7 +89,7 @@ def run_csv(path: Path, workers: int, chunk: int) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
-        "hipscreen._batch_cli",
+        "hipscreen",
         "batch",
         str(path),
         "-o",
@@ -99,6 +99,7 @@ def run_csv(path: Path, workers: int, chunk: int) -> dict[str, Any]:
         "--chunk-size",
         str(chunk),
         "--no-progress",
+        "--force",
     ]
     peak = [0, 0]
     started = time.perf_counter()

@@ -5,7 +5,8 @@ The forms look like real self-reported intake: grades on the discrete scales peo
 single muscles, a few common complaints and activities, blanks where a question was skipped, and
 now and then a clinician's goniometer reading (to the nearest 5°) or a rare red flag. Ages are
 whole years. With ``--malformed`` a small share of rows carries the mistakes real files have:
-grades out of range or misspelt, a decimal comma, an unknown symptom, a wrong cell count.
+grades out of range or misspelt, a decimal comma, an unknown symptom, a row cut short (its
+missing trailing cells are read as not given, as pandas reads them).
 
     python examples/make_intake_csv.py -n 3000 --malformed 0.02 -o examples/data/intake_sample.csv
     python examples/make_intake_csv.py -n 1000000 -o /tmp/intake_1m.csv

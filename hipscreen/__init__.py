@@ -8,19 +8,14 @@ Examples:
 """
 
 from hipscreen._aio import assess_async
-from hipscreen._batch import (
-    BatchResult,
-    BatchSummary,
-    RowError,
-    assess_iter,
-    assess_many,
-    screen_csv,
-)
-from hipscreen._columns import TableError
+from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
+from hipscreen._batch._frames import assess_frame, result_meta, spark_schema
+from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
+from hipscreen._batch._stream import screen_csv
+from hipscreen._batch._tables import TableError
 from hipscreen._compare import Comparison, FindingChange, compare
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
 from hipscreen._form import IntakeForm
-from hipscreen._frame import assess_frame
 from hipscreen._results import (
     Assessment,
     Dose,
@@ -37,6 +32,7 @@ from hipscreen._version import __version__
 
 __all__ = [
     "Assessment",
+    "BatchInterrupted",
     "BatchResult",
     "BatchSummary",
     "Comparison",
@@ -63,6 +59,8 @@ __all__ = [
     "assess_iter",
     "assess_many",
     "compare",
+    "result_meta",
     "schema",
     "screen_csv",
+    "spark_schema",
 ]

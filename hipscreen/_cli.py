@@ -470,16 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_batch(commands: Any) -> None:
     try:
-        batch_cli = importlib.import_module("hipscreen._batch_cli")
+        batch_cli = importlib.import_module("hipscreen._batch._command")
     except ModuleNotFoundError as error:
-        if error.name == "hipscreen._batch_cli":
+        if error.name == "hipscreen._batch._command":
             return  # no batch support in this build
         _unavailable(commands, "batch", error)
         return
     except ImportError as error:
         _unavailable(commands, "batch", error)
         return
-    batch_cli.register(commands)
+    batch_cli.register(commands, rule_options=_add_rule_options, screener_from=_screener)
 
 
 def _unavailable(commands: Any, name: str, error: Exception) -> None:

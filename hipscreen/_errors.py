@@ -4,7 +4,8 @@
     ├── InvalidFormError      (also ValueError)   an intake form broke the input contract
     ├── RuleDataError         (also ValueError)   rule or catalog files failed validation
     ├── EngineError           (also RuntimeError) the rules engine misbehaved
-    └── TableError            (also ValueError)   a table or CSV file cannot be read (_columns.py)
+    ├── TableError            (also ValueError)   a table or CSV file cannot be read at all
+    └── BatchInterrupted      (also RuntimeError) a batch run stopped early (_batch/_outcomes.py)
 
 Each child also subclasses the matching builtin, so ``except ValueError`` keeps working.
 """

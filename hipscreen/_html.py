@@ -7,10 +7,12 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from hipscreen._results import Assessment
+from hipscreen._batch._outcomes import RowError
 
 if TYPE_CHECKING:
-    from hipscreen._batch import BatchResult, BatchSummary, RowError
+    from hipscreen._batch._forms import BatchResult
+    from hipscreen._batch._outcomes import BatchSummary
+    from hipscreen._results import Assessment
 
 __all__ = ["assessment_html", "batch_html", "row_error_html", "summary_html"]
 
@@ -190,8 +192,6 @@ def summary_html(summary: BatchSummary) -> str:
 
 def batch_html(result: BatchResult, preview: int = BATCH_PREVIEW_ROWS) -> str:
     """A batch result: the summary, the first rows, and the first failed rows with problems."""
-    from hipscreen._batch import RowError
-
     summary = result.summary()
     parts = ['<div class="hipscreen">', _STYLE, f"<h4>hipscreen batch: {len(result):,} rows</h4>"]
     parts.append(_summary_tables(summary))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hipscreen._cds import CdsCard, cards_for
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
+
+if TYPE_CHECKING:
+    from hipscreen._cds import CdsCard
 
 __all__ = [
     "Assessment",
@@ -184,6 +186,8 @@ class Assessment(_Result):
             >>> cards[0]["indicator"], cards[0]["source"]["topic"]["code"]
             ('info', 'tight-hip-flexors')
         """
+        from hipscreen._cds import cards_for
+
         return cards_for(self, min_indicator=min_indicator)
 
     def explain(self) -> str:

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from strategies import forms, random_forms
 
 import hipscreen
-from hipscreen import _batch
-from hipscreen._batch import BatchResult, RowError, assess_iter, assess_many
+from hipscreen._batch import _extras
+from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
+from hipscreen._batch._outcomes import RowError
 from hipscreen._errors import EngineError, InvalidFormError
 from hipscreen._screen import Screener, default_screener
 
@@ -212,14 +213,14 @@ def test_progress_bar_is_shown_on_request(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_missing_optional_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _batch.importlib.import_module
+    real = _extras.importlib.import_module
 
     def no_extras(name: str, *args: Any) -> Any:
         if name.split(".")[0] in {"tqdm", "pandas", "matplotlib", "pyarrow"}:
             raise ImportError(f"No module named {name!r}")
         return real(name, *args)
 
-    monkeypatch.setattr(_batch.importlib, "import_module", no_extras)
+    monkeypatch.setattr(_extras.importlib, "import_module", no_extras)
     with pytest.raises(
         ImportError, match=r"tqdm is not installed, run pip install 'hipscreen\[progress\]'"
     ):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import subprocess
@@ -15,20 +14,17 @@ import pytest
 from strategies import random_forms
 
 import hipscreen
-from hipscreen import _batch_cli
-from hipscreen._batch import screen_csv
-from hipscreen._columns import COLUMNS, TableError, form_to_row
+from hipscreen._batch._columns import COLUMNS, form_to_row
+from hipscreen._batch._stream import screen_csv
+from hipscreen._batch._tables import TableError
+from hipscreen._cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "data" / "intake_sample.csv"
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="hipscreen")
-    _batch_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["batch", *argv])
-    status: int = args.func(args)
-    return status
+    return main(["batch", *argv])
 
 
 def write_forms(path: Path, forms: list[dict[str, Any]], *, members: bool = False) -> None:
@@ -57,7 +53,7 @@ def test_results_round_trip_one_row_per_form_in_order(
     assert len(rows) == len(forms)
     for i, (form, row) in enumerate(zip(forms, rows, strict=True)):
         result = hipscreen.assess(form)
-        assert row["row"] == str(i + 1)
+        assert row["row"] == str(i)
         assert row["line"] == str(i + 2)
         assert row["client_id"] == f"c{i}"
         assert row["ok"] == "True"
@@ -94,14 +90,15 @@ def test_parallel_output_is_byte_identical(tmp_path: Path) -> None:
 
 def test_parquet_output_holds_the_same_rows(tmp_path: Path) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "r.csv")) == 1
-    assert run(str(SAMPLE), "-o", str(tmp_path / "r.parquet"), "--chunk-size", "500") == 1
+    parquet = ("-o", str(tmp_path / "r.parquet"), "--chunk-size", "500")
+    assert run(str(SAMPLE), *parquet, "--errors", str(tmp_path / "pq.csv")) == 1
     table = pq.read_table(tmp_path / "r.parquet").to_pylist()
     rows = read_rows(tmp_path / "r.csv")
     assert len(table) == len(rows) == 3000
     for got, want in zip(table, rows, strict=True):
         assert str(got["row"]) == want["row"]
         assert str(got["ok"]) == want["ok"]
-        assert (got["finding_ids"] or "") == want["finding_ids"]
+        assert ";".join(got["finding_ids"] or []) == want["finding_ids"]
         assert (got["error"] or "") == want["error"]
 
 
@@ -142,21 +139,24 @@ def test_bad_cells_fail_only_their_row(tmp_path: Path, capsys: pytest.CaptureFix
         'c,41,"110,5",1,\n'
         "d,42,100\n"
         "\n"
-        "e,43,,,\n",
+        "e,43,,,\n"
+        "f,44,,,,extra\n",
     )
     assert run(str(source), "-o", str(tmp_path / "out.csv")) == 1
     rows = read_rows(tmp_path / "out.csv")
-    assert [r["client_id"] for r in rows] == ["a", "b", "c", "d", "e"]
-    assert [r["ok"] for r in rows] == ["True", "False", "False", "False", "True"]
-    assert [r["line"] for r in rows] == ["2", "3", "4", "5", "7"]
-    b, c, d = rows[1]["error"], rows[2]["error"], rows[3]["error"]
+    assert [r["client_id"] for r in rows] == ["a", "b", "c", "d", "e", "f"]
+    assert [r["ok"] for r in rows] == ["True", "False", "False", "True", "True", "False"]
+    assert [r["line"] for r in rows] == ["2", "3", "4", "5", "7", "8"]
+    assert [r["row"] for r in rows] == ["0", "1", "2", "3", "4", "5"]
+    b, c, d = rows[1]["error"], rows[2]["error"], rows[5]["error"]
     assert "age: Input should be a valid integer (got 'forty')" in b
     assert "tightness.iliopsoas: tightness grade must be an integer 0–3" in b
     assert "did you mean 'knee_pain'?" in b
     assert "rom.hip_flexion: Input should be a valid number (got '110,5')" in c
-    assert "the row has 3 cells but the header has 5 columns" in d
+    assert "the row has 6 cells but the header has 5 columns (extra cells: ['extra'])" in d
+    assert "tightness of hip_flexors" in rows[3]["not_assessed"]
     errors = read_rows(tmp_path / "out.errors.csv")
-    assert [e["client_id"] for e in errors] == ["b", "c", "d"]
+    assert [e["client_id"] for e in errors] == ["b", "c", "f"]
     assert errors[1]["rom.hip_flexion"] == "110,5"
 
 
@@ -271,7 +271,7 @@ def test_the_command_runs_as_a_module(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "hipscreen._batch_cli",
+            "hipscreen",
             "batch",
             str(SAMPLE),
             "-o",

@@ -16,8 +16,17 @@ from hypothesis import strategies as st
 from strategies import FORM_FIELDS, forms, random_forms
 
 import hipscreen
-from hipscreen._batch import assess_many, record_of
-from hipscreen._columns import COLUMNS, Kind, TableError, TableReader, form_to_row
+from hipscreen._batch._columns import COLUMNS, Kind, form_to_row
+from hipscreen._batch._forms import assess_many
+from hipscreen._batch._frames import (
+    LONG_COLUMNS,
+    RESULT_COLUMNS,
+    assess_frame,
+    result_meta,
+    spark_schema,
+)
+from hipscreen._batch._outcomes import record_of
+from hipscreen._batch._tables import TableError, TableReader
 from hipscreen._form import (
     ActiveKneeExtension,
     BackPain,
@@ -27,7 +36,6 @@ from hipscreen._form import (
     StraightLegRaise,
     ThomasTest,
 )
-from hipscreen._frame import LONG_COLUMNS, RESULT_COLUMNS, assess_frame, result_meta, spark_schema
 
 FRAME = settings(max_examples=30, deadline=None)
 
@@ -40,12 +48,19 @@ def cells_of(form: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False}
     return {
         "ok": True,
-        "finding_ids": ";".join(record.finding_ids),
+        "finding_ids": list(record.finding_ids),
         "highest_severity": record.highest_severity,
         "referral_urgency": record.referral_urgency,
-        "exercise_ids": ";".join(record.exercise_ids),
-        "not_assessed": ";".join(record.not_assessed),
+        "exercise_ids": list(record.exercise_ids),
+        "not_assessed": list(record.not_assessed),
     }
+
+
+def plain(value: Any) -> Any:
+    """A cell as plain Python: lists stay lists, missing values become None."""
+    if isinstance(value, list):
+        return value
+    return None if pd.isna(value) else value
 
 
 def row_cells(frame: pd.DataFrame, position: int) -> dict[str, Any]:
@@ -53,7 +68,7 @@ def row_cells(frame: pd.DataFrame, position: int) -> dict[str, Any]:
     if not row["ok"]:
         return {"ok": False}
     return {
-        name: (None if pd.isna(row[name]) else row[name])
+        name: plain(row[name])
         for name in (
             "ok",
             "finding_ids",
@@ -128,7 +143,7 @@ def test_missing_cells_are_not_given_never_normal() -> None:
     result = assess_frame(frame)
     assert result["ok"].tolist() == [True, True]
     first = hipscreen.assess({"client_id": "a"})
-    assert result.loc[0, "finding_ids"] == ";".join(first.finding_ids())
+    assert result.loc[0, "finding_ids"] == first.finding_ids()
     assert "strength of hip_extensors" in result.loc[0, "not_assessed"]
     assert "strength of hip_extensors" not in result.loc[1, "not_assessed"]
     assert "weak-hip-extensors" in result.loc[1, "finding_ids"]
@@ -196,7 +211,7 @@ def test_present_flag_contradicted_by_its_details_is_an_error() -> None:
     result = assess_frame(frame)
     assert result["ok"].tolist() == [False, True, True]
     assert "pregnancy: says no" in result.loc[0, "error"]
-    assert "pregnancy" in result.loc[2, "finding_ids"]
+    assert any("pregnancy" in fid for fid in result.loc[2, "finding_ids"])
 
 
 def test_unknown_and_repeated_columns_fail_the_whole_table() -> None:
@@ -223,7 +238,7 @@ def test_result_keeps_the_input_index_and_numeric_ids() -> None:
     )
     result = assess_frame(frame)
     assert result.index.tolist() == ["x", "y", "z"]
-    assert result["client_id"].tolist() == ["101", "102", None]
+    assert result["client_id"].tolist() == ["101", "102", pd.NA]
 
 
 def test_long_form_has_one_row_per_finding() -> None:
@@ -241,7 +256,7 @@ def test_long_form_has_one_row_per_finding() -> None:
     assert long["finding_id"].tolist() == first + last.finding_ids()
     assert long.index.tolist() == [10] * len(first) + [13] * len(last.findings)
     assert long["row"].tolist() == [0] * len(first) + [3] * len(last.findings)
-    assert long.loc[13, "sides"].tolist()[0] == "left"
+    assert long.loc[13, "sides"].tolist()[0] == ["left"]
 
 
 def test_batch_result_to_frame_matches_assess_frame() -> None:
@@ -282,25 +297,34 @@ def test_an_empty_frame_gives_an_empty_result() -> None:
 
 DASK_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import itertools, json, sys
     import pandas as pd
     import dask.dataframe as dd
     from dask.distributed import Client, LocalCluster
-    from hipscreen._frame import assess_frame, result_meta
+    import hipscreen
 
     if __name__ == "__main__":
-        frame = pd.read_json(sys.argv[1], orient="records")
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster):
-            ddf = dd.from_pandas(frame, npartitions=4)
-            wide = ddf.map_partitions(assess_frame, meta=result_meta()).compute()
-            long = ddf.map_partitions(assess_frame, long=True, meta=result_meta(long=True))
+            ddf = dd.read_csv(sys.argv[1], blocksize=2000)  # dask's default dtypes
+            sizes = ddf.map_partitions(len).compute()
+            starts = [0, *itertools.accumulate(sizes)]
+
+            def screen(part, partition_info=None, long=False):
+                first = starts[partition_info["number"]]
+                part.index = pd.RangeIndex(first, first + len(part))
+                return hipscreen.assess_frame(part, first_row=first, long=long)
+
+            wide = ddf.map_partitions(screen, meta=hipscreen.result_meta()).compute()
+            long = ddf.map_partitions(screen, long=True, meta=hipscreen.result_meta(long=True))
             long = long.compute()
         print(json.dumps({
+            "dtypes": sorted({str(t) for t in ddf.dtypes}),
             "index": wide.index.tolist(),
-            "finding_ids": wide["finding_ids"].tolist(),
+            "row": wide["row"].tolist(),
+            "finding_ids": [v if isinstance(v, list) else None for v in wide["finding_ids"]],
             "ok": wide["ok"].tolist(),
-            "error": wide["error"].tolist(),
+            "error": [None if pd.isna(v) else v for v in wide["error"]],
             "long": long["finding_id"].tolist(),
             "partitions": ddf.npartitions,
         }))
@@ -309,12 +333,24 @@ DASK_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_assess_frame_runs_per_partition_on_a_local_dask_cluster(tmp_path: Path) -> None:
-    """dask's map_partitions spreads the work over a local distributed cluster."""
-    rows = [*random_forms(80, seed=4), {"age": "old"}, {"strength": {"gluteus_maximus": 9}}]
-    frame = pd.json_normalize(rows)
-    data = tmp_path / "frame.json"
-    frame.to_json(data, orient="records")
+def test_the_dask_recipe_keeps_unique_labels_with_default_dtypes(tmp_path: Path) -> None:
+    """dask's read_csv with its own dtypes, partitions placed in the whole: labels unique."""
+    grades = [0, 1, 2, 3]
+    rows = [
+        {
+            "client_id": 1000 + i,
+            "age": None if i % 7 == 0 else 20 + i % 50,
+            "tightness.hip_flexors": grades[i % 4],
+            "strength.hip_extensors": None if i % 5 == 0 else 2 + i % 4,
+            "symptoms": "knee_pain;hip_pain" if i % 3 == 0 else None,
+            "rom.hip_flexion": 100.5 if i % 9 == 0 else None,
+        }
+        for i in range(400)
+    ]
+    rows[50]["strength.hip_extensors"] = 9  # a bad row
+    frame = pd.DataFrame(rows)
+    data = tmp_path / "intake.csv"
+    frame.to_csv(data, index=False)
     script = tmp_path / "run_dask.py"
     script.write_text(DASK_SCRIPT, encoding="utf-8")
     done = subprocess.run(
@@ -326,11 +362,13 @@ def test_assess_frame_runs_per_partition_on_a_local_dask_cluster(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    local = assess_frame(pd.read_json(data, orient="records"))
-    assert out["partitions"] == 4
-    assert out["index"] == local.index.tolist()
+    local = assess_frame(pd.read_csv(data))
+    assert out["partitions"] > 1
+    assert "float64" in out["dtypes"]
+    assert out["index"] == list(range(400)) == local.index.tolist()
+    assert out["row"] == local["row"].tolist()
     assert out["ok"] == local["ok"].tolist()
-    assert out["finding_ids"] == [None if pd.isna(v) else v for v in local["finding_ids"]]
+    assert out["finding_ids"] == [v if isinstance(v, list) else None for v in local["finding_ids"]]
     assert out["error"] == [None if pd.isna(v) else v for v in local["error"]]
-    assert out["long"] == assess_frame(frame, long=True)["finding_id"].tolist()
-    assert out["ok"].count(False) == 2
+    assert out["long"] == assess_frame(pd.read_csv(data), long=True)["finding_id"].tolist()
+    assert out["ok"].count(False) == 1

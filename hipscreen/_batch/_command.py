@@ -1,0 +1,223 @@
+"""The ``hipscreen batch`` command: screen a CSV file of intake forms into CSV or Parquet.
+
+Exit status: 0 every row was screened, 1 some rows failed (they are in the errors file), 2 the file
+could not be screened at all (empty, unknown columns, not text), the arguments are wrong, or the
+output exists; 3 a worker process died; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). An
+interrupted run keeps its partial results and continues with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hipscreen._batch._outcomes import BatchInterrupted
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE
+from hipscreen._batch._stream import screen_csv
+from hipscreen._batch._tables import TableError
+from hipscreen._screen import Screener, default_screener
+
+__all__ = ["register", "run"]
+
+EXIT_OK = 0
+EXIT_ROWS_FAILED = 1
+EXIT_FILE_ERROR = 2
+EXIT_WORKER_DIED = 3
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+AUTO_WORKERS_FROM_BYTES = 4 * 2**20
+"""``--workers auto`` uses every CPU from this input size up (smaller files: one process)."""
+
+DESCRIPTION = """\
+Screen a CSV file of intake forms, one form per row, streaming in chunks (a file larger than
+memory works). Columns are form field paths: client_id, age, tightness.iliopsoas,
+tightness.iliopsoas.left, strength.gluteus_maximus, symptoms ("knee_pain;hip_pain") or one yes/no
+column per symptom (symptoms.knee_pain), rom.hip_flexion, ... An empty cell means "not given",
+never "normal".
+
+The output has one row per input row, in order: row (from 0), line, client_id, ok, error,
+finding_ids, highest_severity, referral_urgency, exercise_ids, not_assessed, ruleset_version.
+Failed rows also go to the errors file with every problem and their original cells, so nothing
+is lost. Results are written to NAME.partial and renamed when the whole file is done; an
+interrupted run keeps them and continues with --resume. Existing results are replaced only
+with --force.
+
+Exit status: 0 all rows screened, 1 some rows failed, 2 the file could not be screened (or the
+output exists), 3 a worker process died, 130/143 interrupted or terminated."""
+
+ScreenerFrom = Callable[[argparse.Namespace], Screener]
+
+
+def register(
+    subparsers: Any,
+    *,
+    rule_options: Callable[[argparse.ArgumentParser], None] | None = None,
+    screener_from: ScreenerFrom | None = None,
+) -> None:
+    """Add the ``batch`` subcommand to an argparse subparsers object.
+
+    Args:
+        subparsers: what ``add_subparsers`` returned.
+        rule_options: adds ``--rules``, ``--extra-rules`` and ``--threshold`` (the ``hipscreen``
+            command's own, so they mean the same as on ``hipscreen assess``).
+        screener_from: builds the screener from the parsed rule options.
+
+    The subcommand's ``func`` default takes the parsed arguments and returns the exit status.
+    """
+    parser = subparsers.add_parser(
+        "batch",
+        help="screen a CSV file of intake forms into CSV or Parquet",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", help="the CSV file of intake forms ('-' for standard input)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="where the results go: a .csv or .parquet file, or '-' for standard output",
+    )
+    parser.add_argument(
+        "--errors",
+        metavar="PATH",
+        help="where failed rows go (CSV); default: beside the output, out.jan.csv → "
+        "out.jan.errors.csv",
+    )
+    parser.add_argument(
+        "--format", choices=["csv", "parquet"], help="output format (default: from the suffix)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace existing results and errors files"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run (same input, output and options) from its last "
+        "complete chunk",
+    )
+    parser.add_argument(
+        "-j",
+        "--workers",
+        default="auto",
+        help="processes to screen in: a number, or 'auto' (every CPU for inputs over 4 MB)",
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows read at a time"
+    )
+    parser.add_argument("--encoding", default="utf-8", help="the input's encoding (utf-8)")
+    parser.add_argument("--delimiter", default=",", help="the input's cell separator (,)")
+    parser.add_argument(
+        "--ignore-column",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an input column that is not intake data (repeat for several)",
+    )
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar (default: when standard error is a terminal)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    if rule_options is not None:
+        rule_options(parser)
+    parser.set_defaults(func=lambda args: run(args, screener_from))
+
+
+def _workers(value: str, source: Path | None) -> int:
+    if value == "auto":
+        size = source.stat().st_size if source is not None and source.exists() else 0
+        return (os.cpu_count() or 1) if size >= AUTO_WORKERS_FROM_BYTES else 1
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ValueError(f"--workers must be a whole number ≥ 1 or 'auto' (got {value!r})")
+    return workers
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C: partial results kept and marked, workers ended."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"terminated ({signal.Signals(signum).name})")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> int:
+    """Run ``hipscreen batch`` with parsed arguments; returns the exit status."""
+    source: Path | None = None if args.input == "-" else Path(args.input)
+    to_stdout = args.output == "-"
+    report_stream = sys.stderr if to_stdout else sys.stdout
+    progress = args.progress
+    if progress is None:
+        progress = sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None
+    screener = screener_from(args) if screener_from is not None else default_screener()
+    try:
+        workers = _workers(args.workers, source)
+        with _terminate_as_interrupt():
+            report = screen_csv(
+                source if source is not None else sys.stdin.buffer,
+                sys.stdout if to_stdout else args.output,
+                errors=args.errors,
+                output_format=args.format,
+                screener=screener,
+                workers=workers,
+                chunk_size=args.chunk_size,
+                encoding=args.encoding,
+                delimiter=args.delimiter,
+                ignore_columns=args.ignore_column,
+                progress=progress,
+                overwrite=args.force,
+                resume=args.resume,
+            )
+    except BatchInterrupted as stop:
+        lines = [f"hipscreen batch: {stop.reason}: stopped after {stop.rows_done:,} rows."]
+        if stop.partial:
+            lines.append(
+                "partial results (marked .partial, not complete): "
+                + ", ".join(map(str, stop.partial))
+            )
+            lines.append("continue with the same command and --resume")
+        print("\n".join(lines), file=sys.stderr)
+        if "worker" in stop.reason:
+            return EXIT_WORKER_DIED
+        return EXIT_TERMINATED if "SIGTERM" in stop.reason else EXIT_INTERRUPTED
+    except (TableError, ImportError, OSError, ValueError) as error:
+        print(f"hipscreen batch: {error}", file=sys.stderr)
+        return EXIT_FILE_ERROR
+    summary = report.summary
+    print(summary, file=report_stream)
+    if report.resumed_from:
+        print(f"resumed: {report.resumed_from:,} rows were done before", file=report_stream)
+    where = report.output if report.output is not None else "standard output"
+    print(f"results: {where} ({summary.rows:,} rows done)", file=report_stream)
+    if summary.failed:
+        print(
+            f"failed rows: {report.errors} ({summary.failed:,} rows, with their problems)",
+            file=report_stream,
+        )
+        return EXIT_ROWS_FAILED
+    return EXIT_OK

@@ -1,0 +1,543 @@
+"""Tables: the rows of a CSV file or DataFrame read into intake forms, with bounded cells.
+
+**An empty cell means "not given"**, never "normal": the field is left out of the form, so the
+assessment lists it under ``not_assessed``. A row with fewer cells than the header has its
+missing trailing cells read as empty (as pandas, dask and Spark read such a row); a row with more
+cells is that row's error. Yes/no cells accept ``yes/no``, ``true/false``, ``y/n``, ``1/0`` in any
+case. Column names are case-insensitive, and spaces or hyphens stand for underscores. A column
+outside the convention is an error for the whole table (nothing is silently dropped); a cell that
+does not parse, or is larger than a cell may be, is an error for its row only, naming the column.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import pickle
+import re
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from hipscreen._batch._columns import BY_NAME, Column, Kind, normalise_column
+from hipscreen._batch._outcomes import Record, RowError, brief, engine_error, record_of, unreadable
+from hipscreen._batch._pipeline import INVALID, LRU, Item, client_id_ok
+from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
+from hipscreen._form import coerce_form
+from hipscreen._screen import Screener
+from hipscreen._vocabulary import suggest
+
+__all__ = [
+    "MAX_CELL_CHARS",
+    "MAX_LIST_ITEMS",
+    "MAX_NUMBER_CHARS",
+    "RecordTask",
+    "TableError",
+    "TableReader",
+    "is_missing",
+    "table_item",
+    "table_outcome",
+    "text_cell",
+]
+
+MAX_CELL_CHARS = 4096
+"""The longest cell read, in characters (a client id holds 200; a list of every name fits)."""
+MAX_LIST_ITEMS = 100
+"""The most names one symptoms or activities cell may list."""
+MAX_NUMBER_CHARS = 32
+"""The longest number read, in characters (digits, sign, point and exponent)."""
+_MAX_INTEGER = 10**18
+_MAX_NESTING = 3
+
+
+class TableError(HipscreenError, ValueError):
+    """A table (CSV file or DataFrame) cannot be screened at all: the rows were not looked at.
+
+    Raised for unknown or repeated columns, an empty file, or a file that is not text in the
+    expected encoding. Problems with single rows never raise: they become `RowError` outcomes.
+
+    Attributes:
+        problems: every problem found, one sentence each.
+    """
+
+    def __init__(self, problems: Sequence[str], source: str = "table") -> None:
+        self.problems = list(problems)
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        super().__init__(f"{source} cannot be screened ({len(self.problems)} {noun}):\n{lines}")
+
+
+# -- reading cells -------------------------------------------------------------------------------
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_YES = frozenset({"yes", "y", "true", "t", "1"})
+_NO = frozenset({"no", "n", "false", "f", "0"})
+_SEPARATORS = re.compile(r"[;|,]")
+_YES_NO = "must be yes or no (true/false, y/n, 1/0)"
+
+
+class _CellProblem(Exception):
+    """A cell that cannot be read: its problem, for the row's error."""
+
+
+def is_missing(cell: Any) -> bool:
+    """True for an empty cell: ``None``, blank text, or a float NaN."""
+    if cell is None:
+        return True
+    if isinstance(cell, str):
+        return not cell.strip()
+    return isinstance(cell, float) and cell != cell
+
+
+def _number(text: str) -> int | float | str:
+    if len(text) > MAX_NUMBER_CHARS and _DECIMAL.fullmatch(text):
+        raise _CellProblem(
+            f"a number of {len(text):,} characters is too long (at most {MAX_NUMBER_CHARS})"
+        )
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    return text  # the form's own validation names the field and what is allowed
+
+
+def _whole(value: Any) -> Any:
+    """A number that should be whole: ``34``, ``"34"``, ``34.0`` and ``"34.0"`` give 34."""
+    if isinstance(value, str):
+        value = _number(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _flag(value: Any) -> bool | None:
+    """A yes/no cell as a bool, or None when it is neither."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _YES:
+            return True
+        if word in _NO:
+            return False
+        return None
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    return None
+
+
+def text_cell(value: Any) -> Any:
+    """A text cell as the form gets it: stripped; a whole number becomes its digits (ids)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # numeric ids from a DataFrame column
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # an id column with gaps: pandas stores it as float
+    return value
+
+
+def _names(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            # A list written out as text: pandas' to_csv and dask's string columns do this.
+            if text.count("[") > 1:
+                raise _CellProblem("a list cell may not hold lists inside it")
+            try:
+                listed = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                listed = None
+            if isinstance(listed, list):
+                return listed
+        return [name.strip() for name in _SEPARATORS.split(text) if name.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists or mappings deeper than ``limit``."""
+    if limit < 0:
+        return True
+    if isinstance(value, dict):
+        return any(_depth(inner, limit - 1) for inner in value.values())
+    if isinstance(value, list | tuple):
+        return any(_depth(inner, limit - 1) for inner in value)
+    return False
+
+
+def _bounded(cell: Any) -> Any:
+    """The cell, checked against the cell limits (and a numpy array or bytes made plain).
+
+    Raises:
+        _CellProblem: the cell is larger than a cell may be.
+    """
+    if isinstance(cell, bytes | bytearray):
+        try:
+            cell = bytes(cell).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise _CellProblem(f"the cell is not UTF-8 text ({error.reason})") from None
+    elif not isinstance(cell, str | int | float | list | tuple | dict) and hasattr(cell, "tolist"):
+        cell = cell.tolist()  # numpy arrays and scalars, e.g. list columns read from Parquet
+    if isinstance(cell, str):
+        if len(cell) > MAX_CELL_CHARS:
+            raise _CellProblem(
+                f"the cell is {len(cell):,} characters long; a cell holds at most "
+                f"{MAX_CELL_CHARS:,}"
+            )
+    elif isinstance(cell, int) and not isinstance(cell, bool):
+        if not -_MAX_INTEGER < cell < _MAX_INTEGER:
+            raise _CellProblem(
+                f"a number of {cell.bit_length():,} bits is too large (at most 18 digits)"
+            )
+    elif isinstance(cell, list | tuple | dict):
+        if len(cell) > MAX_LIST_ITEMS:
+            raise _CellProblem(
+                f"the cell holds {len(cell):,} items; a cell holds at most {MAX_LIST_ITEMS}"
+            )
+        if _depth(cell, _MAX_NESTING):
+            raise _CellProblem(f"the cell nests lists or mappings deeper than {_MAX_NESTING}")
+        items = cell.values() if isinstance(cell, dict) else cell
+        for item in items:
+            _bounded(item)
+    return cell
+
+
+class TableReader:
+    """Reads the rows of one table, given its header, into intake form dicts.
+
+    Args:
+        header: the column names, in the table's order.
+        source: how to call the table in error messages (a file name, "DataFrame").
+        ignore: column names to skip (for example notes or names that are not intake data).
+
+    Raises:
+        TableError: a column is unknown (with the closest valid name) or given twice.
+    """
+
+    def __init__(
+        self, header: Sequence[Any], *, source: str = "table", ignore: Sequence[str] = ()
+    ) -> None:
+        skip = {normalise_column(name) for name in ignore}
+        problems: list[str] = []
+        columns: list[Column | None] = []
+        seen: dict[str, Any] = {}
+        for position, raw in enumerate(header, 1):
+            name = normalise_column(raw) if isinstance(raw, str) else ""
+            if name in skip:
+                columns.append(None)
+                continue
+            column = BY_NAME.get(name)
+            if not isinstance(raw, str) or not name:
+                problems.append(f"column {position} has no name (got {brief(raw)})")
+            elif column is None:
+                problems.append(
+                    f"unknown column {brief(raw)}{suggest(name, BY_NAME)} "
+                    "(see the column convention in hipscreen's batch docs)"
+                )
+            elif name in seen:
+                problems.append(f"column {raw!r} is given twice (also as {seen[name]!r})")
+            seen.setdefault(name, raw)
+            columns.append(column)
+        if problems and len(header) == 1 and isinstance(header[0], str):
+            for separator in (";", "\t", "|"):
+                if separator in header[0]:
+                    problems.append(
+                        f"the header is one column containing {separator!r}: is the file "
+                        f"separated by {separator!r} rather than commas?"
+                    )
+                    break
+        if problems:
+            raise TableError(problems, source)
+        self.header = list(header)
+        self.spec: tuple[tuple[Any, ...], tuple[str, ...]] = (tuple(header), tuple(ignore))
+        """(header, ignore): what rebuilds this reader in a worker process."""
+        self.columns = columns
+        self.client_index: int | None = next(
+            (i for i, c in enumerate(columns) if c is not None and c.name == "client_id"), None
+        )
+        # Reading order: per-side and sub-record cells before the "present" flags they imply.
+        self._plan = sorted(
+            ((i, c) for i, c in enumerate(columns) if c is not None),
+            key=lambda item: (item[1].kind is Kind.PRESENT, item[0]),
+        )
+
+    def form(self, cells: Sequence[Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+        """The intake form dict for one row, and the problems only the table can see.
+
+        Cells the form's own validation can judge (a grade ``"sevre"``, a number ``"9o"``) are
+        passed on unchanged, so its message names the field and what is allowed. Problems
+        returned here are those a form dict cannot express: a yes/no cell that is neither, a
+        value given both for both sides and per side, or a cell beyond the cell limits.
+        """
+        form: dict[str, Any] = {}
+        problems: list[FieldProblem] = []
+        absent: list[tuple[Column, Any]] = []
+        width = len(cells)
+        for index, column in self._plan:
+            cell = cells[index] if index < width else None
+            if is_missing(cell):
+                continue
+            try:
+                cell = _bounded(cell)
+                problem = self._read(form, column, cell, absent)
+            except _CellProblem as error:
+                problem = FieldProblem(column.name, brief(cell), str(error))
+            if problem is not None:
+                problems.append(problem)
+        for column, cell in absent:
+            if column.path[0] in form:
+                problems.append(
+                    FieldProblem(
+                        column.name,
+                        cell,
+                        f"says no ({cell!r}) but {column.name}.* cells are given in the same row",
+                    )
+                )
+        return form, problems
+
+    @staticmethod
+    def _read(
+        form: dict[str, Any], column: Column, cell: Any, absent: list[tuple[Column, Any]]
+    ) -> FieldProblem | None:
+        kind = column.kind
+        if kind is Kind.MEMBER or kind is Kind.PRESENT:
+            flag = _flag(cell)
+            if flag is None:
+                return FieldProblem(column.name, cell, f"{_YES_NO} (got {brief(cell)})")
+            if kind is Kind.MEMBER:
+                if flag:
+                    names = form.setdefault(column.path[0], [])
+                    if column.member not in names:
+                        names.append(column.member)
+            elif flag:
+                _put(form, column, None, record=True)
+            else:
+                absent.append((column, cell))
+            return None
+        if kind is Kind.NAMES:
+            listed = _names(cell)
+            if len(listed) > MAX_LIST_ITEMS:
+                raise _CellProblem(
+                    f"the cell lists {len(listed):,} names; a cell lists at most {MAX_LIST_ITEMS}"
+                )
+            target = _parent(form, column)
+            if target is None:
+                return _both_ways(column.name, ".".join(column.path[:-1]), cell)
+            names = target.setdefault(column.path[-1], [])
+            names[:0] = listed  # the list column first, then the yes/no columns
+            return None
+        if kind is Kind.FLAG:
+            flag = _flag(cell)
+            value: Any = cell if flag is None else flag
+        elif kind is Kind.NUMBER:
+            value = _number(cell.strip()) if isinstance(cell, str) else cell
+        elif kind is Kind.GRADE or kind is Kind.INTEGER:
+            value = _whole(cell)
+        else:
+            value = text_cell(cell)
+        return _put(form, column, value)
+
+
+def _parent(form: dict[str, Any], column: Column) -> dict[str, Any] | None:
+    target = form
+    for key in column.path[:-1]:
+        inner = target.get(key)
+        if inner is None:
+            inner = target[key] = {}
+        elif not isinstance(inner, dict):
+            return None
+        target = inner
+    return target
+
+
+def _put(
+    form: dict[str, Any], column: Column, value: Any, *, record: bool = False
+) -> FieldProblem | None:
+    path = column.path
+    target = form
+    for depth, key in enumerate(path[:-1]):
+        inner = target.get(key)
+        if inner is None:
+            inner = target[key] = {}
+        elif not isinstance(inner, dict):
+            return _both_ways(column.name, ".".join(path[: depth + 1]), value)
+        target = inner
+    if record:
+        existing = target.get(path[-1])
+        if existing is None:
+            target[path[-1]] = {}
+        return None
+    if isinstance(target.get(path[-1]), dict):
+        return _both_ways(column.name, f"{column.name}.left/.right", value)
+    target[path[-1]] = value
+    return None
+
+
+def _both_ways(name: str, other: str, value: Any) -> FieldProblem:
+    return FieldProblem(
+        name,
+        value,
+        f"given both as {name} and as {other}: give one value for both sides, or one per side",
+    )
+
+
+# -- table rows through the pipeline -------------------------------------------------------------
+
+ReaderSpec = tuple[tuple[Any, ...], tuple[str, ...]]
+
+_readers: dict[ReaderSpec, TableReader] = {}
+_normalised = LRU(20_000)
+"""Validated form (and rules) → record, per process: "Mild" and 1, or "a;b" and "b;a", are one."""
+
+
+class _Canon:
+    """Shares equal records: many distinct forms give the same record (it holds no evidence)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._seen: dict[Record, Record] = {}
+
+    def __call__(self, record: Record) -> Record:
+        seen = self._seen.get(record)
+        if seen is not None:
+            return seen
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[record] = record
+        return record
+
+
+_canon = _Canon()
+
+
+class RecordTask:
+    """Screens table rows (their cells) into table records; picklable, for worker processes."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: ReaderSpec) -> None:
+        self.spec = spec
+
+    def __getstate__(self) -> ReaderSpec:
+        return self.spec
+
+    def __setstate__(self, state: ReaderSpec) -> None:
+        self.spec = state
+
+    def screen(self, screener: Screener, payloads: list[Any], shipped: bool) -> list[Any]:
+        reader = _readers.get(self.spec)
+        if reader is None:
+            reader = _readers[self.spec] = TableReader(self.spec[0], ignore=self.spec[1])
+        return [self._one(screener, reader, cells) for cells in payloads]
+
+    @staticmethod
+    def _one(screener: Screener, reader: TableReader, cells: Any) -> Any:
+        try:
+            form, problems = reader.form(cells)
+            if problems:
+                return INVALID
+            intake = coerce_form(form)
+            key = (screener.ruleset.digest, intake.model_dump_json(exclude={"client_id"}))
+        except Exception:  # every problem is worked out again, and reported, from the row
+            return INVALID
+        record = _normalised.get(key)
+        if record is None:
+            try:
+                record = _canon(record_of(screener.assess(intake)))
+            except EngineError as error:
+                return ("engine", str(error))
+            _normalised.put(key, record)
+        return record
+
+    def adopt(self, results: list[Any]) -> list[Any]:
+        # Records from workers arrive as fresh copies: share equal ones to keep the cache small.
+        return [_canon(r) if isinstance(r, Record) else r for r in results]
+
+
+def _cells_key(cells: list[Any]) -> Hashable:
+    # CSV rows are all text: joining them is cheaper than pickling, and exact when the separator
+    # appears nowhere inside a cell.
+    if all(type(cell) is str or cell is None for cell in cells):
+        joined = "\x1f".join("\x1e" if cell is None else cell for cell in cells)
+        if joined.count("\x1f") == len(cells) - 1 and joined.count("\x1e") == cells.count(None):
+            return joined
+    return pickle.dumps(tuple(cells), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _client_cell(reader: TableReader, cells: Sequence[Any]) -> Any:
+    index = reader.client_index
+    if index is None or index >= len(cells):
+        return None
+    given = cells[index]
+    if is_missing(given):
+        return None
+    if isinstance(given, str) and len(given) > MAX_CELL_CHARS:
+        return brief(given)
+    return text_cell(given)
+
+
+def table_item(
+    reader: TableReader,
+    row: int,
+    label: Hashable | None,
+    cells: Sequence[Any],
+    failed: RowError | None = None,
+) -> Item:
+    """The pipeline item for one table row: its cells, and its error if it could not be read.
+
+    Whatever goes wrong reading the row fails that row only.
+    """
+    try:
+        width = len(reader.columns)
+        if failed is not None or len(cells) > width:
+            client_id = _client_cell(reader, cells)
+            if failed is None:
+                message = (
+                    f"the row has {len(cells)} cells but the header has {width} columns "
+                    f"(extra cells: {brief(list(cells[width:]))})"
+                )
+                failed = RowError(row, (FieldProblem("", None, message),), label)
+            return Item(row, label, cells, done=dataclasses.replace(failed, client_id=client_id))
+        padded = list(cells) + [None] * (width - len(cells))  # short rows: trailing cells empty
+        index = reader.client_index
+        client_id = None
+        if index is not None:
+            client_id = _client_cell(reader, padded)
+            if not client_id_ok(client_id):
+                return Item(row, label, padded, done=table_problems(reader, row, label, padded))
+            blanked = list(padded)
+            blanked[index] = None
+        else:
+            blanked = padded
+        return Item(row, label, padded, _cells_key(blanked), blanked, client_id)
+    except Exception as error:
+        return Item(row, label, cells, done=unreadable(row, label, None, error))
+
+
+def table_problems(reader: TableReader, row: int, label: Hashable | None, cells: Any) -> RowError:
+    """Every problem of a table row that does not validate, worked out from its cells."""
+    client_id = None
+    try:
+        client_id = _client_cell(reader, cells)
+        form, problems = reader.form(cells)
+        try:
+            coerce_form(form)
+        except InvalidFormError as error:
+            problems += error.problems
+        if not problems:
+            problems.append(FieldProblem("", None, "this row could not be screened"))
+        return RowError(row, tuple(problems), label, form.get("client_id"))
+    except Exception as error:
+        return unreadable(row, label, client_id, error)
+
+
+def table_outcome(reader: TableReader, item: Item, result: Any) -> Record | RowError:
+    """The record (or error) for one table row, from the pipeline's result."""
+    if isinstance(result, Record | RowError):
+        return result
+    if result == INVALID:
+        return table_problems(reader, item.row, item.label, item.full)
+    return engine_error(item.row, item.label, item.client_id, result[1])
