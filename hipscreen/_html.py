@@ -91,6 +91,8 @@ def assessment_html(assessment: Assessment) -> str:
             evidence = "<br>".join(
                 f"{_e(ev.field)} = {_e(ev.value)}"
                 + (f' <span class="muted">({_e(ev.threshold)})</span>' if ev.threshold else "")
+                + (f' <span class="muted">via {_e(ev.via)}</span>' if ev.via else "")
+                + (f' <span class="muted">— {_e(ev.note)}</span>' if ev.note else "")
                 for ev in f.evidence
             )
             if f.derived_from:
