@@ -84,10 +84,31 @@ def test_batch_and_oracle_agree_form_by_form(raws: list[dict[str, Any]]) -> None
             "symptoms": ["knee_pain"],
             "activities": ["sprinting", "walking"],
         },
-        # Numbers at the three-decimal precision rules compare at.
+        # Numbers just beside whole-number thresholds: compared exactly.
         {"rom": {"hip_flexion": 99.9996, "hip_extension": {"left": 9.9996, "right": -0.0004}}},
         {"rom": {"hip_flexion": 99.996, "hip_extension": {"left": 9.996, "right": -0.004}}},
         {"back_pain": {"weeks": 2, "intensity": 7}, "age": 70, "symptoms": ["night_sweats"]},
+        # A self-rated tightness where a length test was measured on that side (or not).
+        {
+            "tightness": {"iliopsoas": {"left": 3, "right": 3}, "hamstrings": 3},
+            "thomas_test": {"hip_angle": {"left": 15}},
+            "straight_leg_raise": {"angle": 50},
+        },
+        # A fall without injury signs, a fall with new pain, anticoagulants, a procedure.
+        {
+            "recent_fall": {"occurred": True, "new_pain": False, "can_bear_weight": True},
+            "symptoms": ["recent_fall_or_minor_trauma"],
+            "anticoagulant": True,
+        },
+        {
+            "recent_fall": {"occurred": True, "new_pain": True, "can_bear_weight": False},
+            "recent_joint_procedure": True,
+            "anticoagulant": True,
+            "age": 80,
+        },
+        # Pregnancy implied by a pregnancy-only symptom; a recent hip operation.
+        {"symptoms": ["vaginal_bleeding", "hip_pain"]},
+        {"hip_replacement": {"approach": "posterior", "weeks_since": 3, "side": "left"}},
     ],
 )
 def test_engine_and_oracle_agree_on_chosen_forms(raw: dict[str, Any]) -> None:
@@ -198,8 +219,8 @@ def test_generated_rules_compile_to_what_the_oracle_says(data: st.DataObject) ->
         assert got == expected, f"{text}\n{form.model_dump_json()}"
 
 
-def _cited(evidence: frozenset[tuple[str, Any, str | None]]) -> frozenset[tuple[str, Any]]:
-    return frozenset((field, value) for field, value, _ in evidence)
+def _cited(evidence: frozenset[tuple[Any, ...]]) -> frozenset[tuple[Any, ...]]:
+    return frozenset((field, value, via) for field, value, _, _, via in evidence)
 
 
 OVERLAP_RULE = """\
@@ -232,7 +253,7 @@ def test_evidence_cites_the_alternative_the_fact_satisfied(tmp_path: Path) -> No
         r for r in summary(Oracle(engine.ruleset).assess(form)) if r[0] == "overlapping-tightness"
     ]
     assert expected
-    assert expected[0][5] == {("tightness.iliopsoas", 1, "≥ 1")}
+    assert expected[0][5] == {("tightness.iliopsoas", 1, "≥ 1", False, None)}
     got = [r for r in summary(engine.assess(form).findings) if r[0] == "overlapping-tightness"]
     assert got == expected
 
