@@ -93,10 +93,9 @@ def engine_number(value: float) -> float:
     return value  # 0.0001 ≤ |x| < 2**53 and not integral: repr() has no exponent
 
 
-def pattern(atom: Atom) -> dict[str, Any]:
-    """The durable_rules expression that matches one atom."""
-    tests: list[dict[str, Any]] = [{"t": atom.fact}]
-    tests += [{FACT_KEYS[attr]: value} for attr, value in atom.equals]
+def _tests(atom: Atom) -> list[dict[str, Any]]:
+    """The engine tests of one atom after its type test."""
+    tests: list[dict[str, Any]] = [{FACT_KEYS[attr]: value} for attr, value in atom.equals]
     if atom.one_of is not None:
         attr, values = atom.one_of
         key = FACT_KEYS[attr]
@@ -109,29 +108,49 @@ def pattern(atom: Atom) -> dict[str, Any]:
     ):
         if bound is not None:
             tests.append({op: {"v": engine_number(bound)}})
+    return tests
+
+
+def pattern(option: Atom | tuple[Atom, ...]) -> dict[str, Any]:
+    """The durable_rules expression that matches one atom, or one fact meeting several atoms
+    (of one fact type) at once."""
+    atoms = (option,) if isinstance(option, Atom) else option
+    tests: list[dict[str, Any]] = [{"t": atoms[0].fact}]
+    for atom in atoms:
+        if atom.fact != atoms[0].fact:
+            raise ValueError(f"one fact cannot be both {atoms[0].fact!r} and {atom.fact!r}")
+        tests += [test for test in _tests(atom) if test not in tests]
     return {"$and": tests}
+
+
+Option = Atom | tuple[Atom, ...]
+"""What one fact must meet: an atom, or several atoms of one fact type that the same fact meets."""
+
+Slot = tuple[Option, ...]
+"""One fact pattern: options any one of which will do (several merge into one ``$or`` pattern:
+the engine's matching cost grows with the number of rules)."""
 
 
 @dataclass(frozen=True)
 class EngineRule:
     """One durable rule: a name and the conjunction of slots it matches (aliases p0, p1, …).
 
-    A slot is one fact pattern: a single atom, or several atoms any one of which will do (merged
-    into one ``$or`` pattern: the engine's matching cost grows with the number of rules).
+    The engine binds every slot of a rule to a different fact; a conjunction one fact may meet
+    twice is a slot whose option is that tuple of atoms.
     """
 
     name: str
-    slots: tuple[tuple[Atom, ...], ...]
+    slots: tuple[Slot, ...]
 
 
-def slot_pattern(slot: tuple[Atom, ...]) -> dict[str, Any]:
-    """The expression for one slot: the atom's pattern, or an ``$or`` of the atoms' patterns."""
+def slot_pattern(slot: Slot) -> dict[str, Any]:
+    """The expression for one slot: the option's pattern, or an ``$or`` of the options'."""
     if len(slot) == 1:
         return pattern(slot[0])
-    return {"$or": [pattern(atom) for atom in slot]}
+    return {"$or": [pattern(option) for option in slot]}
 
 
-def slot_size(slot: tuple[Atom, ...]) -> int:
+def slot_size(slot: Slot) -> int:
     """How many expression entries the engine stores for the slot's pattern (two per group)."""
 
     def size(expr: Any) -> int:
@@ -144,19 +163,41 @@ def slot_size(slot: tuple[Atom, ...]) -> int:
     return size(slot_pattern(slot))
 
 
-def atom_for(slot: tuple[Atom, ...], fact: Fact) -> Atom:
-    """Which atom of a slot a matched fact satisfied (told apart by type and equality tests)."""
+def meets(atom: Atom, fact: Fact) -> bool:
+    """Whether an engine fact meets an atom: the engine's own tests, made in Python."""
+    if atom.fact != fact["t"]:
+        return False
+    if any(fact.get(FACT_KEYS[attr]) != value for attr, value in atom.equals):
+        return False
+    if atom.one_of is not None and fact.get(FACT_KEYS[atom.one_of[0]]) not in atom.one_of[1]:
+        return False
+    if atom.at_least is None and atom.at_most is None and atom.below is None and atom.above is None:
+        return True
+    value = fact.get("v")
+    if not isinstance(value, int | float):
+        return False
+    return (
+        (atom.at_least is None or value >= engine_number(atom.at_least))
+        and (atom.at_most is None or value <= engine_number(atom.at_most))
+        and (atom.below is None or value < engine_number(atom.below))
+        and (atom.above is None or value > engine_number(atom.above))
+    )
+
+
+def atoms_met(slot: Slot, fact: Fact) -> tuple[Atom, ...]:
+    """Every atom of a slot that a matched fact meets: the whole option when the slot has one,
+    else the atoms of each option the fact meets (with bounds: two options may both hold)."""
     if len(slot) == 1:
-        return slot[0]
-    for atom in slot:
-        if atom.fact != fact["t"]:
-            continue
-        if any(fact.get(FACT_KEYS[attr]) != value for attr, value in atom.equals):
-            continue
-        if atom.one_of is not None and fact.get(FACT_KEYS[atom.one_of[0]]) not in atom.one_of[1]:
-            continue
-        return atom
-    raise EngineError(f"matched fact {fact!r} fits no atom of its pattern")
+        option = slot[0]
+        return (option,) if isinstance(option, Atom) else option
+    met: list[Atom] = []
+    for option in slot:
+        atoms = (option,) if isinstance(option, Atom) else option
+        if all(meets(atom, fact) for atom in atoms):
+            met += [atom for atom in atoms if atom not in met]
+    if not met:
+        raise EngineError(f"matched fact {fact!r} fits no option of its pattern")
+    return tuple(met)
 
 
 def definition(rules: Sequence[EngineRule]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from hipscreen._engine import (
     CompiledRules,
     EngineRule,
     Message,
-    atom_for,
+    Slot,
+    atoms_met,
     compile_rules,
     network_problems,
     slot_size,
@@ -47,14 +48,19 @@ _MEASURES = tuple(Measure)
 _URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
 
 
-def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[tuple[Atom, ...], ...]]:
+def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[Slot, ...]]:
     """Engine rules for a condition's alternatives: the one-atom alternatives that the engine's
     facts can tell apart share one ``$or`` pattern (as many as the engine's expression table
-    takes); the others stay one rule each."""
+    takes); the others become one rule per way their atoms can share facts (`_bindings`)."""
     merged: list[list[Atom]] = [[]]
     keys: set[Any] = set()
-    rules: list[tuple[tuple[Atom, ...], ...]] = []
+    rules: list[tuple[Slot, ...]] = []
+    # An atom repeated in a conjunction says nothing more, and neither does a repeated
+    # alternative (``all_of`` of ``any_of``s multiplies out into many of both).
+    unique: dict[frozenset[Atom], tuple[Atom, ...]] = {}
     for alt in alts:
+        unique.setdefault(frozenset(alt), tuple(dict.fromkeys(alt)))
+    for alt in unique.values():
         key = (alt[0].fact, alt[0].equals, alt[0].one_of) if len(alt) == 1 else None
         if key is not None and key not in keys:
             keys.add(key)
@@ -62,15 +68,62 @@ def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[tuple[Atom, ...], ...]]:
                 merged.append([])
             merged[-1].append(alt[0])
         else:
-            rules.append(tuple((atom,) for atom in alt))
+            rules += _bindings(alt)
     return [(tuple(atoms),) for atoms in merged if atoms] + rules
+
+
+def _bindings(alt: tuple[Atom, ...]) -> list[tuple[Slot, ...]]:
+    """Engine rules that together match a conjunction exactly.
+
+    The engine binds each pattern of a rule to a different fact, but the rule data means "some
+    fact meets each atom", and one fact may meet several (a strength of 2 for gluteus maximus is
+    both "an extensor ≤ 3" and "gluteus maximus ≤ 2"). So the conjunction becomes one rule per
+    way of grouping its atoms onto shared facts (a set partition whose blocks one fact could
+    meet), each block one pattern. Every match of the conjunction binds its facts in exactly
+    one such grouping, so the rules fire for it; atoms no fact can share need no extra rule.
+    """
+    groupings: list[list[list[Atom]]] = [[]]
+    for atom in alt:
+        grown: list[list[list[Atom]]] = []
+        for blocks in groupings:
+            grown.append([*blocks, [atom]])
+            for i, block in enumerate(blocks):
+                if all(_could_share(atom, other) for other in block):
+                    grown.append([*blocks[:i], [*block, atom], *blocks[i + 1 :]])
+        groupings = grown
+    return [
+        tuple(((block[0],) if len(block) == 1 else (tuple(block),)) for block in blocks)
+        for blocks in groupings
+    ]
+
+
+def _could_share(a: Atom, b: Atom) -> bool:
+    """Whether one fact could meet both atoms (conservative: an extra grouping that can never
+    match costs an engine rule, a missing one would lose findings)."""
+    if a.fact != b.fact:
+        return False
+    tests_a, tests_b = dict(a.equals), dict(b.equals)
+    if any(tests_b.get(attr, value) != value for attr, value in tests_a.items()):
+        return False
+    for atom, other_tests, other in ((a, tests_b, b), (b, tests_a, a)):
+        if atom.one_of is None:
+            continue
+        attr, values = atom.one_of
+        if attr in other_tests and other_tests[attr] not in values:
+            return False
+        shared = other.one_of is not None and other.one_of[0] == attr
+        if shared and other.one_of is not None and not set(values) & set(other.one_of[1]):
+            return False
+    lows = [x for x in (a.at_least, a.above, b.at_least, b.above) if x is not None]
+    highs = [x for x in (a.at_most, a.below, b.at_most, b.below) if x is not None]
+    return not lows or not highs or max(lows) <= min(highs)
 
 
 @dataclass(frozen=True)
 class _Firing:
     rule_index: int
     severity: Severity
-    slots: tuple[tuple[Atom, ...], ...]
+    slots: tuple[Slot, ...]
 
 
 @dataclass
@@ -126,7 +179,7 @@ class Screener:
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
         for index, rule in enumerate(self.ruleset.rules):
-            conditions: list[tuple[Severity, str, Condition, tuple[tuple[Atom, ...], ...]]]
+            conditions: list[tuple[Severity, str, Condition, tuple[Slot, ...]]]
             conditions = [(rule.spec.severity, "#", rule.condition, ())]
             # An escalation chains on the finding itself: it can only raise its severity.
             self_atom = Atom("finding", (("id", rule.id),))
@@ -164,7 +217,12 @@ class Screener:
         # The finding fact each rule asserts, serialised once (kebab-case ids need no escaping).
         # Only findings that some rule chains on (or that can escalate) go back into the engine:
         # asserting the others would cost matching time and change nothing.
-        chained = {ref for rule in self.ruleset.rules for ref in finding_refs(rule.condition)}
+        chained = {
+            ref
+            for rule in self.ruleset.rules
+            for condition in (rule.condition, *(c for _, c in rule.escalations))
+            for ref in finding_refs(condition)
+        }
         chained |= {rule.id for rule in self.ruleset.rules if rule.escalations}
         self._finding_facts = [
             (f'{{"t":"finding","id":"{rule.id}"',) if rule.id in chained else ()
@@ -270,15 +328,16 @@ class Screener:
                 draft.severity = firing.severity
             for i, slot in enumerate(firing.slots):
                 fact = message[f"p{i}"]
-                atom = atom_for(slot, fact)
-                if atom.fact == "finding":
+                kind = fact["t"]
+                if kind == "finding":
                     if fact["id"] != rule_id:
                         draft.derived_from.add(fact["id"])
                     continue
-                if atom.fact == "unmeasured":
+                if kind == "unmeasured":
                     continue  # an absence, listed under not_assessed rather than as evidence
                 seen = observations[fact["i"]]
-                draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
+                for atom in atoms_met(slot, fact):
+                    draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
                 if seen.side is not None:
                     draft.sides.add(seen.side)
                 draft.measured = draft.measured or seen.measured

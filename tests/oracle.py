@@ -15,10 +15,10 @@ What it computes per finding: id, severity (escalations included), the sides and
 of every fact that took part in a satisfied alternative, the findings it was derived from, and
 its confidence (measured when any evidence is measured, or when it rests on a measured finding).
 
-Where the engine path is known to differ, a strict xfail test in test_oracle.py pins the
-difference (lead routes the fixes): evidence wording for merged one-atom alternatives whose
-equality tests overlap, escalations that chain on another finding, and conjunctions one fact
-could satisfy twice (`shared_fact_conjunctions` finds those; the built-in rules have none).
+Three differences it found are fixed in the engine path and pinned by tests in test_oracle.py:
+evidence for merged one-atom alternatives cites every alternative the fact satisfies,
+escalations may chain on another finding, and a conjunction one fact satisfies twice holds
+(`shared_fact_conjunctions` finds those; the built-in rules have none).
 
 Numbers are compared exactly as given (thresholds have at most three decimals and the engine
 compares the very doubles Python holds), so 99.9996° is "below 100°". Left/right differences
