@@ -47,6 +47,12 @@ class _Withhold:
         )
 
 
+def _emphasis(sides: Sequence[Side]) -> Side | None:
+    """The one side a finding names (left or right), or None."""
+    named = [s for s in sides if s != Side.BOTH]
+    return named[0] if len(named) == 1 else None
+
+
 class Planner:
     """Turns findings into a plan using the catalog and plan policy of one rule set."""
 
@@ -66,10 +72,18 @@ class Planner:
             for ex_id, spec in ruleset.exercises.items()
         }
         self._rules = {rule.id: rule.spec for rule in ruleset.rules}
-        self._relevant = {
+        # What a strength exercise's level depends on: the lowest strength grade among the
+        # muscles it trains. Exercises training the same muscles share one such "muscle set";
+        # a plan is keyed on the lowest grade per set, not on the whole form.
+        relevant = {
             ex_id: frozenset(spec.muscles) | {Muscle(m.group.value) for m in spec.muscles}
             for ex_id, spec in ruleset.exercises.items()
+            if spec.kind == ExerciseKind.STRENGTH
         }
+        self._muscle_sets: tuple[frozenset[Muscle], ...] = tuple(dict.fromkeys(relevant.values()))
+        self._set_of = {ex_id: self._muscle_sets.index(m) for ex_id, m in relevant.items()}
+        # Per finding id: whether a plan reads its sides at all (to emphasise a side).
+        self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
         self._critical = WithholdSpec(kinds=ruleset.plan.critical.withhold_kinds)
         # What each referring rule's kind withholds until the person is cleared (referral policy).
@@ -96,12 +110,24 @@ class Planner:
         """The ordered plan, and what was left out, for findings given most severe first.
 
         ``strength`` is the form's strength grades as yielded by ``IntakeForm.grades``.
-        The plan depends only on the findings' ids, severities and sides, the strength grades,
-        reported pain and age band, so it is cached on exactly those (an exact cache).
+        The plan depends only on which findings there are, which are critical and the side each
+        emphasises, the lowest strength grade (and its field) per muscle set, reported pain and
+        age band, so it is cached on exactly those (an exact cache).
         """
+        emphasises = self._emphasises
         key = (
-            tuple((f["id"], f["severity"], tuple(f["sides"])) for f in findings),
-            tuple(strength),
+            tuple(
+                (
+                    f["id"],
+                    f["severity"] == Severity.CRITICAL,
+                    _emphasis(f["sides"]) if emphasises[f["id"]] else None,
+                )
+                for f in findings
+            ),
+            tuple(
+                min(((g, path) for muscle, _side, g, path in strength if muscle in m), default=None)
+                for m in self._muscle_sets
+            ),
             tuple(s for s in form.reported_symptoms() if s in self._pain_symptoms),
             None if form.age is None else tuple(form.age >= a for a in self._age_cuts),
         )
@@ -110,20 +136,23 @@ class Planner:
     def _plan(
         self, key: tuple[Any, ...]
     ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
-        finding_keys, strength, pain, age_flags = key
+        finding_keys, lowest, pain, age_flags = key
         reached = (
             set()
             if age_flags is None
             else {cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok}
         )
-        findings = [{"id": i, "severity": sev, "sides": sides} for i, sev, sides in finding_keys]
+        findings = [
+            {"id": i, "critical": critical, "emphasis": emphasis}
+            for i, critical, emphasis in finding_keys
+        ]
         policy = self.ruleset.plan
         withholds = self._withholds(findings)
         picks: dict[str, _Pick] = {}
         excluded: dict[str, dict[str, Any]] = {}
 
         def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
-            variant, note = self._variant(exercise_id, strength, pain)
+            variant, note = self._variant(exercise_id, lowest, pain)
             notes = [note] if note else []
             spec = self._allowed(variant, withholds, excluded, notes, because)
             if spec is None:
@@ -138,11 +167,9 @@ class Planner:
         add(policy.warm_up, None)
         for finding in findings:
             rule = self._rules[finding["id"]]
-            sides = [s for s in finding["sides"] if s != Side.BOTH]
-            emphasis = sides[0] if rule.emphasise_side and len(sides) == 1 else None
             for exercise_id in rule.recommends:
-                add(exercise_id, finding["id"], emphasis)
-        if not any(f["severity"] == Severity.CRITICAL for f in findings):
+                add(exercise_id, finding["id"], finding["emphasis"])
+        if not any(f["critical"] for f in findings):
             # The article: train both flexion and extension for muscular balance.
             for movement, exercise_id in (
                 (Movement.FLEXION, policy.balance.flexion),
@@ -156,8 +183,10 @@ class Planner:
                     add(exercise_id, None)
 
         ordered = sorted(picks.values(), key=lambda p: _KIND_ORDER.index(p.spec.kind))
+        # Built from parts that are already valid (catalog models, cached doses, finding ids,
+        # sides): constructing them skips a second validation of each.
         recommendations = tuple(
-            Recommendation(
+            Recommendation.model_construct(
                 exercise=self._exercises[p.spec.id],
                 dose=self._dose(p.spec, reached),
                 because=tuple(p.because),
@@ -167,7 +196,11 @@ class Planner:
             for p in ordered
         )
         left_out = tuple(
-            ExcludedExercise(**x) for x in excluded.values() if x["exercise_id"] not in picks
+            ExcludedExercise.model_construct(
+                exercise_id=x["exercise_id"], reason=x["reason"], because=tuple(x["because"])
+            )
+            for x in excluded.values()
+            if x["exercise_id"] not in picks
         )
         return recommendations, left_out
 
@@ -176,7 +209,7 @@ class Planner:
         for finding in findings:
             rule = self._rules[finding["id"]]
             exempt = frozenset(rule.recommends)
-            if finding["severity"] == Severity.CRITICAL:
+            if finding["critical"]:
                 withholds.append(_Withhold(rule.id, rule.title, self._critical, {}, exempt))
             if rule.withhold is not None or rule.swap:
                 spec = rule.withhold or WithholdSpec(exercises=list(rule.swap))
@@ -229,16 +262,17 @@ class Planner:
         return None
 
     def _variant(
-        self, exercise_id: str, strength: StrengthGrades, pain: tuple[str, ...]
+        self,
+        exercise_id: str,
+        lowest: tuple[tuple[int, str] | None, ...],
+        pain: tuple[str, ...],
     ) -> tuple[ExerciseSpec, str | None]:
-        """Step down the regression chain to the level the person's strength and pain allow."""
+        """Step down the regression chain to the level the person's strength and pain allow
+        (``lowest``: the lowest strength grade and its field per muscle set)."""
         spec = self.ruleset.exercises[exercise_id]
         if spec.kind != ExerciseKind.STRENGTH:
             return spec, None
-        relevant = self._relevant[exercise_id]
-        graded = min(
-            ((g, path) for muscle, _side, g, path in strength if muscle in relevant), default=None
-        )
+        graded = lowest[self._set_of[exercise_id]]
         key = (exercise_id, graded, pain)
         cached = self._variants.get(key)
         if cached is None:
