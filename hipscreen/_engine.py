@@ -23,9 +23,11 @@ No other module imports ``durable_rules``. This module works around the engine's
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
+import re
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,10 +48,10 @@ from hipscreen._limits import (
 from hipscreen._ruledata import Atom
 
 Fact = dict[str, Any]
-Message = dict[str, Fact]
-FireCallback = Callable[[str, Message], Sequence[str]]
-"""Called for every firing with (rule name, matched facts by alias); returns facts to assert,
-as JSON objects without their closing brace (the session id is appended)."""
+FireCallback = Callable[[str, Sequence[int]], Sequence[str]]
+"""Called for every firing with (rule name, the index of the fact matched by each of the rule's
+slots, in slot order: see `encode_fact`, `finding_fact`); returns facts to assert, as made by
+`finding_fact`."""
 
 _SENTINEL_RULE = "__end__"
 _SENTINEL_FACT_TYPE = "__end__"
@@ -109,6 +111,61 @@ def _tests(atom: Atom) -> list[dict[str, Any]]:
         if bound is not None:
             tests.append({op: {"v": engine_number(bound)}})
     return tests
+
+
+# -- the wire format: facts as the engine's JSON, firings read back without a JSON parser ----------
+#
+# Every fact starts with its index, ``{"i":N,"t":"<type>",...`` (N ≥ 0: the form's N-th fact;
+# N < 0: the finding of rule -N-1), and is sent without its closing brace: the session tail
+# (``,"sid":"…"}``) closes it. The engine hands a firing back as ``{"<rule>":{"p0":{<the fact's
+# own text>},"p1":{…}}}``, so the matched facts' indices are read straight off that text.
+
+
+@functools.lru_cache(maxsize=4096)
+def fact_head(kind: str, *attrs: tuple[str, str]) -> str:
+    """The type and attribute part of a fact's JSON (attributes as atoms name them)."""
+    return f'"t":{json.dumps(kind)}' + "".join(
+        f",{json.dumps(FACT_KEYS[attr])}:{json.dumps(str(value))}" for attr, value in attrs
+    )
+
+
+def encode_fact(index: int, head: str, value: float | None = None) -> str:
+    """Fact number ``index`` of a form: ``head`` from `fact_head`, and the number rules compare."""
+    if value is None:
+        return f'{{"i":{index},{head}'
+    number = engine_number(value)
+    return f'{{"i":{index},{head},"v":{number!r}'
+
+
+def finding_fact(rule_index: int, finding_id: str) -> str:
+    """The fact a finding asserts when it fires, for rules that chain on it."""
+    return f'{{"i":{-rule_index - 1},"t":"finding","id":{json.dumps(finding_id)}'
+
+
+def fact_fields(fact: str) -> Fact:
+    """A fact's attributes by wire key (for the rare firing whose pattern needs a second look)."""
+    decoded: Fact = json.loads(fact + "}")
+    return decoded
+
+
+_MATCHED = re.compile(r'"p(\d+)":\{"i":(-?\d+)')
+
+
+def decode_firing(messages: str) -> tuple[str, list[int]]:
+    """The rule name of a firing and the index of the fact bound to each of its slots."""
+    name = messages[2 : messages.index('"', 2)]
+    found = _MATCHED.findall(messages)
+    indices = [0] * len(found)
+    for alias, index in found:
+        indices[int(alias)] = int(index)
+    return name, indices
+
+
+def _legacy(fact: Fact) -> str:
+    """A fact given as a mapping (tests), in the wire format."""
+    rest = {key: value for key, value in fact.items() if key != "i"}
+    body = json.dumps(rest, ensure_ascii=False)[1:-1]
+    return f'{{"i":{int(fact.get("i", 0))}' + (f",{body}" if body else "")
 
 
 def pattern(option: Atom | tuple[Atom, ...]) -> dict[str, Any]:
@@ -372,10 +429,10 @@ class CompiledRules:
                 "create a new Screener"
             )
 
-    def run(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
+    def run(self, facts: Sequence[str | Fact], on_fire: FireCallback) -> None:
         """Assert ``facts`` in a fresh session, run every firing through ``on_fire``, clean up.
 
-        The facts are given a ``sid`` key in place.
+        ``facts`` are made by `encode_fact` (a mapping is encoded first; tests use them).
 
         Raises:
             EngineError: the engine failed, a callback raised an ``Exception``, or the rules were
@@ -397,30 +454,34 @@ class CompiledRules:
         _release(self._handles)
         self._handles.append(self._create())
 
-    def _run_locked(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
+    def _run_locked(self, facts: Sequence[str | Fact], on_fire: FireCallback) -> None:
         sid = str(next(self._sids))
         handle = self._handles[-1]
-        for fact in facts:
-            fact["sid"] = sid
-        batch = [*facts, {"t": _SENTINEL_FACT_TYPE, "sid": sid}]
         tail = f',"sid":"{sid}"}}'
+        batch = (
+            "["
+            + "".join(
+                (fact if isinstance(fact, str) else _legacy(fact)) + tail + "," for fact in facts
+            )
+            + f'{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
+        )
 
         # From the first started action on, the session's action context is set and
         # delete_state is safe (src/rules/events.c startActionForState, state.c deleteStateNode).
         started = False
         errors: list[str] = []
         try:
-            _code, state = _dre.assert_facts(handle, json.dumps(batch, ensure_ascii=False))
+            _code, state = _dre.assert_facts(handle, batch)
             result = _dre.start_action_for_state(handle, state)
             if result is None:  # cannot happen while the sentinel rule exists
                 raise EngineError("no rule fired, not even the sentinel")
             started = True
             messages = result[1]
             while messages is not None:
-                action, message = next(iter(json.loads(messages).items()))
+                action = messages[2 : messages.index('"', 2)]
                 if action != _SENTINEL_RULE:
                     try:
-                        derived: Sequence[str] = on_fire(action, message)
+                        derived: Sequence[str] = on_fire(*decode_firing(messages))
                     except Exception as error:  # the stock glue would swallow this silently
                         errors.append(f"{action}: {type(error).__name__}: {error}")
                         derived = ()

@@ -11,10 +11,11 @@ from typing import Any, Self
 from hipscreen._engine import (
     CompiledRules,
     EngineRule,
-    Message,
     Slot,
     atoms_met,
     compile_rules,
+    fact_fields,
+    finding_fact,
     network_problems,
     slot_size,
 )
@@ -124,6 +125,9 @@ class _Firing:
     rule_index: int
     severity: Severity
     slots: tuple[Slot, ...]
+    # Per slot: the atoms any fact it matches meets (one option), or None when the slot has
+    # several options and the matched fact must be checked against each.
+    cites: tuple[tuple[Atom, ...] | None, ...] = ()
 
 
 @dataclass
@@ -191,7 +195,8 @@ class Screener:
                 for n, slots in enumerate(_slots(alternatives(condition))):
                     name = f"{rule.id}{mark}{n}"
                     full = (*prefix, *slots)
-                    self._firings[name] = _Firing(index, severity, full)
+                    cites = tuple(None if len(slot) > 1 else _atoms(slot[0]) for slot in full)
+                    self._firings[name] = _Firing(index, severity, full, cites)
                     engine_rules.append(EngineRule(name, full))
         problems = network_problems(engine_rules)
         if problems:
@@ -225,8 +230,8 @@ class Screener:
         }
         chained |= {rule.id for rule in self.ruleset.rules if rule.escalations}
         self._finding_facts = [
-            (f'{{"t":"finding","id":"{rule.id}"',) if rule.id in chained else ()
-            for rule in self.ruleset.rules
+            (finding_fact(index, rule.id),) if rule.id in chained else ()
+            for index, rule in enumerate(self.ruleset.rules)
         ]
         self._planner = Planner(self.ruleset)
 
@@ -315,28 +320,28 @@ class Screener:
         rules = self.ruleset.rules
         firings = self._firings
         observations = form_facts.observations
+        facts = form_facts.facts
         finding_facts = self._finding_facts
 
-        def on_fire(name: str, message: Message) -> Sequence[str]:
+        def on_fire(name: str, matched: Sequence[int]) -> Sequence[str]:
             firing = firings[name]
-            rule_id = rules[firing.rule_index].id
             draft = drafts.get(firing.rule_index)
             new = draft is None
             if draft is None:
                 draft = drafts[firing.rule_index] = _Draft(firing.severity)
             elif firing.severity.rank > draft.severity.rank:
                 draft.severity = firing.severity
-            for i, slot in enumerate(firing.slots):
-                fact = message[f"p{i}"]
-                kind = fact["t"]
-                if kind == "finding":
-                    if fact["id"] != rule_id:
-                        draft.derived_from.add(fact["id"])
+            for index, cites, slot in zip(matched, firing.cites, firing.slots, strict=True):
+                if index < 0:  # a finding's fact: the finding of rule -index-1
+                    if -index - 1 != firing.rule_index:
+                        draft.derived_from.add(rules[-index - 1].id)
                     continue
-                if kind == "unmeasured":
+                seen = observations[index]
+                if not seen.cited:
                     continue  # an absence, listed under not_assessed rather than as evidence
-                seen = observations[fact["i"]]
-                for atom in atoms_met(slot, fact):
+                if cites is None:
+                    cites = atoms_met(slot, fact_fields(facts[index]))
+                for atom in cites:
                     draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
                 if seen.side is not None:
                     draft.sides.add(seen.side)
@@ -432,6 +437,10 @@ def _inherited_evidence(
         if items:
             inherited[index] = items
     return inherited
+
+
+def _atoms(option: Atom | tuple[Atom, ...]) -> tuple[Atom, ...]:
+    return (option,) if isinstance(option, Atom) else option
 
 
 def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:

@@ -396,12 +396,14 @@ def test_max_facts_bounds_the_facts_of_a_full_form() -> None:
     """The cross-product estimate rests on how many facts of each kind a form can make."""
     from collections import Counter
 
+    from hipscreen._engine import fact_fields
     from hipscreen._facts import FormFacts
     from hipscreen._form import coerce_form
     from hipscreen._vocabulary import Measure
 
     intake = coerce_form(FULL_FORM)
-    facts = FormFacts(intake, {m: list(intake.grades(m.value)) for m in Measure}).facts
+    encoded = FormFacts(intake, {m: list(intake.grades(m.value)) for m in Measure}).facts
+    facts = [fact_fields(fact) for fact in encoded]
     counts = Counter((f["t"], f.get("ms")) for f in facts)
     assert counts[("grade", "tightness")] == 2 * len(Muscle)
     assert counts[("symptom", None)] <= len(Symptom)
