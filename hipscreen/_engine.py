@@ -27,6 +27,7 @@ import functools
 import itertools
 import json
 import math
+import os
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -370,8 +371,36 @@ def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
     return problems
 
 
-def _release(handles: list[int]) -> None:
-    """Delete the engine rulesets in ``handles`` (rete.c ``deleteRuleset``: frees the network)."""
+FORMS_PER_SESSION = 1_000
+"""Forms one engine session screens (one after another, each retracted) before it is replaced:
+a fresh session costs more than a form's matching, and a bounded one cannot grow without end."""
+
+_OBSERVED = 2  # assert_fact(s) result: the fact is already in the session
+
+
+class _StaleSession(Exception):
+    """The live session held something of an earlier form."""
+
+
+@dataclass
+class _Session:
+    """The engine session forms run in, one after another."""
+
+    handle: int
+    sid: str
+    pid: int
+    forms: int = 0
+    started: bool = False  # an action has started: from then on delete_state is safe
+
+
+def _release(handles: list[int], live: list[_Session] | None = None) -> None:
+    """Delete the live session in ``live`` (``deleteRuleset`` would leave its contents behind,
+    about 0.1 MB) and the engine rulesets in ``handles`` (rete.c ``deleteRuleset``: frees the
+    network)."""
+    while live:
+        session = live.pop()
+        if session.started and session.pid == os.getpid() and session.handle in handles:
+            _dre.delete_state(session.handle, session.sid)
     while handles:
         _dre.delete_ruleset(handles.pop())  # popped first: never deleted twice
 
@@ -396,9 +425,11 @@ class CompiledRules:
         self._sids = itertools.count(1)
         self._lock = ForkSafeLock()
         self._closed = False
-        # The finalizer holds this list, not self: the current handle is its last item.
+        # The finalizer holds these lists, not self: the current handle is the last item of
+        # ``_handles``; ``_live`` holds the session forms run in, if there is one.
         self._handles: list[int] = [self._create()]
-        self._finalizer = weakref.finalize(self, _release, self._handles)
+        self._live: list[_Session] = []
+        self._finalizer = weakref.finalize(self, _release, self._handles, self._live)
         # At interpreter exit a daemon thread may still be screening: leave the memory to the OS.
         self._finalizer.atexit = False
 
@@ -429,10 +460,21 @@ class CompiledRules:
                 "create a new Screener"
             )
 
-    def run(self, facts: Sequence[str | Fact], on_fire: FireCallback) -> None:
-        """Assert ``facts`` in a fresh session, run every firing through ``on_fire``, clean up.
+    def run(
+        self,
+        facts: Sequence[str | Fact],
+        on_fire: FireCallback,
+        on_restart: Callable[[], None] | None = None,
+    ) -> None:
+        """Assert one form's ``facts``, run every firing through ``on_fire``, clean up.
 
-        ``facts`` are made by `encode_fact` (a mapping is encoded first; tests use them).
+        ``facts`` are made by `encode_fact` (a mapping is encoded first; tests use them). The
+        form runs in the ruleset's long-lived session and its facts are retracted afterwards
+        (creating a session costs more than matching a form). Each form's facts carry a tag of
+        their own, so a fact left behind by an earlier form cannot pass unnoticed: any anomaly
+        (a stale or duplicate fact, an engine error) drops the session. When it shows up
+        mid-form, ``on_restart`` is called (the caller forgets what it has seen) and the form
+        runs again in a fresh session; without ``on_restart`` it is an `EngineError`.
 
         Raises:
             EngineError: the engine failed, a callback raised an ``Exception``, or the rules were
@@ -442,7 +484,13 @@ class CompiledRules:
             self.ensure_open()
             if not self._handles:  # a replacement ruleset could not be created
                 raise EngineError("the rules engine lost this ruleset; create a new Screener")
-            self._run_locked(facts, on_fire)
+            try:
+                self._run_locked(facts, on_fire)
+            except _StaleSession as stale:
+                if on_restart is None:
+                    raise EngineError(f"the rules engine session went wrong: {stale}") from None
+                on_restart()
+                self._run_locked(facts, on_fire)  # in a fresh session: nothing can be stale
 
     def _replace_handle(self) -> None:
         """Drop the current ruleset with its half-made session; continue on a fresh one.
@@ -451,13 +499,42 @@ class CompiledRules:
         action context), but deleting the whole ruleset is safe: ``deleteRuleset`` frees the
         network and the session table, never a session's contents (which stay leaked, a few KB).
         """
+        self._live.clear()
         _release(self._handles)
         self._handles.append(self._create())
 
+    def _drop_session(self) -> None:
+        """Forget the live session, deleting it when that is safe."""
+        if not self._live:
+            return
+        session = self._live.pop()
+        if session.pid != os.getpid():
+            return  # a session copied into a forked child: left alone (it may be mid-form)
+        if session.started and self._handles and self._handles[-1] == session.handle:
+            _dre.delete_state(session.handle, session.sid)
+        elif self._handles and self._handles[-1] == session.handle:
+            self._replace_handle()
+
+    def _live_session(self) -> _Session:
+        session = self._live[-1] if self._live else None
+        if session is not None and (
+            session.pid != os.getpid()
+            or session.handle != self._handles[-1]
+            or session.forms >= FORMS_PER_SESSION
+        ):
+            self._drop_session()
+            session = None
+        if session is None:
+            session = _Session(self._handles[-1], str(next(self._sids)), os.getpid())
+            self._live.append(session)
+        return session
+
     def _run_locked(self, facts: Sequence[str | Fact], on_fire: FireCallback) -> None:
-        sid = str(next(self._sids))
-        handle = self._handles[-1]
-        tail = f',"sid":"{sid}"}}'
+        session = self._live_session()
+        handle, sid = session.handle, session.sid
+        fresh = session.forms == 0
+        tail = f',"f":{session.forms},"sid":"{sid}"}}'
+        session.forms += 1
         batch = (
             "["
             + "".join(
@@ -465,43 +542,55 @@ class CompiledRules:
             )
             + f'{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
         )
-
-        # From the first started action on, the session's action context is set and
-        # delete_state is safe (src/rules/events.c startActionForState, state.c deleteStateNode).
-        started = False
+        asserted: list[str] = []
         errors: list[str] = []
+        clean = False
         try:
-            _code, state = _dre.assert_facts(handle, batch)
+            code, state = _dre.assert_facts(handle, batch)
+            if code == _OBSERVED:
+                raise _StaleSession("a fact of this form was already in the session")
             result = _dre.start_action_for_state(handle, state)
             if result is None:  # cannot happen while the sentinel rule exists
                 raise EngineError("no rule fired, not even the sentinel")
-            started = True
+            session.started = True
             messages = result[1]
             while messages is not None:
                 action = messages[2 : messages.index('"', 2)]
                 if action != _SENTINEL_RULE:
+                    name, indices = decode_firing(messages)
+                    if messages.count(tail) != len(indices):
+                        raise _StaleSession(f"rule {name} matched a fact of an earlier form")
                     try:
-                        derived: Sequence[str] = on_fire(*decode_firing(messages))
+                        derived: Sequence[str] = on_fire(name, indices)
                     except Exception as error:  # the stock glue would swallow this silently
                         errors.append(f"{action}: {type(error).__name__}: {error}")
                         derived = ()
                     for fragment in derived:
-                        _dre.assert_fact(handle, fragment + tail)
+                        fact = fragment + tail
+                        if _dre.assert_fact(handle, fact)[0] == _OBSERVED:
+                            raise _StaleSession(f"{fragment}}} was already in the session")
+                        asserted.append(fact)
                 messages = _dre.complete_and_start_action(handle, state)
-        except EngineError:
+            # Leave the session as it was: without this form's facts and findings.
+            _dre.retract_facts(handle, batch)
+            if asserted:
+                _dre.retract_facts(handle, "[" + ",".join(asserted) + "]")
+            clean = not errors
+        except (EngineError, _StaleSession) as error:
+            if isinstance(error, _StaleSession) and fresh:
+                raise EngineError(f"the rules engine session went wrong: {error}") from None
             raise
         except Exception as error:
-            if not started:
+            if not session.started:
                 raise EngineError(
                     f"the rules engine failed before any rule ran: {error}"
                 ) from error
             raise EngineError(f"the rules engine failed: {error}") from error
         finally:
-            # Runs for every exception, KeyboardInterrupt included: no session outlives its form.
-            if started:
-                _dre.delete_state(handle, sid)
-            elif self._handles and self._handles[-1] == handle:
-                self._replace_handle()
+            # Runs for every exception, KeyboardInterrupt included: a session that saw anything
+            # unexpected is never used again.
+            if not clean:
+                self._drop_session()
         if errors:
             raise EngineError("a rule action failed: " + "; ".join(errors))
 

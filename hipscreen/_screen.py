@@ -348,7 +348,7 @@ class Screener:
                 draft.measured = draft.measured or seen.measured
             return finding_facts[firing.rule_index] if new else ()
 
-        self._compiled.run(form_facts.facts, on_fire)
+        self._compiled.run(form_facts.facts, on_fire, drafts.clear)
 
         order: dict[str, int] = self._order
         measured = {rules[i].id for i, d in drafts.items() if d.measured}
