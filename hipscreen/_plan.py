@@ -23,6 +23,10 @@ _KIND_ORDER = [
 StrengthGrades = Sequence[tuple[Muscle, Side, int, str]]
 
 
+_MAX_REMEMBERED = 4096
+"""Recommendations remembered for reuse (a few hundred recur on realistic forms)."""
+
+
 @dataclass
 class _Pick:
     spec: ExerciseSpec
@@ -98,6 +102,7 @@ class Planner:
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
+        self._recommendations: dict[tuple[Any, ...], Recommendation] = {}
         self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
         self._cached_plan = functools.lru_cache(maxsize=8192)(self._plan)
 
@@ -183,15 +188,13 @@ class Planner:
                     add(exercise_id, None)
 
         ordered = sorted(picks.values(), key=lambda p: _KIND_ORDER.index(p.spec.kind))
-        # Built from parts that are already valid (catalog models, cached doses, finding ids,
-        # sides): constructing them skips a second validation of each.
         recommendations = tuple(
-            Recommendation.model_construct(
-                exercise=self._exercises[p.spec.id],
-                dose=self._dose(p.spec, reached),
-                because=tuple(p.because),
-                note=" ".join(p.notes) or None,
-                emphasis=p.emphasis,
+            self._recommendation(
+                p.spec.id,
+                self._dose(p.spec, reached),
+                tuple(p.because),
+                " ".join(p.notes) or None,
+                p.emphasis,
             )
             for p in ordered
         )
@@ -203,6 +206,31 @@ class Planner:
             if x["exercise_id"] not in picks
         )
         return recommendations, left_out
+
+    def _recommendation(
+        self,
+        exercise_id: str,
+        dose: Dose,
+        because: tuple[str, ...],
+        note: str | None,
+        emphasis: Side | None,
+    ) -> Recommendation:
+        """One recommendation; the same one (they are immutable) whenever it recurs."""
+        key = (exercise_id, id(dose), because, note, emphasis)
+        made = self._recommendations.get(key)
+        if made is None:
+            if len(self._recommendations) >= _MAX_REMEMBERED:
+                self._recommendations.clear()
+            # Built from parts that are already valid (catalog models, cached doses, finding
+            # ids, sides): constructing it skips a second validation.
+            made = self._recommendations[key] = Recommendation.model_construct(
+                exercise=self._exercises[exercise_id],
+                dose=dose,
+                because=because,
+                note=note,
+                emphasis=emphasis,
+            )
+        return made
 
     def _withholds(self, findings: Sequence[Mapping[str, Any]]) -> list[_Withhold]:
         withholds = []
