@@ -86,6 +86,10 @@ class Planner:
         }
         self._muscle_sets: tuple[frozenset[Muscle], ...] = tuple(dict.fromkeys(relevant.values()))
         self._set_of = {ex_id: self._muscle_sets.index(m) for ex_id, m in relevant.items()}
+        self._sets_of = {
+            muscle: tuple(k for k, m in enumerate(self._muscle_sets) if muscle in m)
+            for muscle in Muscle
+        }
         # Per finding id: whether a plan reads its sides at all (to emphasise a side).
         self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
@@ -129,14 +133,22 @@ class Planner:
                 )
                 for f in findings
             ),
-            tuple(
-                min(((g, path) for muscle, _side, g, path in strength if muscle in m), default=None)
-                for m in self._muscle_sets
-            ),
+            self._lowest(strength),
             tuple(s for s in form.reported_symptoms() if s in self._pain_symptoms),
             None if form.age is None else tuple(form.age >= a for a in self._age_cuts),
         )
         return self._cached_plan(key)
+
+    def _lowest(self, strength: StrengthGrades) -> tuple[tuple[int, str] | None, ...]:
+        """The lowest strength grade, with its field, per muscle set (None: none graded)."""
+        lowest: list[tuple[int, str] | None] = [None] * len(self._muscle_sets)
+        sets_of = self._sets_of
+        for muscle, _side, grade, path in strength:
+            for k in sets_of.get(muscle, ()):
+                current = lowest[k]
+                if current is None or (grade, path) < current:
+                    lowest[k] = (grade, path)
+        return tuple(lowest)
 
     def _plan(
         self, key: tuple[Any, ...]
