@@ -23,9 +23,12 @@ No other module imports ``durable_rules``. This module works around the engine's
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
+import os
+import re
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,10 +77,10 @@ from hipscreen._limits import (
 from hipscreen._ruledata import Atom
 
 Fact = dict[str, Any]
-Message = dict[str, Fact]
-FireCallback = Callable[[str, Message], Sequence[str]]
-"""Called for every firing with (rule name, matched facts by alias); returns facts to assert,
-as JSON objects without their closing brace (the session id is appended)."""
+FireCallback = Callable[[str, Sequence[int]], Sequence[str]]
+"""Called for every firing with (rule name, the index of the fact matched by each of the rule's
+slots, in slot order: see `encode_fact`, `finding_fact`); returns facts to assert, as made by
+`finding_fact`."""
 
 _SENTINEL_RULE = "__end__"
 _SENTINEL_FACT_TYPE = "__end__"
@@ -121,10 +124,9 @@ def engine_number(value: float) -> float:
     return value  # 0.0001 ≤ |x| < 2**53 and not integral: repr() has no exponent
 
 
-def pattern(atom: Atom) -> dict[str, Any]:
-    """The durable_rules expression that matches one atom."""
-    tests: list[dict[str, Any]] = [{"t": atom.fact}]
-    tests += [{FACT_KEYS[attr]: value} for attr, value in atom.equals]
+def _tests(atom: Atom) -> list[dict[str, Any]]:
+    """The engine tests of one atom after its type test."""
+    tests: list[dict[str, Any]] = [{FACT_KEYS[attr]: value} for attr, value in atom.equals]
     if atom.one_of is not None:
         attr, values = atom.one_of
         key = FACT_KEYS[attr]
@@ -137,29 +139,104 @@ def pattern(atom: Atom) -> dict[str, Any]:
     ):
         if bound is not None:
             tests.append({op: {"v": engine_number(bound)}})
+    return tests
+
+
+# -- the wire format: facts as the engine's JSON, firings read back without a JSON parser ----------
+#
+# Every fact starts with its index, ``{"i":N,"t":"<type>",...`` (N ≥ 0: the form's N-th fact;
+# N < 0: the finding of rule -N-1), and is sent without its closing brace: the session tail
+# (``,"sid":"…"}``) closes it. The engine hands a firing back as ``{"<rule>":{"p0":{<the fact's
+# own text>},"p1":{…}}}``, so the matched facts' indices are read straight off that text.
+
+
+@functools.lru_cache(maxsize=4096)
+def fact_head(kind: str, *attrs: tuple[str, str]) -> str:
+    """The type and attribute part of a fact's JSON (attributes as atoms name them)."""
+    return f'"t":{json.dumps(kind)}' + "".join(
+        f",{json.dumps(FACT_KEYS[attr])}:{json.dumps(str(value))}" for attr, value in attrs
+    )
+
+
+def encode_fact(index: int, head: str, value: float | None = None) -> str:
+    """Fact number ``index`` of a form: ``head`` from `fact_head`, and the number rules compare."""
+    if value is None:
+        return f'{{"i":{index},{head}'
+    number = engine_number(value)
+    return f'{{"i":{index},{head},"v":{number!r}'
+
+
+def finding_fact(rule_index: int, finding_id: str) -> str:
+    """The fact a finding asserts when it fires, for rules that chain on it."""
+    return f'{{"i":{-rule_index - 1},"t":"finding","id":{json.dumps(finding_id)}'
+
+
+def fact_fields(fact: str) -> Fact:
+    """A fact's attributes by wire key (for the rare firing whose pattern needs a second look)."""
+    decoded: Fact = json.loads(fact + "}")
+    return decoded
+
+
+_MATCHED = re.compile(r'"p(\d+)":\{"i":(-?\d+)')
+
+
+def decode_firing(messages: str) -> tuple[str, list[int]]:
+    """The rule name of a firing and the index of the fact bound to each of its slots."""
+    name = messages[2 : messages.index('"', 2)]
+    found = _MATCHED.findall(messages)
+    indices = [0] * len(found)
+    for alias, index in found:
+        indices[int(alias)] = int(index)
+    return name, indices
+
+
+def _legacy(fact: Fact) -> str:
+    """A fact given as a mapping (tests), in the wire format."""
+    rest = {key: value for key, value in fact.items() if key != "i"}
+    body = json.dumps(rest, ensure_ascii=False)[1:-1]
+    return f'{{"i":{int(fact.get("i", 0))}' + (f",{body}" if body else "")
+
+
+def pattern(option: Atom | tuple[Atom, ...]) -> dict[str, Any]:
+    """The durable_rules expression that matches one atom, or one fact meeting several atoms
+    (of one fact type) at once."""
+    atoms = (option,) if isinstance(option, Atom) else option
+    tests: list[dict[str, Any]] = [{"t": atoms[0].fact}]
+    for atom in atoms:
+        if atom.fact != atoms[0].fact:
+            raise ValueError(f"one fact cannot be both {atoms[0].fact!r} and {atom.fact!r}")
+        tests += [test for test in _tests(atom) if test not in tests]
     return {"$and": tests}
+
+
+Option = Atom | tuple[Atom, ...]
+"""What one fact must meet: an atom, or several atoms of one fact type that the same fact meets."""
+
+Slot = tuple[Option, ...]
+"""One fact pattern: options any one of which will do (several merge into one ``$or`` pattern:
+the engine's matching cost grows with the number of rules)."""
 
 
 @dataclass(frozen=True)
 class EngineRule:
     """One durable rule: a name and the conjunction of slots it matches (aliases p0, p1, …).
 
-    A slot is one fact pattern: a single atom, or several atoms any one of which will do (merged
-    into one ``$or`` pattern: the engine's matching cost grows with the number of rules).
+    The engine binds every slot of a rule to a different fact; a conjunction one fact may meet
+    twice is a slot whose option is that tuple of atoms.
     """
 
     name: str
-    slots: tuple[tuple[Atom, ...], ...]
+    slots: tuple[Slot, ...]
 
 
-def slot_pattern(slot: tuple[Atom, ...]) -> dict[str, Any]:
-    """The expression for one slot: the atom's pattern, or an ``$or`` of the atoms' patterns."""
+def slot_pattern(slot: Slot) -> dict[str, Any]:
+    """The expression for one slot: the option's pattern, or an ``$or`` of the options'."""
     if len(slot) == 1:
         return pattern(slot[0])
-    return {"$or": [pattern(atom) for atom in slot]}
+    return {"$or": [pattern(option) for option in slot]}
 
 
-def slot_size(slot: tuple[Atom, ...]) -> int:
+def slot_size(slot: Slot) -> int:
     """How many expression entries the engine stores for the slot's pattern (two per group)."""
 
     def size(expr: Any) -> int:
@@ -172,19 +249,41 @@ def slot_size(slot: tuple[Atom, ...]) -> int:
     return size(slot_pattern(slot))
 
 
-def atom_for(slot: tuple[Atom, ...], fact: Fact) -> Atom:
-    """Which atom of a slot a matched fact satisfied (told apart by type and equality tests)."""
+def meets(atom: Atom, fact: Fact) -> bool:
+    """Whether an engine fact meets an atom: the engine's own tests, made in Python."""
+    if atom.fact != fact["t"]:
+        return False
+    if any(fact.get(FACT_KEYS[attr]) != value for attr, value in atom.equals):
+        return False
+    if atom.one_of is not None and fact.get(FACT_KEYS[atom.one_of[0]]) not in atom.one_of[1]:
+        return False
+    if atom.at_least is None and atom.at_most is None and atom.below is None and atom.above is None:
+        return True
+    value = fact.get("v")
+    if not isinstance(value, int | float):
+        return False
+    return (
+        (atom.at_least is None or value >= engine_number(atom.at_least))
+        and (atom.at_most is None or value <= engine_number(atom.at_most))
+        and (atom.below is None or value < engine_number(atom.below))
+        and (atom.above is None or value > engine_number(atom.above))
+    )
+
+
+def atoms_met(slot: Slot, fact: Fact) -> tuple[Atom, ...]:
+    """Every atom of a slot that a matched fact meets: the whole option when the slot has one,
+    else the atoms of each option the fact meets (with bounds: two options may both hold)."""
     if len(slot) == 1:
-        return slot[0]
-    for atom in slot:
-        if atom.fact != fact["t"]:
-            continue
-        if any(fact.get(FACT_KEYS[attr]) != value for attr, value in atom.equals):
-            continue
-        if atom.one_of is not None and fact.get(FACT_KEYS[atom.one_of[0]]) not in atom.one_of[1]:
-            continue
-        return atom
-    raise EngineError(f"matched fact {fact!r} fits no atom of its pattern")
+        option = slot[0]
+        return (option,) if isinstance(option, Atom) else option
+    met: list[Atom] = []
+    for option in slot:
+        atoms = (option,) if isinstance(option, Atom) else option
+        if all(meets(atom, fact) for atom in atoms):
+            met += [atom for atom in atoms if atom not in met]
+    if not met:
+        raise EngineError(f"matched fact {fact!r} fits no option of its pattern")
+    return tuple(met)
 
 
 def definition(rules: Sequence[EngineRule]) -> dict[str, Any]:
@@ -300,8 +399,36 @@ def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
     return problems
 
 
-def _release(handles: list[int]) -> None:
-    """Delete the engine rulesets in ``handles`` (rete.c ``deleteRuleset``: frees the network)."""
+FORMS_PER_SESSION = 1_000
+"""Forms one engine session screens (one after another, each retracted) before it is replaced:
+a fresh session costs more than a form's matching, and a bounded one cannot grow without end."""
+
+_OBSERVED = 2  # assert_fact(s) result: the fact is already in the session
+
+
+class _StaleSession(Exception):
+    """The live session held something of an earlier form."""
+
+
+@dataclass
+class _Session:
+    """The engine session forms run in, one after another."""
+
+    handle: int
+    sid: str
+    pid: int
+    forms: int = 0
+    started: bool = False  # an action has started: from then on delete_state is safe
+
+
+def _release(handles: list[int], live: list[_Session] | None = None) -> None:
+    """Delete the live session in ``live`` (``deleteRuleset`` would leave its contents behind,
+    about 0.1 MB) and the engine rulesets in ``handles`` (rete.c ``deleteRuleset``: frees the
+    network)."""
+    while live:
+        session = live.pop()
+        if session.started and session.pid == os.getpid() and session.handle in handles:
+            _dre.delete_state(session.handle, session.sid)
     while handles:
         _dre.delete_ruleset(handles.pop())  # popped first: never deleted twice
 
@@ -326,9 +453,11 @@ class CompiledRules:
         self._sids = itertools.count(1)
         self._lock = ForkSafeLock()
         self._closed = False
-        # The finalizer holds this list, not self: the current handle is its last item.
+        # The finalizer holds these lists, not self: the current handle is the last item of
+        # ``_handles``; ``_live`` holds the session forms run in, if there is one.
         self._handles: list[int] = [self._create()]
-        self._finalizer = weakref.finalize(self, _release, self._handles)
+        self._live: list[_Session] = []
+        self._finalizer = weakref.finalize(self, _release, self._handles, self._live)
         # At interpreter exit a daemon thread may still be screening: leave the memory to the OS.
         self._finalizer.atexit = False
 
@@ -359,10 +488,21 @@ class CompiledRules:
                 "create a new Screener"
             )
 
-    def run(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
-        """Assert ``facts`` in a fresh session, run every firing through ``on_fire``, clean up.
+    def run(
+        self,
+        facts: Sequence[str | Fact],
+        on_fire: FireCallback,
+        on_restart: Callable[[], None] | None = None,
+    ) -> None:
+        """Assert one form's ``facts``, run every firing through ``on_fire``, clean up.
 
-        The facts are given a ``sid`` key in place.
+        ``facts`` are made by `encode_fact` (a mapping is encoded first; tests use them). The
+        form runs in the ruleset's long-lived session and its facts are retracted afterwards
+        (creating a session costs more than matching a form). Each form's facts carry a tag of
+        their own, so a fact left behind by an earlier form cannot pass unnoticed: any anomaly
+        (a stale or duplicate fact, an engine error) drops the session. When it shows up
+        mid-form, ``on_restart`` is called (the caller forgets what it has seen) and the form
+        runs again in a fresh session; without ``on_restart`` it is an `EngineError`.
 
         Raises:
             EngineError: the engine failed, a callback raised an ``Exception``, or the rules were
@@ -372,7 +512,13 @@ class CompiledRules:
             self.ensure_open()
             if not self._handles:  # a replacement ruleset could not be created
                 raise EngineError("the rules engine lost this ruleset; create a new Screener")
-            self._run_locked(facts, on_fire)
+            try:
+                self._run_locked(facts, on_fire)
+            except _StaleSession as stale:
+                if on_restart is None:
+                    raise EngineError(f"the rules engine session went wrong: {stale}") from None
+                on_restart()
+                self._run_locked(facts, on_fire)  # in a fresh session: nothing can be stale
 
     def _replace_handle(self) -> None:
         """Drop the current ruleset with its half-made session; continue on a fresh one.
@@ -381,53 +527,98 @@ class CompiledRules:
         action context), but deleting the whole ruleset is safe: ``deleteRuleset`` frees the
         network and the session table, never a session's contents (which stay leaked, a few KB).
         """
+        self._live.clear()
         _release(self._handles)
         self._handles.append(self._create())
 
-    def _run_locked(self, facts: Sequence[Fact], on_fire: FireCallback) -> None:
-        sid = str(next(self._sids))
-        handle = self._handles[-1]
-        for fact in facts:
-            fact["sid"] = sid
-        batch = [*facts, {"t": _SENTINEL_FACT_TYPE, "sid": sid}]
-        tail = f',"sid":"{sid}"}}'
+    def _drop_session(self) -> None:
+        """Forget the live session, deleting it when that is safe."""
+        if not self._live:
+            return
+        session = self._live.pop()
+        if session.pid != os.getpid():
+            return  # a session copied into a forked child: left alone (it may be mid-form)
+        if session.started and self._handles and self._handles[-1] == session.handle:
+            _dre.delete_state(session.handle, session.sid)
+        elif self._handles and self._handles[-1] == session.handle:
+            self._replace_handle()
 
-        # From the first started action on, the session's action context is set and
-        # delete_state is safe (src/rules/events.c startActionForState, state.c deleteStateNode).
-        started = False
+    def _live_session(self) -> _Session:
+        session = self._live[-1] if self._live else None
+        if session is not None and (
+            session.pid != os.getpid()
+            or session.handle != self._handles[-1]
+            or session.forms >= FORMS_PER_SESSION
+        ):
+            self._drop_session()
+            session = None
+        if session is None:
+            session = _Session(self._handles[-1], str(next(self._sids)), os.getpid())
+            self._live.append(session)
+        return session
+
+    def _run_locked(self, facts: Sequence[str | Fact], on_fire: FireCallback) -> None:
+        session = self._live_session()
+        handle, sid = session.handle, session.sid
+        fresh = session.forms == 0
+        tail = f',"f":{session.forms},"sid":"{sid}"}}'
+        session.forms += 1
+        batch = (
+            "["
+            + "".join(
+                (fact if isinstance(fact, str) else _legacy(fact)) + tail + "," for fact in facts
+            )
+            + f'{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
+        )
+        asserted: list[str] = []
         errors: list[str] = []
+        clean = False
         try:
-            _code, state = _dre.assert_facts(handle, json.dumps(batch, ensure_ascii=False))
+            code, state = _dre.assert_facts(handle, batch)
+            if code == _OBSERVED:
+                raise _StaleSession("a fact of this form was already in the session")
             result = _dre.start_action_for_state(handle, state)
             if result is None:  # cannot happen while the sentinel rule exists
                 raise EngineError("no rule fired, not even the sentinel")
-            started = True
+            session.started = True
             messages = result[1]
             while messages is not None:
-                action, message = next(iter(json.loads(messages).items()))
+                action = messages[2 : messages.index('"', 2)]
                 if action != _SENTINEL_RULE:
+                    name, indices = decode_firing(messages)
+                    if messages.count(tail) != len(indices):
+                        raise _StaleSession(f"rule {name} matched a fact of an earlier form")
                     try:
-                        derived: Sequence[str] = on_fire(action, message)
+                        derived: Sequence[str] = on_fire(name, indices)
                     except Exception as error:  # the stock glue would swallow this silently
                         errors.append(f"{action}: {type(error).__name__}: {error}")
                         derived = ()
                     for fragment in derived:
-                        _dre.assert_fact(handle, fragment + tail)
+                        fact = fragment + tail
+                        if _dre.assert_fact(handle, fact)[0] == _OBSERVED:
+                            raise _StaleSession(f"{fragment}}} was already in the session")
+                        asserted.append(fact)
                 messages = _dre.complete_and_start_action(handle, state)
-        except EngineError:
+            # Leave the session as it was: without this form's facts and findings.
+            _dre.retract_facts(handle, batch)
+            if asserted:
+                _dre.retract_facts(handle, "[" + ",".join(asserted) + "]")
+            clean = not errors
+        except (EngineError, _StaleSession) as error:
+            if isinstance(error, _StaleSession) and fresh:
+                raise EngineError(f"the rules engine session went wrong: {error}") from None
             raise
         except Exception as error:
-            if not started:
+            if not session.started:
                 raise EngineError(
                     f"the rules engine failed before any rule ran: {error}"
                 ) from error
             raise EngineError(f"the rules engine failed: {error}") from error
         finally:
-            # Runs for every exception, KeyboardInterrupt included: no session outlives its form.
-            if started:
-                _dre.delete_state(handle, sid)
-            elif self._handles and self._handles[-1] == handle:
-                self._replace_handle()
+            # Runs for every exception, KeyboardInterrupt included: a session that saw anything
+            # unexpected is never used again.
+            if not clean:
+                self._drop_session()
         if errors:
             raise EngineError("a rule action failed: " + "; ".join(errors))
 

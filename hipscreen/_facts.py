@@ -1,11 +1,16 @@
-"""Engine facts: what a form says, flattened into facts the rules engine can match."""
+"""Engine facts: what a form says, flattened into facts the rules engine can match.
+
+Each fact goes straight from the validated form into the engine's wire format (`encode_fact`,
+with the attribute names rules use: the engine module owns the keys and the JSON), next to the
+`Observation` a finding cites when that fact takes part in a firing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from hipscreen._engine import Fact, engine_number
+from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
@@ -40,6 +45,7 @@ class Observation(NamedTuple):
     side: Side | None
     measured: bool
     note: str | None = None
+    cited: bool = True  # False for an absence (``unmeasured``): never evidence
 
 
 # Which measured length tests check a muscle's tightness (domain reference §2): the modified
@@ -75,27 +81,34 @@ class FormFacts:
     """The engine facts for one form and the observation behind each (by index ``i``)."""
 
     def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
-        self.facts: list[Fact] = []
+        self.facts: list[str] = []
         self.observations: list[Observation] = []
         tested = _length_tested(form) if grades.get(Measure.TIGHTNESS) else {}
         for measure, given in grades.items():
             for muscle, side, grade, path in given:
-                grade_fact: Fact = {
-                    "t": "grade",
-                    "ms": measure,
-                    "mu": muscle,
-                    "gr": muscle.group,
-                    "sd": side,
-                    "v": grade,
-                }
                 note = None
                 if measure == Measure.TIGHTNESS:
                     # Measured outranks self-report: rules read a self-rated tightness only
                     # where no length test of that muscle was measured on that side.
                     length = any(side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ()))
-                    grade_fact["lt"] = "yes" if length else "no"
                     note = _OVERRIDDEN if length else None
-                self._add(grade_fact, Observation(path, grade, side, measured=False, note=note))
+                    head = fact_head(
+                        "grade",
+                        ("measure", measure),
+                        ("muscle", muscle),
+                        ("group", muscle.group),
+                        ("side", side),
+                        ("length_tested", "yes" if length else "no"),
+                    )
+                else:
+                    head = fact_head(
+                        "grade",
+                        ("measure", measure),
+                        ("muscle", muscle),
+                        ("group", muscle.group),
+                        ("side", side),
+                    )
+                self._add(head, Observation(path, grade, side, measured=False, note=note), grade)
             self._asymmetry(
                 measure,
                 measure,
@@ -107,8 +120,9 @@ class FormFacts:
         method = form.rom.method if form.rom is not None else None
         for motion, side, degrees, path in angles:
             self._add(
-                {"t": "rom", "mo": motion, "sd": side, "me": method, "v": degrees},
+                fact_head("rom", ("motion", motion), ("side", side), ("method", str(method))),
                 Observation(path, degrees, side, measured=True),
+                degrees,
             )
         self._asymmetry(
             "rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles], measured=True
@@ -118,29 +132,31 @@ class FormFacts:
             if motion not in measured_motions:
                 # Absence as a fact: a finding may be inferred only where nothing was measured.
                 self._add(
-                    {"t": "unmeasured", "n": motion},
-                    Observation(f"rom.{motion}", "not measured", None, measured=False),
+                    fact_head("unmeasured", ("name", motion)),
+                    Observation(f"rom.{motion}", "not measured", None, False, cited=False),
                 )
         numeric = []
         for name, side, value, path in form.measurements():
             if isinstance(value, bool):
                 if value:
                     self._add(
-                        {"t": "sign", "n": name, "sd": side},
+                        fact_head("sign", ("name", name), ("side", side)),
                         Observation(path, "yes", side, measured=True),
                     )
                 continue
-            fact: Fact = {"t": "test", "n": name, "sd": side, "v": value}
             if name == "straight_leg_raise" and form.straight_leg_raise is not None:
-                fact["lp"] = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
-            self._add(fact, Observation(path, value, side, measured=True))
+                pain = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
+                head = fact_head("test", ("name", name), ("side", side), ("leg_pain", pain))
+            else:
+                head = fact_head("test", ("name", name), ("side", side))
+            self._add(head, Observation(path, value, side, measured=True), value)
             numeric.append(
                 (name, side, value, path.rsplit(".", 1)[0] if side != Side.BOTH else path)
             )
         self._asymmetry("test", None, numeric, measured=True)
         if form.straight_leg_raise is not None and form.straight_leg_raise.reproduces_leg_pain:
             self._add(
-                {"t": "sign", "n": "slr_reproduces_leg_pain"},
+                fact_head("sign", ("name", "slr_reproduces_leg_pain")),
                 Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
             )
         painless_fall = _painless_fall(form)
@@ -149,7 +165,7 @@ class FormFacts:
                 # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
                 continue
             self._add(
-                {"t": "symptom", "n": symptom},
+                fact_head("symptom", ("name", symptom)),
                 Observation("symptoms", symptom, None, measured=False),
             )
         self._stated(form, painless_fall)
@@ -159,23 +175,20 @@ class FormFacts:
             # Describing the back-pain episode reports low back pain, even if the symptom list
             # does not repeat it.
             self._add(
-                {"t": "symptom", "n": Symptom.LOWER_BACK_PAIN},
+                fact_head("symptom", ("name", Symptom.LOWER_BACK_PAIN)),
                 Observation("back_pain", "lower_back_pain", None, measured=False),
             )
         for activity in form.activities:
             self._add(
-                {"t": "activity", "n": activity},
+                fact_head("activity", ("name", activity)),
                 Observation("activities", activity, None, measured=False),
             )
         if form.age is not None:
-            self._add({"t": "age", "v": form.age}, Observation("age", form.age, None, False))
+            self._add(fact_head("age"), Observation("age", form.age, None, False), form.age)
         self._context(form)
 
-    def _add(self, fact: Fact, observation: Observation) -> None:
-        if "v" in fact:
-            fact["v"] = engine_number(fact["v"])
-        fact["i"] = len(self.observations)
-        self.facts.append(fact)
+    def _add(self, head: str, observation: Observation, value: float | None = None) -> None:
+        self.facts.append(encode_fact(len(self.observations), head, value))
         self.observations.append(observation)
 
     def _asymmetry(
@@ -197,20 +210,15 @@ class FormFacts:
                 continue
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
             concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
-            fact: Fact = {
-                "t": "asym",
-                "ms": measure,
-                "n": name,
-                "sd": concern,
-                "v": abs(left - right),
-            }
+            attrs = [("measure", measure), ("name", name), ("side", concern)]
             if groups is not None:
-                fact["gr"] = groups[name]
+                attrs.append(("group", groups[name]))
             self._add(
-                fact,
+                fact_head("asym", *attrs),
                 Observation(
                     path.removesuffix(".left"), f"left {left:g}, right {right:g}", concern, measured
                 ),
+                abs(left - right),
             )
 
     def _stated(self, form: IntakeForm, painless_fall: bool) -> None:
@@ -218,20 +226,22 @@ class FormFacts:
 
         def symptom(name: Symptom, path: str, value: str) -> None:
             if name not in form.symptoms:  # the ticked symptom already stands for it
-                self._add({"t": "symptom", "n": name}, Observation(path, value, None, False))
+                self._add(
+                    fact_head("symptom", ("name", name)), Observation(path, value, None, False)
+                )
 
         fall = form.recent_fall
         if fall is not None and fall.occurred:
             if painless_fall:
                 self._add(
-                    {"t": "context", "n": "fall_without_injury_signs"},
+                    fact_head("context", ("name", "fall_without_injury_signs")),
                     Observation("recent_fall", "no new pain, bears weight", None, False),
                 )
             else:
                 symptom(Symptom.RECENT_FALL_OR_MINOR_TRAUMA, "recent_fall.occurred", "yes")
             if fall.new_pain:
                 self._add(
-                    {"t": "context", "n": "fall_with_new_pain"},
+                    fact_head("context", ("name", "fall_with_new_pain")),
                     Observation("recent_fall.new_pain", "yes", None, False),
                 )
             if fall.can_bear_weight is False:
@@ -240,8 +250,10 @@ class FormFacts:
             symptom(Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE, "recent_joint_procedure", "yes")
 
     def _context(self, form: IntakeForm) -> None:
-        def add(name: str, path: str, value: int | str, **extra: Any) -> None:
-            self._add({"t": "context", "n": name, **extra}, Observation(path, value, None, False))
+        def add(name: str, path: str, value: int | str, v: int | None = None) -> None:
+            self._add(
+                fact_head("context", ("name", name)), Observation(path, value, None, False), v
+            )
 
         implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
         if form.pregnancy is None and implied:
@@ -263,7 +275,9 @@ class FormFacts:
         hip = form.hip_replacement
         if hip is not None and not hip.precautions_lifted:
             self._add(
-                {"t": "context", "n": f"hip_replacement_{hip.approach}", "sd": hip.side},
+                fact_head(
+                    "context", ("name", f"hip_replacement_{hip.approach}"), ("side", hip.side)
+                ),
                 Observation("hip_replacement.approach", hip.approach, hip.side, False),
             )
         if hip is not None and hip.weeks_since is not None:

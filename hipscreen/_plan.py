@@ -23,6 +23,10 @@ _KIND_ORDER = [
 StrengthGrades = Sequence[tuple[Muscle, Side, int, str]]
 
 
+_MAX_REMEMBERED = 4096
+"""Recommendations remembered for reuse (a few hundred recur on realistic forms)."""
+
+
 @dataclass
 class _Pick:
     spec: ExerciseSpec
@@ -47,6 +51,12 @@ class _Withhold:
         )
 
 
+def _emphasis(sides: Sequence[Side]) -> Side | None:
+    """The one side a finding names (left or right), or None."""
+    named = [s for s in sides if s != Side.BOTH]
+    return named[0] if len(named) == 1 else None
+
+
 class Planner:
     """Turns findings into a plan using the catalog and plan policy of one rule set."""
 
@@ -66,10 +76,22 @@ class Planner:
             for ex_id, spec in ruleset.exercises.items()
         }
         self._rules = {rule.id: rule.spec for rule in ruleset.rules}
-        self._relevant = {
+        # What a strength exercise's level depends on: the lowest strength grade among the
+        # muscles it trains. Exercises training the same muscles share one such "muscle set";
+        # a plan is keyed on the lowest grade per set, not on the whole form.
+        relevant = {
             ex_id: frozenset(spec.muscles) | {Muscle(m.group.value) for m in spec.muscles}
             for ex_id, spec in ruleset.exercises.items()
+            if spec.kind == ExerciseKind.STRENGTH
         }
+        self._muscle_sets: tuple[frozenset[Muscle], ...] = tuple(dict.fromkeys(relevant.values()))
+        self._set_of = {ex_id: self._muscle_sets.index(m) for ex_id, m in relevant.items()}
+        self._sets_of = {
+            muscle: tuple(k for k, m in enumerate(self._muscle_sets) if muscle in m)
+            for muscle in Muscle
+        }
+        # Per finding id: whether a plan reads its sides at all (to emphasise a side).
+        self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
         self._critical = WithholdSpec(kinds=ruleset.plan.critical.withhold_kinds)
         # What each referring rule's kind withholds until the person is cleared (referral policy).
@@ -84,6 +106,7 @@ class Planner:
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
+        self._recommendations: dict[tuple[Any, ...], Recommendation] = {}
         self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
         self._cached_plan = functools.lru_cache(maxsize=8192)(self._plan)
 
@@ -96,34 +119,57 @@ class Planner:
         """The ordered plan, and what was left out, for findings given most severe first.
 
         ``strength`` is the form's strength grades as yielded by ``IntakeForm.grades``.
-        The plan depends only on the findings' ids, severities and sides, the strength grades,
-        reported pain and age band, so it is cached on exactly those (an exact cache).
+        The plan depends only on which findings there are, which are critical and the side each
+        emphasises, the lowest strength grade (and its field) per muscle set, reported pain and
+        age band, so it is cached on exactly those (an exact cache).
         """
+        emphasises = self._emphasises
         key = (
-            tuple((f["id"], f["severity"], tuple(f["sides"])) for f in findings),
-            tuple(strength),
+            tuple(
+                (
+                    f["id"],
+                    f["severity"] == Severity.CRITICAL,
+                    _emphasis(f["sides"]) if emphasises[f["id"]] else None,
+                )
+                for f in findings
+            ),
+            self._lowest(strength),
             tuple(s for s in form.reported_symptoms() if s in self._pain_symptoms),
             None if form.age is None else tuple(form.age >= a for a in self._age_cuts),
         )
         return self._cached_plan(key)
 
+    def _lowest(self, strength: StrengthGrades) -> tuple[tuple[int, str] | None, ...]:
+        """The lowest strength grade, with its field, per muscle set (None: none graded)."""
+        lowest: list[tuple[int, str] | None] = [None] * len(self._muscle_sets)
+        sets_of = self._sets_of
+        for muscle, _side, grade, path in strength:
+            for k in sets_of.get(muscle, ()):
+                current = lowest[k]
+                if current is None or (grade, path) < current:
+                    lowest[k] = (grade, path)
+        return tuple(lowest)
+
     def _plan(
         self, key: tuple[Any, ...]
     ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
-        finding_keys, strength, pain, age_flags = key
+        finding_keys, lowest, pain, age_flags = key
         reached = (
             set()
             if age_flags is None
             else {cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok}
         )
-        findings = [{"id": i, "severity": sev, "sides": sides} for i, sev, sides in finding_keys]
+        findings = [
+            {"id": i, "critical": critical, "emphasis": emphasis}
+            for i, critical, emphasis in finding_keys
+        ]
         policy = self.ruleset.plan
         withholds = self._withholds(findings)
         picks: dict[str, _Pick] = {}
         excluded: dict[str, dict[str, Any]] = {}
 
         def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
-            variant, note = self._variant(exercise_id, strength, pain)
+            variant, note = self._variant(exercise_id, lowest, pain)
             notes = [note] if note else []
             spec = self._allowed(variant, withholds, excluded, notes, because)
             if spec is None:
@@ -138,11 +184,9 @@ class Planner:
         add(policy.warm_up, None)
         for finding in findings:
             rule = self._rules[finding["id"]]
-            sides = [s for s in finding["sides"] if s != Side.BOTH]
-            emphasis = sides[0] if rule.emphasise_side and len(sides) == 1 else None
             for exercise_id in rule.recommends:
-                add(exercise_id, finding["id"], emphasis)
-        if not any(f["severity"] == Severity.CRITICAL for f in findings):
+                add(exercise_id, finding["id"], finding["emphasis"])
+        if not any(f["critical"] for f in findings):
             # The article: train both flexion and extension for muscular balance.
             for movement, exercise_id in (
                 (Movement.FLEXION, policy.balance.flexion),
@@ -157,26 +201,55 @@ class Planner:
 
         ordered = sorted(picks.values(), key=lambda p: _KIND_ORDER.index(p.spec.kind))
         recommendations = tuple(
-            Recommendation(
-                exercise=self._exercises[p.spec.id],
-                dose=self._dose(p.spec, reached),
-                because=tuple(p.because),
-                note=" ".join(p.notes) or None,
-                emphasis=p.emphasis,
+            self._recommendation(
+                p.spec.id,
+                self._dose(p.spec, reached),
+                tuple(p.because),
+                " ".join(p.notes) or None,
+                p.emphasis,
             )
             for p in ordered
         )
         left_out = tuple(
-            ExcludedExercise(**x) for x in excluded.values() if x["exercise_id"] not in picks
+            ExcludedExercise.model_construct(
+                exercise_id=x["exercise_id"], reason=x["reason"], because=tuple(x["because"])
+            )
+            for x in excluded.values()
+            if x["exercise_id"] not in picks
         )
         return recommendations, left_out
+
+    def _recommendation(
+        self,
+        exercise_id: str,
+        dose: Dose,
+        because: tuple[str, ...],
+        note: str | None,
+        emphasis: Side | None,
+    ) -> Recommendation:
+        """One recommendation; the same one (they are immutable) whenever it recurs."""
+        key = (exercise_id, id(dose), because, note, emphasis)
+        made = self._recommendations.get(key)
+        if made is None:
+            if len(self._recommendations) >= _MAX_REMEMBERED:
+                self._recommendations.clear()
+            # Built from parts that are already valid (catalog models, cached doses, finding
+            # ids, sides): constructing it skips a second validation.
+            made = self._recommendations[key] = Recommendation.model_construct(
+                exercise=self._exercises[exercise_id],
+                dose=dose,
+                because=because,
+                note=note,
+                emphasis=emphasis,
+            )
+        return made
 
     def _withholds(self, findings: Sequence[Mapping[str, Any]]) -> list[_Withhold]:
         withholds = []
         for finding in findings:
             rule = self._rules[finding["id"]]
             exempt = frozenset(rule.recommends)
-            if finding["severity"] == Severity.CRITICAL:
+            if finding["critical"]:
                 withholds.append(_Withhold(rule.id, rule.title, self._critical, {}, exempt))
             if rule.withhold is not None or rule.swap:
                 spec = rule.withhold or WithholdSpec(exercises=list(rule.swap))
@@ -229,16 +302,17 @@ class Planner:
         return None
 
     def _variant(
-        self, exercise_id: str, strength: StrengthGrades, pain: tuple[str, ...]
+        self,
+        exercise_id: str,
+        lowest: tuple[tuple[int, str] | None, ...],
+        pain: tuple[str, ...],
     ) -> tuple[ExerciseSpec, str | None]:
-        """Step down the regression chain to the level the person's strength and pain allow."""
+        """Step down the regression chain to the level the person's strength and pain allow
+        (``lowest``: the lowest strength grade and its field per muscle set)."""
         spec = self.ruleset.exercises[exercise_id]
         if spec.kind != ExerciseKind.STRENGTH:
             return spec, None
-        relevant = self._relevant[exercise_id]
-        graded = min(
-            ((g, path) for muscle, _side, g, path in strength if muscle in relevant), default=None
-        )
+        graded = lowest[self._set_of[exercise_id]]
         key = (exercise_id, graded, pain)
         cached = self._variants.get(key)
         if cached is None:

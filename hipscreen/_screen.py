@@ -11,9 +11,11 @@ from typing import Any, Self
 from hipscreen._engine import (
     CompiledRules,
     EngineRule,
-    Message,
-    atom_for,
+    Slot,
+    atoms_met,
     compile_rules,
+    fact_fields,
+    finding_fact,
     network_problems,
     slot_size,
 )
@@ -47,14 +49,19 @@ _MEASURES = tuple(Measure)
 _URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
 
 
-def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[tuple[Atom, ...], ...]]:
+def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[Slot, ...]]:
     """Engine rules for a condition's alternatives: the one-atom alternatives that the engine's
     facts can tell apart share one ``$or`` pattern (as many as the engine's expression table
-    takes); the others stay one rule each."""
+    takes); the others become one rule per way their atoms can share facts (`_bindings`)."""
     merged: list[list[Atom]] = [[]]
     keys: set[Any] = set()
-    rules: list[tuple[tuple[Atom, ...], ...]] = []
+    rules: list[tuple[Slot, ...]] = []
+    # An atom repeated in a conjunction says nothing more, and neither does a repeated
+    # alternative (``all_of`` of ``any_of``s multiplies out into many of both).
+    unique: dict[frozenset[Atom], tuple[Atom, ...]] = {}
     for alt in alts:
+        unique.setdefault(frozenset(alt), tuple(dict.fromkeys(alt)))
+    for alt in unique.values():
         key = (alt[0].fact, alt[0].equals, alt[0].one_of) if len(alt) == 1 else None
         if key is not None and key not in keys:
             keys.add(key)
@@ -62,15 +69,65 @@ def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[tuple[Atom, ...], ...]]:
                 merged.append([])
             merged[-1].append(alt[0])
         else:
-            rules.append(tuple((atom,) for atom in alt))
+            rules += _bindings(alt)
     return [(tuple(atoms),) for atoms in merged if atoms] + rules
+
+
+def _bindings(alt: tuple[Atom, ...]) -> list[tuple[Slot, ...]]:
+    """Engine rules that together match a conjunction exactly.
+
+    The engine binds each pattern of a rule to a different fact, but the rule data means "some
+    fact meets each atom", and one fact may meet several (a strength of 2 for gluteus maximus is
+    both "an extensor ≤ 3" and "gluteus maximus ≤ 2"). So the conjunction becomes one rule per
+    way of grouping its atoms onto shared facts (a set partition whose blocks one fact could
+    meet), each block one pattern. Every match of the conjunction binds its facts in exactly
+    one such grouping, so the rules fire for it; atoms no fact can share need no extra rule.
+    """
+    groupings: list[list[list[Atom]]] = [[]]
+    for atom in alt:
+        grown: list[list[list[Atom]]] = []
+        for blocks in groupings:
+            grown.append([*blocks, [atom]])
+            for i, block in enumerate(blocks):
+                if all(_could_share(atom, other) for other in block):
+                    grown.append([*blocks[:i], [*block, atom], *blocks[i + 1 :]])
+        groupings = grown
+    return [
+        tuple(((block[0],) if len(block) == 1 else (tuple(block),)) for block in blocks)
+        for blocks in groupings
+    ]
+
+
+def _could_share(a: Atom, b: Atom) -> bool:
+    """Whether one fact could meet both atoms (conservative: an extra grouping that can never
+    match costs an engine rule, a missing one would lose findings)."""
+    if a.fact != b.fact:
+        return False
+    tests_a, tests_b = dict(a.equals), dict(b.equals)
+    if any(tests_b.get(attr, value) != value for attr, value in tests_a.items()):
+        return False
+    for atom, other_tests, other in ((a, tests_b, b), (b, tests_a, a)):
+        if atom.one_of is None:
+            continue
+        attr, values = atom.one_of
+        if attr in other_tests and other_tests[attr] not in values:
+            return False
+        shared = other.one_of is not None and other.one_of[0] == attr
+        if shared and other.one_of is not None and not set(values) & set(other.one_of[1]):
+            return False
+    lows = [x for x in (a.at_least, a.above, b.at_least, b.above) if x is not None]
+    highs = [x for x in (a.at_most, a.below, b.at_most, b.below) if x is not None]
+    return not lows or not highs or max(lows) <= min(highs)
 
 
 @dataclass(frozen=True)
 class _Firing:
     rule_index: int
     severity: Severity
-    slots: tuple[tuple[Atom, ...], ...]
+    slots: tuple[Slot, ...]
+    # Per slot: the atoms any fact it matches meets (one option), or None when the slot has
+    # several options and the matched fact must be checked against each.
+    cites: tuple[tuple[Atom, ...] | None, ...] = ()
 
 
 @dataclass
@@ -126,7 +183,7 @@ class Screener:
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
         for index, rule in enumerate(self.ruleset.rules):
-            conditions: list[tuple[Severity, str, Condition, tuple[tuple[Atom, ...], ...]]]
+            conditions: list[tuple[Severity, str, Condition, tuple[Slot, ...]]]
             conditions = [(rule.spec.severity, "#", rule.condition, ())]
             # An escalation chains on the finding itself: it can only raise its severity.
             self_atom = Atom("finding", (("id", rule.id),))
@@ -138,7 +195,8 @@ class Screener:
                 for n, slots in enumerate(_slots(alternatives(condition))):
                     name = f"{rule.id}{mark}{n}"
                     full = (*prefix, *slots)
-                    self._firings[name] = _Firing(index, severity, full)
+                    cites = tuple(None if len(slot) > 1 else _atoms(slot[0]) for slot in full)
+                    self._firings[name] = _Firing(index, severity, full, cites)
                     engine_rules.append(EngineRule(name, full))
         problems = network_problems(engine_rules)
         if problems:
@@ -164,11 +222,16 @@ class Screener:
         # The finding fact each rule asserts, serialised once (kebab-case ids need no escaping).
         # Only findings that some rule chains on (or that can escalate) go back into the engine:
         # asserting the others would cost matching time and change nothing.
-        chained = {ref for rule in self.ruleset.rules for ref in finding_refs(rule.condition)}
+        chained = {
+            ref
+            for rule in self.ruleset.rules
+            for condition in (rule.condition, *(c for _, c in rule.escalations))
+            for ref in finding_refs(condition)
+        }
         chained |= {rule.id for rule in self.ruleset.rules if rule.escalations}
         self._finding_facts = [
-            (f'{{"t":"finding","id":"{rule.id}"',) if rule.id in chained else ()
-            for rule in self.ruleset.rules
+            (finding_fact(index, rule.id),) if rule.id in chained else ()
+            for index, rule in enumerate(self.ruleset.rules)
         ]
         self._planner = Planner(self.ruleset)
 
@@ -257,34 +320,35 @@ class Screener:
         rules = self.ruleset.rules
         firings = self._firings
         observations = form_facts.observations
+        facts = form_facts.facts
         finding_facts = self._finding_facts
 
-        def on_fire(name: str, message: Message) -> Sequence[str]:
+        def on_fire(name: str, matched: Sequence[int]) -> Sequence[str]:
             firing = firings[name]
-            rule_id = rules[firing.rule_index].id
             draft = drafts.get(firing.rule_index)
             new = draft is None
             if draft is None:
                 draft = drafts[firing.rule_index] = _Draft(firing.severity)
             elif firing.severity.rank > draft.severity.rank:
                 draft.severity = firing.severity
-            for i, slot in enumerate(firing.slots):
-                fact = message[f"p{i}"]
-                atom = atom_for(slot, fact)
-                if atom.fact == "finding":
-                    if fact["id"] != rule_id:
-                        draft.derived_from.add(fact["id"])
+            for index, cites, slot in zip(matched, firing.cites, firing.slots, strict=True):
+                if index < 0:  # a finding's fact: the finding of rule -index-1
+                    if -index - 1 != firing.rule_index:
+                        draft.derived_from.add(rules[-index - 1].id)
                     continue
-                if atom.fact == "unmeasured":
+                seen = observations[index]
+                if not seen.cited:
                     continue  # an absence, listed under not_assessed rather than as evidence
-                seen = observations[fact["i"]]
-                draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
+                if cites is None:
+                    cites = atoms_met(slot, fact_fields(facts[index]))
+                for atom in cites:
+                    draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
                 if seen.side is not None:
                     draft.sides.add(seen.side)
                 draft.measured = draft.measured or seen.measured
             return finding_facts[firing.rule_index] if new else ()
 
-        self._compiled.run(form_facts.facts, on_fire)
+        self._compiled.run(form_facts.facts, on_fire, drafts.clear)
 
         order: dict[str, int] = self._order
         measured = {rules[i].id for i, d in drafts.items() if d.measured}
@@ -373,6 +437,10 @@ def _inherited_evidence(
         if items:
             inherited[index] = items
     return inherited
+
+
+def _atoms(option: Atom | tuple[Atom, ...]) -> tuple[Atom, ...]:
+    return (option,) if isinstance(option, Atom) else option
 
 
 def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:

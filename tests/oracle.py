@@ -15,15 +15,14 @@ What it computes per finding: id, severity (escalations included), the sides and
 of every fact that took part in a satisfied alternative, the findings it was derived from, and
 its confidence (measured when any evidence is measured, or when it rests on a measured finding).
 
-Where the engine path is known to differ, a strict xfail test in test_oracle.py pins the
-difference (lead routes the fixes): evidence wording for merged one-atom alternatives whose
-equality tests overlap, escalations that chain on another finding, and conjunctions one fact
-could satisfy twice (`shared_fact_conjunctions` finds those; the built-in rules have none).
+Three differences it found are fixed in the engine path and pinned by tests in test_oracle.py:
+evidence for merged one-atom alternatives cites every alternative the fact satisfies,
+escalations may chain on another finding, and a conjunction one fact satisfies twice holds
+(`shared_fact_conjunctions` finds those; the built-in rules have none).
 
-One documented engine convention is modelled on purpose: numbers are compared at three
-decimals (docs/engine.md: ``engine_number()`` rounds every number sent to the engine), so
-99.9996° is not "below 100°". Left/right differences are computed on the given values, then
-rounded.
+Numbers are compared exactly as given (thresholds have at most three decimals and the engine
+compares the very doubles Python holds), so 99.9996° is "below 100°". Left/right differences
+are computed on the given values.
 """
 
 from __future__ import annotations
@@ -35,10 +34,7 @@ from typing import Any
 
 from hipscreen import IntakeForm
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
-from hipscreen._vocabulary import Confidence, Severity, Side
-
-PRECISION = 3
-"""Decimals numbers are compared at (the engine's documented number encoding)."""
+from hipscreen._vocabulary import PREGNANCY_ONLY_SYMPTOMS, Confidence, Severity, Side, Symptom
 
 SIDE_ORDER = (Side.LEFT, Side.RIGHT, Side.BOTH)
 
@@ -47,7 +43,7 @@ KNOWN_ATOM_FIELDS = frozenset(
     {"fact", "equals", "one_of", "at_least", "at_most", "below", "above", "describe"}
 )
 KNOWN_ATTRIBUTES: Mapping[str, frozenset[str]] = {
-    "grade": frozenset({"measure", "muscle", "group", "side"}),
+    "grade": frozenset({"measure", "muscle", "group", "side", "length_tested"}),
     "rom": frozenset({"motion", "method", "side"}),
     "test": frozenset({"name", "side", "leg_pain"}),
     "sign": frozenset({"name"}),
@@ -57,6 +53,7 @@ KNOWN_ATTRIBUTES: Mapping[str, frozenset[str]] = {
     "asym": frozenset({"measure", "group"}),
     "age": frozenset(),
     "finding": frozenset({"id"}),
+    "unmeasured": frozenset({"name"}),
 }
 
 # For a left/right difference, the side of concern is the weaker, tighter or more restricted
@@ -72,6 +69,19 @@ CONCERN_IS_LOW: Mapping[str, bool] = {
     "active_knee_extension_deficit": False,
 }
 
+# Which measured length tests check a muscle's tightness (domain reference §2): the modified
+# Thomas test for the hip flexors, the straight-leg raise and active knee extension for the
+# hamstrings. Gluteus maximus and adductor magnus have no length test on the form.
+LENGTH_TESTS: Mapping[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("iliopsoas", "rectus_femoris", "sartorius", "hip_flexors"),
+        ("thomas_hip_angle", "thomas_knee_angle"),
+    ),
+    **dict.fromkeys(
+        ("hamstrings", "hip_extensors"), ("straight_leg_raise", "active_knee_extension_deficit")
+    ),
+}
+
 # Numeric tests: (test name, form field, attribute of that field).
 NUMERIC_TESTS = (
     ("thomas_hip_angle", "thomas_test", "hip_angle"),
@@ -85,11 +95,6 @@ class OracleError(Exception):
     """The rule data holds something the oracle was never taught to evaluate."""
 
 
-def number(value: float) -> float:
-    """A number at the precision rules compare it at."""
-    return value if isinstance(value, int) else round(value, PRECISION)
-
-
 @dataclass(eq=False)  # each fact is its own thing, even when two read alike
 class OFact:
     """One thing the form says, with the attributes atoms test and what a finding would cite."""
@@ -101,6 +106,12 @@ class OFact:
     field: str  # evidence: the form field path
     shown: int | float | str  # evidence: the value as cited
     measured: bool
+    note: bool = False  # evidence: cited with a note (a self-rating a measured test overrides)
+    cited: bool = True  # False for an absence (``unmeasured``): it is never evidence
+
+
+Evidence = tuple[str, Any, str | None, bool, str | None]
+"""(field, value, threshold met, has a note, via: the finding it made fire, for a derived one)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ class OracleFinding:
     sides: tuple[Side, ...]
     derived_from: tuple[str, ...]
     confidence: Confidence
-    evidence: frozenset[tuple[str, Any, str | None]]
+    evidence: frozenset[Evidence]
 
 
 @dataclass
@@ -163,7 +174,7 @@ def _asymmetry(
         OFact(
             "asym",
             attrs,
-            number(abs(left - right)),
+            abs(left - right),
             concern,
             field_path,
             f"left {left:g}, right {right:g}",
@@ -176,6 +187,7 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     """Every fact the validated form states, read from its fields."""
     facts: list[OFact] = []
     add = facts.append
+    length_tested = _length_tested_sides(form)
 
     for measure in ("tightness", "strength"):
         table = getattr(form, measure)
@@ -185,7 +197,15 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             pairs = sides if sides is not None else [(Side.BOTH, given)]
             for side, grade in pairs:
                 path = f"{measure}.{muscle.value}" + (f".{side.value}" if sides is not None else "")
-                add(OFact("grade", {**base, "side": side.value}, grade, side, path, grade, False))
+                attrs = {**base, "side": side.value}
+                note = False
+                if measure == "tightness":
+                    # Measured outranks self-report: the self-rating counts only where no length
+                    # test of that muscle was measured on that side.
+                    tests = LENGTH_TESTS.get(muscle.value, ())
+                    note = any(side in length_tested.get(test, ()) for test in tests)
+                    attrs["length_tested"] = "yes" if note else "no"
+                add(OFact("grade", attrs, grade, side, path, grade, False, note=note))
             _asymmetry(
                 facts,
                 measure,
@@ -197,19 +217,21 @@ def form_facts(form: IntakeForm) -> list[OFact]:
                 muscle.group.value,
             )
 
-    if form.rom is not None:
-        method = form.rom.method.value
-        for motion in ("hip_flexion", "hip_extension"):
-            given = getattr(form.rom, motion)
-            if given is None:
-                continue
-            sides = _sided(given)
-            pairs = sides if sides is not None else [(Side.BOTH, given)]
-            for side, degrees in pairs:
-                path = f"rom.{motion}" + (f".{side.value}" if sides is not None else "")
-                attrs = {"motion": motion, "side": side.value, "method": method}
-                add(OFact("rom", attrs, number(degrees), side, path, degrees, True))
-            _asymmetry(facts, "rom", motion, motion, dict(pairs), f"rom.{motion}", True)
+    rom = form.rom
+    for motion in ("hip_flexion", "hip_extension"):
+        given = getattr(rom, motion) if rom is not None else None
+        if given is None:
+            # Absence is a fact too; it is never cited as evidence.
+            add(OFact("unmeasured", {"name": motion}, None, None, "", "", False, cited=False))
+            continue
+        assert rom is not None
+        sides = _sided(given)
+        pairs = sides if sides is not None else [(Side.BOTH, given)]
+        for side, degrees in pairs:
+            path = f"rom.{motion}" + (f".{side.value}" if sides is not None else "")
+            attrs = {"motion": motion, "side": side.value, "method": rom.method.value}
+            add(OFact("rom", attrs, degrees, side, path, degrees, True))
+        _asymmetry(facts, "rom", motion, motion, dict(pairs), f"rom.{motion}", True)
 
     slr = form.straight_leg_raise
     for name, field_name, attr in NUMERIC_TESTS:
@@ -224,7 +246,7 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             test = {"name": name, "side": side.value}
             if name == "straight_leg_raise" and slr is not None:
                 test["leg_pain"] = "yes" if slr.reproduces_leg_pain else "no"
-            add(OFact("test", test, number(value), side, path, value, True))
+            add(OFact("test", test, value, side, path, value, True))
         _asymmetry(facts, "test", name, name, dict(pairs), f"{field_name}.{attr}", True)
 
     thomas = form.thomas_test
@@ -248,22 +270,36 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             )
         )
 
-    for symptom in form.symptoms:
-        add(OFact("symptom", {"name": symptom.value}, None, None, "symptoms", symptom.value, False))
+    def symptom(name: str, path: str, shown: str) -> None:
+        add(OFact("symptom", {"name": name}, None, None, path, shown, False))
+
+    def context(
+        name: str, path: str, shown: int | str, value: int | None = None, side: Side | None = None
+    ) -> None:
+        add(OFact("context", {"name": name}, value, side, path, shown, False))
+
+    ticked = {s.value for s in form.symptoms}
+    fall = form.recent_fall
+    # A fall stated with no new pain and normal weight bearing is read as a fall without injury
+    # signs, even when the fall symptom is ticked too.
+    painless_fall = fall is not None and fall.new_pain is False and fall.can_bear_weight is True
+    for name in ticked if not painless_fall else ticked - {"recent_fall_or_minor_trauma"}:
+        symptom(name, "symptoms", name)
+    if fall is not None and fall.occurred:
+        if painless_fall:
+            context("fall_without_injury_signs", "recent_fall", "no new pain, bears weight")
+        elif "recent_fall_or_minor_trauma" not in ticked:
+            symptom("recent_fall_or_minor_trauma", "recent_fall.occurred", "yes")
+        if fall.new_pain:
+            context("fall_with_new_pain", "recent_fall.new_pain", "yes")
+        if fall.can_bear_weight is False and "unable_to_bear_weight" not in ticked:
+            symptom("unable_to_bear_weight", "recent_fall.can_bear_weight", "no")
+    if form.recent_joint_procedure and "recent_spinal_or_joint_procedure" not in ticked:
+        symptom("recent_spinal_or_joint_procedure", "recent_joint_procedure", "yes")
     back = form.back_pain
     describes_back_pain = back is not None and (back.intensity is None or back.intensity > 0)
-    if describes_back_pain and "lower_back_pain" not in {s.value for s in form.symptoms}:
-        add(
-            OFact(
-                "symptom",
-                {"name": "lower_back_pain"},
-                None,
-                None,
-                "back_pain",
-                "lower_back_pain",
-                False,
-            )
-        )
+    if describes_back_pain and "lower_back_pain" not in ticked:
+        symptom("lower_back_pain", "back_pain", "lower_back_pain")
     for activity in form.activities:
         add(
             OFact(
@@ -279,11 +315,6 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     if form.age is not None:
         add(OFact("age", {}, form.age, None, "age", form.age, False))
 
-    def context(
-        name: str, path: str, shown: int | str, value: int | None = None, side: Side | None = None
-    ) -> None:
-        add(OFact("context", {"name": name}, value, side, path, shown, False))
-
     if form.pregnancy is not None:
         context("pregnancy", "pregnancy", "yes")
         weeks = form.pregnancy.weeks
@@ -291,6 +322,13 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             context("pregnancy_weeks_unknown", "pregnancy", "weeks not given")
         else:
             context("pregnancy_weeks", "pregnancy.weeks", weeks, weeks)
+    else:
+        # Symptoms only a pregnancy has imply one (the first, in vocabulary order, is cited).
+        implied = [s.value for s in Symptom if s in PREGNANCY_ONLY_SYMPTOMS and s.value in ticked]
+        if implied:
+            context("pregnancy", "symptoms", implied[0])
+    if form.anticoagulant:
+        context("anticoagulant", "anticoagulant", "yes")
     hip = form.hip_replacement
     if hip is not None and not hip.precautions_lifted:
         context(
@@ -298,6 +336,10 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             "hip_replacement.approach",
             hip.approach.value,
             side=hip.side,
+        )
+    if hip is not None and hip.weeks_since is not None:
+        context(
+            "hip_operation_weeks", "hip_replacement.weeks_since", hip.weeks_since, hip.weeks_since
         )
     if form.osteoporosis:
         context("osteoporosis", "osteoporosis", "yes")
@@ -311,6 +353,23 @@ def form_facts(form: IntakeForm) -> list[OFact]:
         if back.intensity is not None:
             context("back_pain_intensity", "back_pain.intensity", back.intensity, back.intensity)
     return facts
+
+
+def _length_tested_sides(form: IntakeForm) -> dict[str, set[Side]]:
+    """For each length test with a measured value, the sides a grade may be read on as tested:
+    a value for both sides covers left, right and both; left and right values cover both too."""
+    tested: dict[str, set[Side]] = {}
+    for name, field_name, attr in NUMERIC_TESTS:
+        record = getattr(form, field_name)
+        given = getattr(record, attr) if record is not None else None
+        if given is None:
+            continue
+        sides = _sided(given)
+        covered = {s for s, _ in sides} if sides is not None else set(SIDE_ORDER)
+        if {Side.LEFT, Side.RIGHT} <= covered:
+            covered.add(Side.BOTH)
+        tested[name] = covered
+    return tested
 
 
 # -- the rule data --------------------------------------------------------------------------------
@@ -369,7 +428,6 @@ def _bounds(atom: Atom) -> list[tuple[str, float]]:
 
 
 def _within(value: float, op: str, bound: float) -> bool:
-    bound = number(bound)
     if op == "at_least":
         return value >= bound
     if op == "at_most":
@@ -520,7 +578,7 @@ class Oracle:
             matched = [f for f in facts.get(condition.fact, ()) if atom_matches(condition, f)]
             if not matched:
                 return None
-            return _Support(facts={(f, condition.describe): None for f in matched})
+            return _Support(facts={(f, condition.describe): None for f in matched if f.cited})
         if isinstance(condition, AllOf):
             support = _Support()
             for item in condition.items:
@@ -577,10 +635,27 @@ class Oracle:
                     measured.add(rid)
                     changed = True
 
+        own: dict[str, set[Evidence]] = {
+            rid: {(f.field, f.shown, d, f.note, None) for f, d in support.facts}
+            for rid, (_, support) in drafts.items()
+        }
+        below: dict[str, set[Evidence]] = {}
+
+        def inherited(rid: str) -> set[Evidence]:
+            """The input evidence of every finding ``rid`` rests on, directly or through a chain,
+            each marked ``via`` the finding that input made fire."""
+            if rid not in below:
+                below[rid] = set()
+                for ref in drafts[rid][1].findings:
+                    below[rid] |= {(*e[:4], ref) for e in own[ref]} | inherited(ref)
+            return below[rid]
+
         findings = []
         for rid in sorted(drafts, key=lambda r: (-drafts[r][0].rank, self.order[r])):
             severity, support = drafts[rid]
             sides = {f.side for f, _ in support.facts if f.side is not None}
+            mine = {e[:4] for e in own[rid]}
+            evidence = own[rid] | {e for e in inherited(rid) if e[:4] not in mine}
             findings.append(
                 OracleFinding(
                     id=rid,
@@ -588,7 +663,7 @@ class Oracle:
                     sides=tuple(s for s in SIDE_ORDER if s in sides),
                     derived_from=tuple(sorted(support.findings, key=self.order.__getitem__)),
                     confidence=Confidence.MEASURED if rid in measured else Confidence.REPORTED,
-                    evidence=frozenset((f.field, f.shown, d) for f, d in support.facts),
+                    evidence=frozenset(evidence),
                 )
             )
         return findings
@@ -600,7 +675,9 @@ def summary(findings: Iterable[Any]) -> list[tuple[Any, ...]]:
     for f in findings:
         evidence = f.evidence
         if not isinstance(evidence, frozenset):
-            evidence = frozenset((e.field, e.value, e.threshold) for e in evidence)
+            evidence = frozenset(
+                (e.field, e.value, e.threshold, e.note is not None, e.via) for e in evidence
+            )
         rows.append(
             (
                 f.id,

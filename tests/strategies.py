@@ -418,11 +418,14 @@ def screening_forms(
                     "osteoporosis",
                     "vertebral_fracture",
                     "back_pain",
+                    "recent_fall",
+                    "recent_joint_procedure",
+                    "anticoagulant",
                 )
                 and name in IntakeForm.model_fields
             },
         },
-    )
+    ).map(consistent)
 
 
 # -- rule data (differential tests of the rule compiler) ------------------------------------------
@@ -447,7 +450,12 @@ def _atoms(
     voc = _vocabulary
     grade_bound = _bound(("at_least", "at_most"), st.integers(0, 5))
     grade = st.tuples(
-        st.fixed_dictionaries({"measure": st.sampled_from(("tightness", "strength"))}),
+        st.one_of(
+            st.fixed_dictionaries({"measure": st.just("strength")}),
+            st.fixed_dictionaries(
+                {"measure": st.just("tightness")}, optional={"length_tested": st.booleans()}
+            ),
+        ),
         st.one_of(
             st.just({}),
             st.fixed_dictionaries({"muscle": st.sampled_from(MUSCLES)}),
@@ -469,7 +477,9 @@ def _atoms(
     test = st.tuples(
         st.fixed_dictionaries({"name": st.sampled_from(tuple(t.value for t in voc.TestName))}),
         _optional(side=st.sampled_from(tuple(s.value for s in Side)), leg_pain=st.booleans()),
-        _bound(("at_least", "at_most", "below", "above"), _RULE_NUMBERS),
+        st.one_of(  # without a bound: "was measured"
+            st.just({}), _bound(("at_least", "at_most", "below", "above"), _RULE_NUMBERS)
+        ),
     ).map(lambda parts: {"test": {k: v for part in parts for k, v in part.items()}})
     contexts = tuple(c.value for c in voc.ContextItem)
     context = st.one_of(
@@ -495,6 +505,7 @@ def _atoms(
         _one_or_list(symptoms).map(lambda v: {"symptom": v}),
         _one_or_list(activities).map(lambda v: {"activity": v}),
         _one_or_list(tuple(s.value for s in voc.SignName)).map(lambda v: {"sign": v}),
+        _one_or_list(tuple(DEGREES)).map(lambda v: {"unmeasured": v}),
         _bound(("at_least", "below", "above"), st.integers(0, 120)).map(lambda v: {"age": v}),
     ]
     if finding_ids:

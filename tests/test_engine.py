@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import hipscreen
+from hipscreen import _engine
 from hipscreen._engine import CompiledRules, EngineRule, engine_number
 from hipscreen._ruledata import Atom
 
@@ -105,3 +106,76 @@ def test_screening_in_a_forked_child_works() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, timeout=60)
     assert completed.returncode == 0
+
+
+FORMS = [
+    {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}},
+    {"thomas_test": {"hip_angle": {"left": 12.5, "right": 1}}, "activities": ["running"]},
+    {"symptoms": ["groin_pain", "pain_on_weight_bearing", "recent_training_increase"]},
+    {"strength": {"gluteus_maximus": {"left": 2, "right": 4}}, "age": 70},
+    {},
+]
+
+
+def _expected() -> list[str]:
+    with hipscreen.Screener(cache_size=0) as fresh:
+        return [fresh.assess(form).model_dump_json() for form in FORMS]
+
+
+def test_forms_share_one_session_and_leave_nothing_behind() -> None:
+    """One long-lived session per ruleset: each form's facts and findings are retracted."""
+    expected = _expected()
+    with hipscreen.Screener(cache_size=0) as screener:
+        for _ in range(3):
+            assert [screener.assess(form).model_dump_json() for form in FORMS] == expected
+        (session,) = screener._compiled._live
+        assert session.forms == 3 * len(FORMS)
+
+
+def test_a_fact_left_behind_is_caught_and_the_form_rerun_in_a_fresh_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If retraction ever failed silently, the next form would meet facts of an earlier one:
+    every fact carries its form's tag, so a firing on a stale fact drops the session and the
+    form runs again in a fresh one."""
+    expected = _expected()
+    with hipscreen.Screener(cache_size=0) as screener:
+        got, sids = [], set()
+        with monkeypatch.context() as patch:
+            patch.setattr(_engine._dre, "retract_facts", lambda handle, facts: (0, 0))
+            for form in FORMS * 2:
+                got.append(screener.assess(form).model_dump_json())
+                sids.add(screener._compiled._live[0].sid)
+        assert got == expected * 2
+        assert len(sids) > 2, "stale facts were met and fresh sessions started"
+        assert screener.assess(FORMS[0]).model_dump_json() == expected[0]  # meets the last ones
+        kept = screener._compiled._live[0].sid
+        assert [screener.assess(form).model_dump_json() for form in FORMS] == expected
+        assert screener._compiled._live[0].sid == kept  # retraction works again: session kept
+
+
+def test_a_session_is_replaced_after_its_quota_of_forms(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine, "FORMS_PER_SESSION", 2)
+    expected = _expected()
+    with hipscreen.Screener(cache_size=0) as screener:
+        sids = []
+        for form, want in zip(FORMS, expected, strict=True):
+            assert screener.assess(form).model_dump_json() == want
+            sids.append(screener._compiled._live[0].sid)
+        assert len(set(sids)) == 3
+
+
+def test_an_action_error_drops_the_session() -> None:
+    rules = CompiledRules([EngineRule("r", ((GRADE,),))], "t")
+
+    def boom(name: str, indices: object) -> tuple[str, ...]:
+        raise ValueError("broken action")
+
+    rules.run(_facts(3), lambda name, indices: ())
+    (before,) = rules._live
+    with pytest.raises(hipscreen.EngineError, match="broken action"):
+        rules.run(_facts(3), boom)
+    assert rules._live == []
+    rules.run(_facts(3), lambda name, indices: ())
+    assert rules._live[0].sid != before.sid
+    rules.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, event, given, reject, settings
+from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from oracle import Oracle, OracleError, check_atom, shared_fact_conjunctions, summary, walk
 from strategies import forms, rule_files, screening_forms
@@ -84,10 +84,31 @@ def test_batch_and_oracle_agree_form_by_form(raws: list[dict[str, Any]]) -> None
             "symptoms": ["knee_pain"],
             "activities": ["sprinting", "walking"],
         },
-        # Numbers at the three-decimal precision rules compare at.
+        # Numbers just beside whole-number thresholds: compared exactly.
         {"rom": {"hip_flexion": 99.9996, "hip_extension": {"left": 9.9996, "right": -0.0004}}},
         {"rom": {"hip_flexion": 99.996, "hip_extension": {"left": 9.996, "right": -0.004}}},
         {"back_pain": {"weeks": 2, "intensity": 7}, "age": 70, "symptoms": ["night_sweats"]},
+        # A self-rated tightness where a length test was measured on that side (or not).
+        {
+            "tightness": {"iliopsoas": {"left": 3, "right": 3}, "hamstrings": 3},
+            "thomas_test": {"hip_angle": {"left": 15}},
+            "straight_leg_raise": {"angle": 50},
+        },
+        # A fall without injury signs, a fall with new pain, anticoagulants, a procedure.
+        {
+            "recent_fall": {"occurred": True, "new_pain": False, "can_bear_weight": True},
+            "symptoms": ["recent_fall_or_minor_trauma"],
+            "anticoagulant": True,
+        },
+        {
+            "recent_fall": {"occurred": True, "new_pain": True, "can_bear_weight": False},
+            "recent_joint_procedure": True,
+            "anticoagulant": True,
+            "age": 80,
+        },
+        # Pregnancy implied by a pregnancy-only symptom; a recent hip operation.
+        {"symptoms": ["vaginal_bleeding", "hip_pain"]},
+        {"hip_replacement": {"approach": "posterior", "weeks_since": 3, "side": "left"}},
     ],
 )
 def test_engine_and_oracle_agree_on_chosen_forms(raw: dict[str, Any]) -> None:
@@ -142,9 +163,8 @@ def test_the_oracle_checks_every_atom_of_a_rule_set_when_built() -> None:
 
 
 BUILTIN_IDS = tuple(rule.id for rule in screener("builtin").ruleset.rules)
-# Generated escalations may chain on findings once the engine path supports it: today it loses
-# such escalations (see test_an_escalation_may_chain_on_another_finding, xfail).
-ESCALATIONS_MAY_CHAIN = False
+# Generated escalations chain on findings too (test_an_escalation_may_chain_on_another_finding).
+ESCALATIONS_MAY_CHAIN = True
 # A narrow vocabulary shared by generated rules and forms, so generated rules fire often.
 FEW_SYMPTOMS = ("hip_pain", "lower_back_pain", "fever", "recent_training_increase")
 FEW_ACTIVITIES = ("running", "walking")
@@ -160,9 +180,9 @@ def test_generated_rules_compile_to_what_the_oracle_says(data: st.DataObject) ->
     """Generated rule files (every atom kind, nested all_of/any_of, escalations, chains onto
     built-in and generated findings) screen generated forms as the oracle evaluates them.
 
-    Evidence is compared as (field, value) here, without the threshold wording: when two
-    one-atom alternatives with overlapping equality tests share one engine pattern, the engine
-    path cites the first atom's threshold (see the xfail test below); everything else must agree.
+    Conjunctions one fact may satisfy twice are included (see
+    test_one_fact_may_satisfy_two_atoms_of_a_rule), and evidence is compared whole: thresholds
+    cited for merged alternatives too (test_evidence_cites_the_alternative_the_fact_satisfied).
     """
     rules = data.draw(
         rule_files(BUILTIN_IDS, FEW_SYMPTOMS, FEW_ACTIVITIES, ESCALATIONS_MAY_CHAIN),
@@ -177,12 +197,8 @@ def test_generated_rules_compile_to_what_the_oracle_says(data: st.DataObject) ->
         except hipscreen.RuleDataError as error:  # e.g. a load-time limit on rule shapes
             event(f"rule data refused: {error.problems[0].message[:60]}")
             reject()
-    # Known engine-path difference, pinned by test_one_fact_may_satisfy_two_atoms_of_a_rule
-    # (xfail): a conjunction two of whose atoms one fact could satisfy.
-    shared = shared_fact_conjunctions(engine.ruleset)
-    if shared:
-        event("skipped: a conjunction one fact could satisfy twice")
-    assume(not shared)
+    if shared_fact_conjunctions(engine.ruleset):
+        event("a conjunction one fact could satisfy twice")
     oracle = Oracle(engine.ruleset)
     raws = data.draw(
         st.lists(screening_forms(FEW_SYMPTOMS, FEW_ACTIVITIES), min_size=1, max_size=10),
@@ -190,16 +206,12 @@ def test_generated_rules_compile_to_what_the_oracle_says(data: st.DataObject) ->
     )
     for raw in raws:
         form = IntakeForm.model_validate(raw)
-        expected = [(*row[:5], _cited(row[5])) for row in summary(oracle.assess(form))]
-        got = [(*row[:5], _cited(row[5])) for row in summary(engine.assess(form).findings)]
+        expected = summary(oracle.assess(form))
+        got = summary(engine.assess(form).findings)
         for row in expected:
             if row[0].startswith("generated-"):
                 event(f"fired: {row[0]} ({row[1]})")
         assert got == expected, f"{text}\n{form.model_dump_json()}"
-
-
-def _cited(evidence: frozenset[tuple[str, Any, str | None]]) -> frozenset[tuple[str, Any]]:
-    return frozenset((field, value) for field, value, _ in evidence)
 
 
 OVERLAP_RULE = """\
@@ -216,14 +228,9 @@ rules:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine path cites the wrong threshold: _slots() merges one-atom alternatives into one "
-    "$or pattern and atom_for() attributes a matched fact to the first atom whose type and "
-    "equality tests fit, ignoring bounds (lead routes the fix)",
-)
 def test_evidence_cites_the_alternative_the_fact_satisfied(tmp_path: Path) -> None:
-    """A mild iliopsoas satisfies only '≥ 1' but the engine path cites '≥ 3' as its evidence."""
+    """A mild iliopsoas satisfies only '≥ 1' (the merged pattern once cited '≥ 3'); a severe one
+    satisfies both alternatives and both are cited."""
     (tmp_path / "findings").mkdir()
     (tmp_path / "findings" / "90-overlap.yaml").write_text(OVERLAP_RULE, encoding="utf-8")
     engine = hipscreen.Screener(extra_rules=[tmp_path], cache_size=0)
@@ -232,9 +239,15 @@ def test_evidence_cites_the_alternative_the_fact_satisfied(tmp_path: Path) -> No
         r for r in summary(Oracle(engine.ruleset).assess(form)) if r[0] == "overlapping-tightness"
     ]
     assert expected
-    assert expected[0][5] == {("tightness.iliopsoas", 1, "≥ 1")}
+    assert expected[0][5] == {("tightness.iliopsoas", 1, "≥ 1", False, None)}
     got = [r for r in summary(engine.assess(form).findings) if r[0] == "overlapping-tightness"]
     assert got == expected
+    severe = IntakeForm.model_validate({"tightness": {"iliopsoas": 3}})
+    (cited,) = [f.evidence for f in engine.assess(severe).findings if f.id == expected[0][0]]
+    assert {e.threshold for e in cited} == {"≥ 1", "≥ 3"}
+    assert summary(engine.assess(severe).findings) == summary(
+        Oracle(engine.ruleset).assess(severe)
+    )
 
 
 ESCALATION_ON_A_FINDING = """\
@@ -252,16 +265,10 @@ rules:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine path loses the escalation: Screener only asserts finding facts for ids named "
-    "in some rule's `when` (or for rules with escalations), never for ids named only in an "
-    "escalation's condition, so rule 'runner-escalates-on-tfl^0.0' never matches (lead routes "
-    "the fix)",
-)
 def test_an_escalation_may_chain_on_another_finding(tmp_path: Path) -> None:
-    """The loader accepts `finding:` in an escalation; the oracle raises the severity; the
-    engine path leaves it at info and drops derived_from and the measured confidence."""
+    """The loader accepts `finding:` in an escalation: it raises the severity, and the finding it
+    chains on is in derived_from and lends its measured confidence (the engine path once left
+    the severity at info: only findings named in a `when` went back into the engine)."""
     (tmp_path / "findings").mkdir()
     (tmp_path / "findings" / "90-escalation.yaml").write_text(
         ESCALATION_ON_A_FINDING, encoding="utf-8"
@@ -278,6 +285,8 @@ def test_an_escalation_may_chain_on_another_finding(tmp_path: Path) -> None:
         ("possible-tfl-tightness",),
     )
     assert summary(engine.assess(form).findings) == expected
+    quiet = engine.assess({"activities": ["running"]}).findings
+    assert [(f.id, f.severity) for f in quiet] == [("runner-escalates-on-tfl", "info")]
 
 
 SHARED_FACT_RULE = """\
@@ -294,15 +303,10 @@ rules:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine path needs a distinct fact per pattern: every atom of an alternative becomes "
-    "its own pattern of one durable_rules `all`, which binds each pattern to a different fact, "
-    "so a single gluteus_maximus grade of 2 cannot satisfy both grade atoms (lead routes the fix)",
-)
 def test_one_fact_may_satisfy_two_atoms_of_a_rule(tmp_path: Path) -> None:
     """Strength 2 for gluteus maximus is a weak hip extensor and a very weak glute: the rule
-    holds. The engine path fires it only when a second extensor grade is given."""
+    holds (the engine binds each pattern to a different fact, so the rule compiles to one engine
+    rule per way its atoms can share facts; it once fired only with a second extensor grade)."""
     (tmp_path / "findings").mkdir()
     (tmp_path / "findings" / "90-shared.yaml").write_text(SHARED_FACT_RULE, encoding="utf-8")
     engine = hipscreen.Screener(extra_rules=[tmp_path], cache_size=0)
@@ -315,9 +319,56 @@ def test_one_fact_may_satisfy_two_atoms_of_a_rule(tmp_path: Path) -> None:
     expected = summary(Oracle(engine.ruleset).assess(form))
     assert "very-weak-glutes" in [row[0] for row in expected]
     assert summary(engine.assess(form).findings) == expected
+    for raw in (
+        {"strength": {"gluteus_maximus": 3}},  # weak extensor, not a very weak glute: quiet
+        {"strength": {"gluteus_maximus": {"left": 2, "right": 5}}},
+        {"strength": {"gluteus_maximus": 1, "hip_extensors": 3, "hamstrings": 4}},
+    ):
+        form = IntakeForm.model_validate(raw)
+        assert summary(engine.assess(form).findings) == summary(
+            Oracle(engine.ruleset).assess(form)
+        ), raw
+    assert "very-weak-glutes" not in engine.assess({"strength": {"gluteus_maximus": 3}})
+
+
+THREE_WAY_RULE = """\
+rules:
+  - id: three-ways
+    title: Three atoms one grade may meet
+    severity: info
+    summary: Every grouping of three shareable atoms.
+    source: Test fixture.
+    when:
+      all_of:
+        - grade: {measure: tightness, at_least: 1}
+        - grade: {measure: tightness, group: hip_flexors, at_least: 2}
+        - any_of:
+            - grade: {measure: tightness, side: left, at_least: 3}
+            - grade: {measure: tightness, length_tested: false, at_least: 3}
+"""
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"tightness": {"iliopsoas": 3}},
+        {"tightness": {"iliopsoas": 2}},
+        {"tightness": {"iliopsoas": {"left": 3}}},
+        {"tightness": {"iliopsoas": 3}, "thomas_test": {"hip_angle": 20}},
+        {"tightness": {"iliopsoas": 2, "hamstrings": 3}, "thomas_test": {"hip_angle": 20}},
+        {"tightness": {"iliopsoas": 2, "hamstrings": {"left": 3}}},
+        {"tightness": {"hamstrings": 3}},
+    ],
+)
+def test_conjunctions_of_shareable_atoms_agree(tmp_path: Path, raw: dict[str, Any]) -> None:
+    (tmp_path / "findings").mkdir()
+    (tmp_path / "findings" / "90-three.yaml").write_text(THREE_WAY_RULE, encoding="utf-8")
+    engine = hipscreen.Screener(extra_rules=[tmp_path], cache_size=0)
+    form = IntakeForm.model_validate(raw)
+    assert summary(engine.assess(form).findings) == summary(Oracle(engine.ruleset).assess(form))
 
 
 def test_built_in_rules_have_no_conjunction_one_fact_could_satisfy_twice() -> None:
-    """So the engine path's distinct-fact binding changes no built-in result today."""
+    """So the groupings of shared facts add no engine rule to the built-in rule set."""
     assert shared_fact_conjunctions(screener("builtin").ruleset) == []
     assert shared_fact_conjunctions(screener("clinic").ruleset) == []
