@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import hipscreen
+from hipscreen._engine import fact_fields
 from hipscreen._facts import FormFacts
 from hipscreen._ruledata import (
     Atom,
@@ -75,7 +76,8 @@ def _names(atom: Atom) -> set[str]:
 
 def _facts(form: dict[str, Any]) -> list[dict[str, Any]]:
     intake = hipscreen.IntakeForm.model_validate(form)
-    return FormFacts(intake, {m: list(intake.grades(m.value)) for m in Measure}).facts
+    facts = FormFacts(intake, {m: list(intake.grades(m.value)) for m in Measure}).facts
+    return [fact_fields(fact) for fact in facts]
 
 
 def test_every_vocabulary_item_is_classified() -> None:
