@@ -343,12 +343,9 @@ compiled = time.perf_counter() - start
 start = time.perf_counter()
 result = screener.assess(FULL_FORM)
 assessed = time.perf_counter() - start
-# VmHWM is this program's own peak; ru_maxrss also counts the forking parent's (Linux keeps
-# the larger across exec), which made the figure depend on how big the pytest process was.
-try:
-    with open("/proc/self/status", encoding="ascii") as status:
-        peak = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) / 1024
-except OSError:
+try:  # this process's own peak: ru_maxrss also counts the parent's size at the fork (Linux)
+    peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+except (OSError, IndexError):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"{compiled:.3f} {assessed:.3f} {peak:.0f} {len(result.findings)}")
 """
@@ -360,7 +357,13 @@ def test_the_costliest_rules_that_pass_screen_a_full_form_in_bounded_time_and_me
 ) -> None:
     """Conditions at the cross-product limits: four rules of three broad grade atoms (16³ each)
     come to 16,384 worst-case combinations, under ``MAX_COMBINATIONS_PER_FORM``."""
-    three = "{all_of: [" + ", ".join([GRADE] * 3) + "]}"
+    # Three different atoms (identical ones would collapse into one) that every grade meets.
+    broad = [
+        GRADE,
+        "{grade: {measure: tightness, at_most: 3}}",
+        "{grade: {measure: tightness, at_least: 0, at_most: 9}}",
+    ]
+    three = "{all_of: [" + ", ".join(broad) + "]}"
     directory = _rule_dir(tmp_path / "worst", _rules(*(_rule(f"w{i}", three) for i in range(4))))
     assert _check(directory).returncode == 0
     completed = subprocess.run(
@@ -393,12 +396,14 @@ def test_max_facts_bounds_the_facts_of_a_full_form() -> None:
     """The cross-product estimate rests on how many facts of each kind a form can make."""
     from collections import Counter
 
+    from hipscreen._engine import fact_fields
     from hipscreen._facts import FormFacts
     from hipscreen._form import coerce_form
     from hipscreen._vocabulary import Measure
 
     intake = coerce_form(FULL_FORM)
-    facts = FormFacts(intake, {m: list(intake.grades(m.value)) for m in Measure}).facts
+    encoded = FormFacts(intake, {m: list(intake.grades(m.value)) for m in Measure}).facts
+    facts = [fact_fields(fact) for fact in encoded]
     counts = Counter((f["t"], f.get("ms")) for f in facts)
     assert counts[("grade", "tightness")] == 2 * len(Muscle)
     assert counts[("symptom", None)] <= len(Symptom)
