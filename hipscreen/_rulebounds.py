@@ -76,16 +76,22 @@ def check_thresholds(
 # -- one condition -------------------------------------------------------------------------------
 
 
-def _alternatives(condition: Condition, cap: int) -> int:
-    """How many alternatives the condition has in disjunctive normal form, saturating at cap."""
+def _count(condition: Condition, cap: int, weigh: Callable[[Atom], int]) -> int:
+    """Sum over the alternatives in disjunctive normal form of the product of the atoms'
+    weights, without expanding them, saturating at cap."""
     if isinstance(condition, Atom):
-        return 1
+        return weigh(condition)
     if isinstance(condition, AnyOf):
-        return min(cap, sum(_alternatives(item, cap) for item in condition.items))
+        return min(cap, sum(_count(item, cap, weigh) for item in condition.items))
     product = 1
     for item in condition.items:
-        product = min(cap, product * _alternatives(item, cap))
+        product = min(cap, product * _count(item, cap, weigh))
     return product
+
+
+def _alternatives(condition: Condition, cap: int) -> int:
+    """How many alternatives the condition has in disjunctive normal form, saturating at cap."""
+    return _count(condition, cap, lambda _atom: 1)
 
 
 def _widest(condition: Condition) -> int:
@@ -99,14 +105,7 @@ def _widest(condition: Condition) -> int:
 
 def _combinations(condition: Condition, cap: int) -> int:
     """Worst-case fact combinations summed over the alternatives (see `max_facts`), capped."""
-    if isinstance(condition, Atom):
-        return max_facts(condition)
-    if isinstance(condition, AnyOf):
-        return min(cap, sum(_combinations(item, cap) for item in condition.items))
-    product = 1
-    for item in condition.items:
-        product = min(cap, product * _combinations(item, cap))
-    return product
+    return _count(condition, cap, max_facts)
 
 
 def _group_size(group: str) -> int:
