@@ -360,6 +360,7 @@ def values_near(draw: st.DrawFn, threshold: float) -> float:
         )
     )
 
+
 # -- forms aimed at the rules' edges (differential tests) -----------------------------------------
 
 _NEAR = (0, 0.0004, -0.0004, 0.0006, -0.0006, 0.004, -0.004, 0.5, -0.5)

@@ -169,3 +169,46 @@ def test_a_killed_parent_leaves_no_orphaned_workers(
     assert (tmp_path / "out.csv.resume.json").exists()
     assert main(["batch", str(intake), "-o", str(out), "--resume", "--no-progress"]) == 1
     assert out.read_bytes() == reference[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_the_middle_of_writing_a_chunk_is_held_until_its_checkpoint(
+    intake: Path,
+    reference: tuple[bytes, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+) -> None:
+    """The race CI once caught: a signal while a chunk was written duplicated part of it."""
+    from hipscreen._batch import _stream
+    from hipscreen._batch._command import _terminate_as_interrupt
+    from hipscreen._batch._outcomes import BatchInterrupted
+
+    calls = []
+    real_write = _stream._CsvSink.write
+
+    def write_with_a_signal_halfway(sink: _stream._CsvSink, rows: list[tuple[object, ...]]) -> None:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            real_write(sink, rows[: len(rows) // 2])
+            os.kill(os.getpid(), signum)
+            time.sleep(0.01)  # time for the signal to land, were it not held
+            real_write(sink, rows[len(rows) // 2 :])
+        else:
+            real_write(sink, rows)
+
+    monkeypatch.setattr(_stream._CsvSink, "write", write_with_a_signal_halfway)
+    out = tmp_path / "out.csv"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _terminate_as_interrupt(), pytest.raises(BatchInterrupted) as stopped:
+            _stream.screen_csv(intake, out, chunk_size=40)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stopped.value.rows_done == 120  # the third chunk is whole, and counted
+    partial = (tmp_path / "out.csv.partial").read_text(encoding="utf-8").splitlines()
+    assert len(partial) == 120 + 1
+    assert [int(line.split(",", 1)[0]) for line in partial[1:]] == list(range(120))
+    assert main(["batch", str(intake), "-o", str(out), "--resume", "--no-progress"]) == 1
+    assert out.read_bytes() == reference[0]
+    assert (tmp_path / "out.errors.csv").read_bytes() == reference[1]

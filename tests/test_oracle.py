@@ -245,9 +245,7 @@ def test_evidence_cites_the_alternative_the_fact_satisfied(tmp_path: Path) -> No
     severe = IntakeForm.model_validate({"tightness": {"iliopsoas": 3}})
     (cited,) = [f.evidence for f in engine.assess(severe).findings if f.id == expected[0][0]]
     assert {e.threshold for e in cited} == {"≥ 1", "≥ 3"}
-    assert summary(engine.assess(severe).findings) == summary(
-        Oracle(engine.ruleset).assess(severe)
-    )
+    assert summary(engine.assess(severe).findings) == summary(Oracle(engine.ruleset).assess(severe))
 
 
 ESCALATION_ON_A_FINDING = """\

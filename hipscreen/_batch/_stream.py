@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,45 @@ class CsvReport:
     output: Path | None
     errors: Path
     resumed_from: int = 0
+
+
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a chunk and its checkpoint are written.
+
+    A signal handled in the middle (Python raises ``KeyboardInterrupt`` between any two
+    bytecodes) would leave a chunk half written, or written and not counted. Held, the first one
+    is raised again, to the handler that was in place, once the chunk and its checkpoint are both
+    on disk. Signal masks cannot do this: they are per thread, and a process-directed signal goes
+    to any thread that does not mask it (the worker pool has threads), after which Python runs
+    the handler in the main thread all the same. Outside the main thread Python runs no signal
+    handler, so there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, _frame: Any) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in _STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is not None:  # None: installed outside Python, cannot be put back
+            previous[signum] = signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def default_errors_path(output: Path | None, source: Path | None) -> Path:
@@ -522,7 +563,20 @@ def screen_csv(
                     failed = RowError(row, problems, record.line)
                 yield table_item(reader, row, record.line, record.cells, failed)
 
-        out: list[tuple[Any, ...]] = []
+        # Rows screened since the last checkpoint: (result row, errors-file row or None), one
+        # append per row so an interrupt never leaves the two files out of step.
+        pending: list[tuple[tuple[Any, ...], list[Any] | None]] = []
+
+        def flush() -> None:
+            """Write the pending rows to both files and checkpoint, with stop signals held."""
+            nonlocal written, pending
+            with _stop_signals_held():
+                sink.write([result for result, _ in pending])
+                error_writer.writerows(failed for _, failed in pending if failed is not None)
+                written += len(pending)
+                pending = []
+                checkpoint()
+
         try:
             with Pipeline(
                 RecordTask(reader.spec),
@@ -535,28 +589,25 @@ def screen_csv(
                     outcome = table_outcome(reader, item, result)
                     tally.add(outcome)
                     line = int(item.label)  # type: ignore[call-overload]
+                    failed_row: list[Any] | None = None
                     if isinstance(outcome, RowError):
                         client_id = outcome.client_id
-                        error_writer.writerow([item.row, line, outcome.message, *item.full])
+                        failed_row = [item.row, line, outcome.message, *item.full]
                     else:
                         client_id = item.client_id
-                    out.append(_result_row(item.row, line, client_id, outcome, version))
-                    if len(out) >= chunk_size:
-                        sink.write(out)
-                        written += len(out)
-                        out = []
-                        checkpoint()
+                    pending.append(
+                        (_result_row(item.row, line, client_id, outcome, version), failed_row)
+                    )
+                    if len(pending) >= chunk_size:
+                        flush()
                         if bar is not None:
                             bar.update(framer.bytes_read - bar.n)
-                sink.write(out)
-                written += len(out)
-                out = []
+                flush()
         except (KeyboardInterrupt, BatchInterrupted) as stop:
             # Rows finished before the stop are complete: keep them, then say where they are.
-            with contextlib.suppress(Exception):
-                sink.write(out)
-                written += len(out)
-                checkpoint()
+            # A second signal while they are written is held, then dropped: the run is stopping.
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                flush()
             reason = (
                 stop.reason
                 if isinstance(stop, BatchInterrupted)
@@ -568,7 +619,6 @@ def screen_csv(
             if bar is not None:
                 bar.update(framer.bytes_read - bar.n)
                 bar.close()
-        checkpoint()
     # The whole input is done: put the results in place, then forget the partial run.
     if isinstance(sink, _ParquetSink):
         assert out_path is not None
