@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from hipscreen._cache import SelfTuningCache
 from hipscreen._engine import (
     CompiledRules,
     EngineRule,
@@ -153,7 +154,9 @@ class Screener:
             ``exercises.yaml`` with extra exercises). Extra rules may chain onto built-in findings.
         thresholds: threshold values to use instead of the rule data's, e.g. ``{"weak_grade": 4}``.
         cache_size: how many distinct forms to remember (about 9 KB each); identical form
-            content (whatever its ``client_id``) is then screened once. ``0`` turns it off.
+            content (whatever its ``client_id``) is then screened once. ``0`` turns it off. The
+            cache watches its hit rate and stays out of the way while forms do not repeat (it
+            then builds no keys), trying again now and then.
 
     Raises:
         RuleDataError: the rule data has problems (all of them are listed).
@@ -177,9 +180,7 @@ class Screener:
             [Path(p) for p in extra_rules],
             thresholds,
         )
-        self._cache_size = cache_size
-        self._cache: dict[str, Assessment] = {}
-        self._cache_lock = ForkSafeLock()
+        self._cache = SelfTuningCache(cache_size)
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
         for index, rule in enumerate(self.ruleset.rules):
@@ -281,20 +282,24 @@ class Screener:
         """
         self._compiled.ensure_open()
         intake = coerce_form(form)
-        if not self._cache_size:
+        cache = self._cache
+        if not cache.active:
+            cache.skip()
             return self._assess(intake)
         # Exact cache: the key is the whole validated form except the caller's own id.
         key = intake.model_dump_json(exclude={"client_id"})
-        cached = self._cache.get(key)
+        cached: Assessment | None = cache.get(key)
         if cached is None:
             cached = self._assess(intake.model_copy(update={"client_id": None}))
-            with self._cache_lock:
-                if len(self._cache) >= self._cache_size:
-                    del self._cache[next(iter(self._cache))]  # the oldest entry
-                self._cache[key] = cached
+            cache.put(key, cached)
         if intake.client_id is None:
             return cached
         return cached.model_copy(update={"client_id": intake.client_id})
+
+    def _assess_uncached(self, form: IntakeForm) -> Assessment:
+        """Screen a validated form without the result cache (for callers with their own)."""
+        self._compiled.ensure_open()
+        return self._assess(form)
 
     def _assess(self, intake: IntakeForm) -> Assessment:
         grades = {m: list(intake.grades(m.value)) for m in _MEASURES}

@@ -177,7 +177,7 @@ def test_a_fork_while_another_thread_holds_the_cache_lock_does_not_hang_the_chil
     held, done = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with screener._cache_lock:
+        with screener._cache._lock:
             held.set()
             done.wait(10)
 

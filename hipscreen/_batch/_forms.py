@@ -33,6 +33,7 @@ from hipscreen._batch._pipeline import (
     client_id_ok,
     resolve_screener,
 )
+from hipscreen._cache import SelfTuningCache
 from hipscreen._errors import EngineError, InvalidFormError
 from hipscreen._form import IntakeForm
 from hipscreen._results import Assessment
@@ -117,8 +118,10 @@ def _problems(
         return unreadable(row, label, _client_of(form), error)
 
 
-def form_item(screener: Screener, row: int, label: Hashable | None, form: Any) -> Item:
-    """The pipeline item for one form given to `assess_many`."""
+def form_item(
+    screener: Screener, row: int, label: Hashable | None, form: Any, *, keyed: bool = True
+) -> Item:
+    """The pipeline item for one form given to `assess_many` (``keyed``: with its cache key)."""
     try:
         if isinstance(form, IntakeForm):
             content = form.model_dump_json(exclude={"client_id"})
@@ -130,6 +133,8 @@ def form_item(screener: Screener, row: int, label: Hashable | None, form: Any) -
             if client_id_ok(client_id):
                 rest = {k: v for k, v in form.items() if k != "client_id"}
                 # Exact: pickle tells 1 from 1.0 from True, and a list from a tuple.
+                if not keyed:
+                    return Item(row, label, form, None, rest, client_id)
                 key = pickle.dumps(rest, protocol=pickle.HIGHEST_PROTOCOL)
                 return Item(row, label, form, key, rest, client_id)
     except Exception:  # unpicklable, too deep to pickle: screened here, on its own
@@ -139,14 +144,14 @@ def form_item(screener: Screener, row: int, label: Hashable | None, form: Any) -
 
 
 def _form_items(
-    screener: Screener, forms: Iterable[Any] | Mapping[Hashable, Any]
+    screener: Screener, forms: Iterable[Any] | Mapping[Hashable, Any], cache: SelfTuningCache
 ) -> Iterator[Item]:
     if isinstance(forms, Mapping):
         for row, (label, form) in enumerate(forms.items()):
-            yield form_item(screener, row, label, form)
+            yield form_item(screener, row, label, form, keyed=cache.active)
     else:
         for row, form in enumerate(forms):
-            yield form_item(screener, row, None, form)
+            yield form_item(screener, row, None, form, keyed=cache.active)
 
 
 def form_outcome(screener: Screener, item: Item, result: Any) -> Assessment | RowError:
@@ -187,7 +192,7 @@ def assess_iter(
     with Pipeline(
         FormTask(), screener=rules, workers=workers, chunk_size=chunk_size, cache_size=cache_size
     ) as pipeline:
-        for item, result in pipeline.run(_form_items(rules, forms)):
+        for item, result in pipeline.run(_form_items(rules, forms, pipeline.cache)):
             yield form_outcome(rules, item, result)
 
 
@@ -217,7 +222,8 @@ def assess_many(
             the same whatever the number.
         progress: show a progress bar (tqdm; a widget in Jupyter).
         chunk_size: forms handed out at a time.
-        cache_size: distinct forms to remember (about 9 KB each).
+        cache_size: distinct forms to remember (about 9 KB each; the cache goes quiet while
+            forms do not repeat).
 
     Returns:
         A `BatchResult`: the outcomes as a sequence, with ``summary()``, ``to_frame()``,
@@ -249,7 +255,7 @@ def assess_many(
             chunk_size=chunk_size,
             cache_size=cache_size,
         ) as pipeline:
-            for item, result in pipeline.run(_form_items(rules, forms)):
+            for item, result in pipeline.run(_form_items(rules, forms, pipeline.cache)):
                 if isinstance(result, Assessment | Shipped):
                     bases.append(result)  # shared with equal forms; the id goes back on read
                     client_ids.append(item.client_id)

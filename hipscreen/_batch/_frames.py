@@ -144,7 +144,7 @@ def assess_frame(
         ignore_columns: columns that are not intake data (names, notes) to skip.
         first_row: the ``row`` number of the first row (for a partition of a larger table).
         chunk_size: rows handed out at a time.
-        cache_size: distinct rows to remember.
+        cache_size: distinct rows to remember (the cache goes quiet while rows do not repeat).
 
     Returns:
         A frame of the input's kind (pandas, polars, or a pyarrow Table); a pandas result keeps
@@ -173,10 +173,6 @@ def assess_frame(
     bar = progress_bar(progress, len(frame), "row")
     records: list[tuple[int, Any, Record | RowError]] = []
     try:
-        items = (
-            table_item(reader, first_row + position, None, cells)
-            for position, cells in enumerate(_cells(frame))
-        )
         with Pipeline(
             RecordTask(reader.spec),
             screener=rules,
@@ -184,6 +180,11 @@ def assess_frame(
             chunk_size=chunk_size,
             cache_size=cache_size,
         ) as pipeline:
+            cache = pipeline.cache
+            items = (
+                table_item(reader, first_row + position, None, cells, keyed=cache.active)
+                for position, cells in enumerate(_cells(frame))
+            )
             for item, result in pipeline.run(items):
                 outcome = table_outcome(reader, item, result)
                 client_id = outcome.client_id if isinstance(outcome, RowError) else item.client_id

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, Protocol, cast
 from pydantic import TypeAdapter, ValidationError
 
 from hipscreen._batch._outcomes import BatchInterrupted
+from hipscreen._cache import SelfTuningCache
 from hipscreen._form import IntakeForm
 from hipscreen._ruledata import RuleSet
 from hipscreen._screen import Screener, default_screener
@@ -37,7 +38,6 @@ __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_CHUNK_SIZE",
     "INVALID",
-    "LRU",
     "Item",
     "Pipeline",
     "Task",
@@ -51,30 +51,6 @@ DEFAULT_CACHE_SIZE = 20_000
 
 INVALID = "invalid"
 """A miss result: the row does not validate (its exact problems are worked out from the row)."""
-
-
-class LRU:
-    """A bounded mapping that forgets the least recently used entry first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
-
-    def get(self, key: Hashable) -> Any:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        if self.size <= 0:
-            return
-        self._data[key] = value
-        if len(self._data) > self.size:
-            self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 _CLIENT_ID: TypeAdapter[Any] = TypeAdapter(
@@ -250,7 +226,7 @@ class Pipeline:
         screener: the rules to screen with; the built-in rules when None.
         workers: processes; 1 screens inline.
         chunk_size: rows read ahead at a time (``2 × workers`` chunks are in flight).
-        cache_size: distinct rows to remember.
+        cache_size: distinct rows to remember (the cache goes quiet while rows do not repeat).
 
     Raises:
         BatchInterrupted: (from `run`) a worker process died; ``rows_done`` counts the rows
@@ -274,7 +250,7 @@ class Pipeline:
         self.screener = resolve_screener(screener)
         self.workers = workers
         self.chunk_size = chunk_size
-        self.cache = LRU(cache_size)
+        self.cache = SelfTuningCache(cache_size)
         self.yielded = 0
         self._pending: dict[Hashable, _Ref] = {}
         self._pool: futures.ProcessPoolExecutor | None = None
@@ -334,6 +310,9 @@ class Pipeline:
                 refs.append(item.done)
                 continue
             key = item.key
+            if not cache.active:  # the rows do not repeat: no look-ups, no keys kept
+                cache.skip()
+                key = None
             if key is not None:
                 hit = cache.get(key)
                 if hit is not None:

@@ -425,7 +425,7 @@ def screen_csv(
             omitted.
         workers: processes to screen in.
         chunk_size: rows read ahead, and written, at a time.
-        cache_size: distinct rows to remember.
+        cache_size: distinct rows to remember (the cache goes quiet while rows do not repeat).
         encoding: the input's text encoding (an ASCII-compatible one, e.g. ``cp1252``).
         delimiter: the input's cell separator.
         ignore_columns: input columns to skip (notes, names, a spreadsheet's index).
@@ -561,7 +561,9 @@ def screen_csv(
                 if record.problems:
                     problems = tuple(FieldProblem("", None, p) for p in record.problems)
                     failed = RowError(row, problems, record.line)
-                yield table_item(reader, row, record.line, record.cells, failed)
+                yield table_item(
+                    reader, row, record.line, record.cells, failed, keyed=pipeline.cache.active
+                )
 
         # Rows screened since the last checkpoint: (result row, errors-file row or None), one
         # append per row so an interrupt never leaves the two files out of step.

@@ -20,7 +20,8 @@ from typing import Any
 
 from hipscreen._batch._columns import BY_NAME, Column, Kind, normalise_column
 from hipscreen._batch._outcomes import Record, RowError, brief, engine_error, record_of, unreadable
-from hipscreen._batch._pipeline import INVALID, LRU, Item, client_id_ok
+from hipscreen._batch._pipeline import INVALID, Item, client_id_ok
+from hipscreen._cache import SelfTuningCache
 from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
 from hipscreen._form import coerce_form
 from hipscreen._screen import Screener
@@ -389,7 +390,7 @@ def _both_ways(name: str, other: str, value: Any) -> FieldProblem:
 ReaderSpec = tuple[tuple[Any, ...], tuple[str, ...]]
 
 _readers: dict[ReaderSpec, TableReader] = {}
-_normalised = LRU(20_000)
+_normalised = SelfTuningCache(20_000)
 """Validated form (and rules) → record, per process: "Mild" and 1, or "a;b" and "b;a", are one."""
 
 
@@ -440,16 +441,21 @@ class RecordTask:
             if problems:
                 return INVALID
             intake = coerce_form(form)
-            key = (screener.ruleset.digest, intake.model_dump_json(exclude={"client_id"}))
+            key = None
+            if _normalised.active:
+                key = (screener.ruleset.digest, intake.model_dump_json(exclude={"client_id"}))
+            else:
+                _normalised.skip()
         except Exception:  # every problem is worked out again, and reported, from the row
             return INVALID
-        record = _normalised.get(key)
+        record = None if key is None else _normalised.get(key)
         if record is None:
             try:
-                record = _canon(record_of(screener.assess(intake)))
+                record = _canon(record_of(screener._assess_uncached(intake)))
             except EngineError as error:
                 return ("engine", str(error))
-            _normalised.put(key, record)
+            if key is not None:
+                _normalised.put(key, record)
         return record
 
     def adopt(self, results: list[Any]) -> list[Any]:
@@ -485,10 +491,13 @@ def table_item(
     label: Hashable | None,
     cells: Sequence[Any],
     failed: RowError | None = None,
+    *,
+    keyed: bool = True,
 ) -> Item:
     """The pipeline item for one table row: its cells, and its error if it could not be read.
 
-    Whatever goes wrong reading the row fails that row only.
+    ``keyed``: make the row's cache key (False while the pipeline's cache is quiet). Whatever
+    goes wrong reading the row fails that row only.
     """
     try:
         width = len(reader.columns)
@@ -512,7 +521,8 @@ def table_item(
             blanked[index] = None
         else:
             blanked = padded
-        return Item(row, label, padded, _cells_key(blanked), blanked, client_id)
+        key = _cells_key(blanked) if keyed else None
+        return Item(row, label, padded, key, blanked, client_id)
     except Exception as error:
         return Item(row, label, cells, done=unreadable(row, label, None, error))
 
