@@ -284,3 +284,22 @@ def test_the_command_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "rows read       3,000" in done.stdout
+
+
+def test_no_cache_and_a_quiet_cache_give_the_same_results(tmp_path: Path) -> None:
+    """Caches only save work: off, quiet after a window of distinct rows, or on, the same file."""
+    forms = random_forms(1500, seed=21)  # more than one hit-rate window of distinct rows
+    source = tmp_path / "intake.csv"
+    write_forms(source, forms + forms[:300])  # then repeats
+    outputs = []
+    for cache in ("0", "100000"):
+        for workers in ("1", "2"):
+            out = tmp_path / f"out-{cache}-{workers}.csv"
+            assert run(str(source), "-o", str(out), "--cache-size", cache, "-j", workers) in (0, 1)
+            outputs.append(out.read_bytes())
+    assert len(set(outputs)) == 1
+
+
+def test_a_negative_cache_size_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(str(SAMPLE), "-o", str(tmp_path / "o.csv"), "--cache-size", "-1") == 2
+    assert "cache_size must be a whole number ≥ 0 (got -1)" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hipscreen._batch._frames import RECORD_CACHE_SIZE
 from hipscreen._batch._outcomes import BatchInterrupted
 from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE
 from hipscreen._batch._stream import screen_csv
@@ -112,6 +113,15 @@ def register(
     parser.add_argument(
         "--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows read at a time"
     )
+    parser.add_argument(
+        "--cache-size",
+        type=int,
+        default=RECORD_CACHE_SIZE,
+        help=(
+            f"distinct rows to remember ({RECORD_CACHE_SIZE:,}; 0: no cache). The cache goes "
+            "quiet by itself while rows do not repeat"
+        ),
+    )
     parser.add_argument("--encoding", default="utf-8", help="the input's encoding (utf-8)")
     parser.add_argument("--delimiter", default=",", help="the input's cell separator (,)")
     parser.add_argument(
@@ -186,6 +196,7 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
                 screener=screener,
                 workers=workers,
                 chunk_size=args.chunk_size,
+                cache_size=args.cache_size,
                 encoding=args.encoding,
                 delimiter=args.delimiter,
                 ignore_columns=args.ignore_column,

@@ -246,6 +246,8 @@ class Pipeline:
             raise ValueError(f"workers must be a whole number ≥ 1 (got {workers!r})")
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a whole number ≥ 1 (got {chunk_size!r})")
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size must be a whole number ≥ 0 (got {cache_size!r})")
         self.task = task
         self.screener = resolve_screener(screener)
         self.workers = workers

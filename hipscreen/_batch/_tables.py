@@ -417,16 +417,17 @@ _canon = _Canon()
 class RecordTask:
     """Screens table rows (their cells) into table records; picklable, for worker processes."""
 
-    __slots__ = ("spec",)
+    __slots__ = ("cached", "spec")
 
-    def __init__(self, spec: ReaderSpec) -> None:
+    def __init__(self, spec: ReaderSpec, *, cached: bool = True) -> None:
         self.spec = spec
+        self.cached = cached  # False: no record cache in the workers either
 
-    def __getstate__(self) -> ReaderSpec:
-        return self.spec
+    def __getstate__(self) -> tuple[ReaderSpec, bool]:
+        return self.spec, self.cached
 
-    def __setstate__(self, state: ReaderSpec) -> None:
-        self.spec = state
+    def __setstate__(self, state: tuple[ReaderSpec, bool]) -> None:
+        self.spec, self.cached = state
 
     def screen(self, screener: Screener, payloads: list[Any], shipped: bool) -> list[Any]:
         reader = _readers.get(self.spec)
@@ -434,17 +435,16 @@ class RecordTask:
             reader = _readers[self.spec] = TableReader(self.spec[0], ignore=self.spec[1])
         return [self._one(screener, reader, cells) for cells in payloads]
 
-    @staticmethod
-    def _one(screener: Screener, reader: TableReader, cells: Any) -> Any:
+    def _one(self, screener: Screener, reader: TableReader, cells: Any) -> Any:
         try:
             form, problems = reader.form(cells)
             if problems:
                 return INVALID
             intake = coerce_form(form)
             key = None
-            if _normalised.active:
+            if self.cached and _normalised.active:
                 key = (screener.ruleset.digest, intake.model_dump_json(exclude={"client_id"}))
-            else:
+            elif self.cached:
                 _normalised.skip()
         except Exception:  # every problem is worked out again, and reported, from the row
             return INVALID
