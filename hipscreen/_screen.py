@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from hipscreen._cache import SelfTuningCache
 from hipscreen._engine import (
@@ -296,10 +296,20 @@ class Screener:
             return cached
         return cached.model_copy(update={"client_id": intake.client_id})
 
-    def _assess_uncached(self, form: IntakeForm) -> Assessment:
-        """Screen a validated form without the result cache (for callers with their own)."""
+    def _brief(self, intake: IntakeForm) -> Brief:
+        """What a table row holds, without evidence and without building an `Assessment` (the
+        batch workers' path: the same findings, sides, confidence, plan and referral)."""
         self._compiled.ensure_open()
-        return self._assess(form)
+        grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
+        findings = self._findings(FormFacts(intake, grades), evidence=False)
+        recommendations, _ = self._planner.plan(intake, findings, grades[Measure.STRENGTH])
+        referral = self._referral(findings)
+        return Brief(
+            findings,
+            tuple(r.exercise.id for r in recommendations),
+            None if referral is None else referral["urgency"],
+            _not_assessed(intake, grades),
+        )
 
     def _assess(self, intake: IntakeForm) -> Assessment:
         grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
@@ -320,7 +330,9 @@ class Screener:
             }
         )
 
-    def _findings(self, form_facts: FormFacts) -> list[dict[str, Any]]:
+    def _findings(self, form_facts: FormFacts, evidence: bool = True) -> list[dict[str, Any]]:
+        """The findings as `Finding` fields, most severe first; without ``evidence`` their
+        ``evidence`` lists are left empty (everything else is the same)."""
         drafts: dict[int, _Draft] = {}
         rules = self.ruleset.rules
         firings = self._firings
@@ -344,10 +356,11 @@ class Screener:
                 seen = observations[index]
                 if not seen.cited:
                     continue  # an absence, listed under not_assessed rather than as evidence
-                if cites is None:
-                    cites = atoms_met(slot, fact_fields(facts[index]))
-                for atom in cites:
-                    draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
+                if evidence:
+                    if cites is None:
+                        cites = atoms_met(slot, fact_fields(facts[index]))
+                    for atom in cites:
+                        draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
                 if seen.side is not None:
                     draft.sides.add(seen.side)
                 draft.measured = draft.measured or seen.measured
@@ -364,7 +377,9 @@ class Screener:
                 if rules[index].id not in measured and draft.derived_from & measured:
                     measured.add(rules[index].id)
                     changed = True
-        inherited = _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order)
+        inherited = (
+            _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order) if evidence else {}
+        )
         findings: list[dict[str, Any]] = []
         for index in sorted(drafts, key=lambda i: (-drafts[i].severity.rank, i)):
             draft, spec = drafts[index], rules[index].spec
@@ -402,6 +417,16 @@ class Screener:
             "message": first.message,
             "because": [finding_id for finding_id, _ in referring],
         }
+
+
+class Brief(NamedTuple):
+    """A screening reduced to what a table row holds (`Screener._brief`)."""
+
+    findings: list[dict[str, Any]]
+    """`Finding` fields, most severe first, with empty ``evidence``."""
+    exercise_ids: tuple[str, ...]
+    urgency: Urgency | None
+    not_assessed: tuple[str, ...]
 
 
 EvidenceKey = tuple[str, Any, str | None, str | None]  # field, value, test met, note

@@ -58,7 +58,8 @@ def test_size_zero_is_off_for_good() -> None:
     cache = SelfTuningCache(0, window=1, retry_after=1)
     assert not cache.active
     lookups(cache, [1, 1, 1])
-    assert not cache.active and len(cache) == 0
+    assert not cache.active
+    assert len(cache) == 0
 
 
 def test_it_keeps_the_most_recently_used_entries() -> None:
@@ -106,7 +107,8 @@ def test_the_screener_cache_goes_quiet_on_distinct_forms_and_results_do_not_chan
     for form in distinct:
         assert screener.assess(form) == uncached.assess(form)
     stats = screener._cache.stats()
-    assert not stats["active"] and stats["quiet_spells"] == 1
+    assert not stats["active"]
+    assert stats["quiet_spells"] == 1
     assert (stats["lookups"], stats["skipped"], stats["entries"]) == (1024, 76, 0)
     repeated = hipscreen.Screener(cache_size=64)
     for form in distinct[:20] * 60:

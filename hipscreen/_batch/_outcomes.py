@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeAlias
 from hipscreen._batch._extras import optional_module
 from hipscreen._errors import FieldProblem, HipscreenError, InvalidFormError
 from hipscreen._results import Assessment
+from hipscreen._screen import Brief
 from hipscreen._vocabulary import Severity
 
 Axes: TypeAlias = Any
@@ -26,6 +27,7 @@ __all__ = [
     "brief",
     "engine_error",
     "record_of",
+    "record_of_brief",
     "unreadable",
 ]
 
@@ -134,6 +136,29 @@ class Record(NamedTuple):
     not_assessed: tuple[str, ...]
     findings: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...]], ...]
     """(id, severity, confidence, sides, derived_from) for each finding: the long form."""
+
+
+def record_of_brief(brief: Brief) -> Record:
+    """The table cells of a screening's brief: equal to `record_of` of its `Assessment`."""
+    findings = brief.findings
+    highest = max((f["severity"] for f in findings), key=lambda s: s.rank, default=None)
+    return Record(
+        tuple(f["id"] for f in findings),
+        None if highest is None else highest.value,
+        None if brief.urgency is None else brief.urgency.value,
+        brief.exercise_ids,
+        brief.not_assessed,
+        tuple(
+            (
+                f["id"],
+                f["severity"].value,
+                f["confidence"].value,
+                tuple(s.value for s in f["sides"]),
+                tuple(f["derived_from"]),
+            )
+            for f in findings
+        ),
+    )
 
 
 def record_of(assessment: Assessment) -> Record:

@@ -19,7 +19,14 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from hipscreen._batch._columns import BY_NAME, Column, Kind, normalise_column
-from hipscreen._batch._outcomes import Record, RowError, brief, engine_error, record_of, unreadable
+from hipscreen._batch._outcomes import (
+    Record,
+    RowError,
+    brief,
+    engine_error,
+    record_of_brief,
+    unreadable,
+)
 from hipscreen._batch._pipeline import INVALID, Item, client_id_ok
 from hipscreen._cache import SelfTuningCache
 from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
@@ -451,7 +458,7 @@ class RecordTask:
         record = None if key is None else _normalised.get(key)
         if record is None:
             try:
-                record = _canon(record_of(screener._assess_uncached(intake)))
+                record = _canon(record_of_brief(screener._brief(intake)))
             except EngineError as error:
                 return ("engine", str(error))
             if key is not None:
