@@ -159,6 +159,20 @@ class Framer:
             elif resume is None and line.number > start:
                 resume = line.offset
             text = self._decode(line, line.cut or oversized, problems)
+            if (
+                state == _START_RECORD
+                and not problems
+                and not line.cut
+                and len(text) <= MAX_RECORD_CHARS
+                and '"' not in text
+            ):
+                # The common line: one whole record without quotes. Cut it at the delimiters
+                # (exactly what the loop below would do, several times faster).
+                body = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+                if "\r" not in body:
+                    if body:
+                        yield RawRecord(line.number, line.number, body.split(delimiter), [])
+                    continue
             i, n = 0, len(text)
             while i < n:
                 if state == _IN_QUOTED:
