@@ -286,10 +286,14 @@ class TableReader:
         width = len(cells)
         for index, column in self._plan:
             cell = cells[index] if index < width else None
-            if is_missing(cell):
+            if type(cell) is str:  # the common cell (CSV): is_missing and _bounded, inlined
+                if not cell or cell.isspace():
+                    continue
+            elif is_missing(cell):
                 continue
             try:
-                cell = _bounded(cell)
+                if type(cell) is not str or len(cell) > MAX_CELL_CHARS:
+                    cell = _bounded(cell)
                 problem = self._read(form, column, cell, absent)
             except _CellProblem as error:
                 problem = FieldProblem(column.name, brief(cell), str(error))
