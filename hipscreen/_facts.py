@@ -8,7 +8,7 @@ with the attribute names rules use: the engine module owns the keys and the JSON
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
@@ -75,10 +75,11 @@ _new = tuple.__new__  # builds an `Observation` without a Python-level ``__new__
 _SIDES = tuple(Side)
 _TEST_NAMES = (*TestName, *SignName)
 
-# (measure, muscle, side) → (head when no length test decides, head when one does); the two are
-# equal for strength, which has no ``length_tested`` attribute.
-_GRADE_HEADS: dict[tuple[str, str, str], tuple[str, str]] = {}
+# measure → (muscle, side) → (head when no length test decides, head when one does); the two
+# are equal for strength, which has no ``length_tested`` attribute.
+_GRADE_HEADS: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
 for _measure in Measure:
+    _GRADE_HEADS[_measure] = {}
     for _muscle in Muscle:
         for _side in _SIDES:
             _attrs = (
@@ -87,7 +88,7 @@ for _measure in Measure:
                 ("group", _muscle.group),
                 ("side", _side),
             )
-            _GRADE_HEADS[_measure, _muscle, _side] = (
+            _GRADE_HEADS[_measure][_muscle, _side] = (
                 (
                     fact_head("grade", *_attrs, ("length_tested", "no")),
                     fact_head("grade", *_attrs, ("length_tested", "yes")),
@@ -205,15 +206,19 @@ def _length_tested(
     return tested
 
 
-# Per name, the left value and its field path, and the right value (None: that side not given).
-_PerSide = dict[str, list[Any]]
+# A name given on both sides with different values: (name, left, right, field path of the left).
+_Pair = tuple[str, float, float, str]
+# The last left-side value read: (name, value, field path).
+_Left = tuple[str, float, str]
 
 
 class FormFacts:
     """The engine facts for one form and the observation behind each (by index ``i``).
 
-    Each part of the form is read once; fact heads and constant observations come from the
-    tables above, so a form costs one `encode_fact` and one tuple per fact.
+    ``grades`` are the form's grades as `IntakeForm.grades` yields them (each side of a muscle
+    right after its other side, left first), per measure. Each part of the form is read once;
+    fact heads and constant observations come from the tables above, so a form costs one
+    `encode_fact` and one tuple per fact.
     """
 
     def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
@@ -229,7 +234,9 @@ class FormFacts:
 
         for measure, given in grades.items():
             tightness = measure == Measure.TIGHTNESS
-            per_side: _PerSide | None = None
+            heads = _GRADE_HEADS[measure]
+            left: _Left | None = None
+            pairs: list[_Pair] = []
             for muscle, side, grade, path in given:
                 note = None
                 length = False
@@ -243,26 +250,31 @@ class FormFacts:
                             side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ())
                         )
                         note = _OVERRIDDEN if length else None
-                add_fact(encode(len(facts), _GRADE_HEADS[measure, muscle, side][length], grade))
+                add_fact(encode(len(facts), heads[muscle, side][length], grade))
                 add_observation(_new(Observation, (path, grade, side, False, note, True)))
-                if side != Side.BOTH:
-                    per_side = _one_side(per_side, muscle, side, grade, path)
-            if per_side:
-                self._asymmetry(measure, measure, per_side, False)
+                if side == Side.LEFT:
+                    left = (muscle, grade, path)
+                elif side == Side.RIGHT and left and left[0] == muscle and left[1] != grade:
+                    pairs.append((muscle, left[1], grade, left[2]))
+            if pairs:
+                self._asymmetry(measure, measure, pairs, False)
 
         rom = form.rom
         measured_motions: tuple[RomMotion, ...] = ()
         if rom is not None:
             method = rom.method
-            per_side = None
+            left = None
+            pairs = []
             for motion, side, degrees, path in form.angles():
                 add_fact(encode(len(facts), _ROM_HEADS[motion, side, method], degrees))
                 add_observation(_new(Observation, (path, degrees, side, True, None, True)))
                 measured_motions += (motion,)
-                if side != Side.BOTH:
-                    per_side = _one_side(per_side, motion, side, degrees, path)
-            if per_side:
-                self._asymmetry("rom", None, per_side, True)
+                if side == Side.LEFT:
+                    left = (motion, degrees, path)
+                elif side == Side.RIGHT and left and left[0] == motion and left[1] != degrees:
+                    pairs.append((motion, left[1], degrees, left[2]))
+            if pairs:
+                self._asymmetry("rom", None, pairs, True)
         for motion, head, observation in _UNMEASURED:
             if motion not in measured_motions:
                 # Absence as a fact: a finding may be inferred only where nothing was measured.
@@ -271,7 +283,8 @@ class FormFacts:
 
         slr = form.straight_leg_raise
         if measurements:
-            per_side = None
+            left = None
+            pairs = []
             for name, side, value, path in measurements:
                 if isinstance(value, bool):
                     if value:
@@ -283,10 +296,12 @@ class FormFacts:
                     pain = "yes" if slr.reproduces_leg_pain else "no"
                 add_fact(encode(len(facts), _TEST_HEADS[name, side, pain], value))
                 add_observation(_new(Observation, (path, value, side, True, None, True)))
-                if side != Side.BOTH:
-                    per_side = _one_side(per_side, name, side, value, path)
-            if per_side:
-                self._asymmetry("test", None, per_side, True)
+                if side == Side.LEFT:
+                    left = (name, value, path)
+                elif side == Side.RIGHT and left and left[0] == name and left[1] != value:
+                    pairs.append((name, left[1], value, left[2]))
+            if pairs:
+                self._asymmetry("test", None, pairs, True)
         if slr is not None and slr.reproduces_leg_pain:
             add_fact(encode(len(facts), _SLR_PAIN[0]))
             add_observation(_SLR_PAIN[1])
@@ -336,19 +351,25 @@ class FormFacts:
         self.observations.append(observation)
 
     def _asymmetry(
-        self, measure: str, concern_key: str | None, per_side: _PerSide, measured: bool
+        self, measure: str, concern_key: str | None, pairs: list[_Pair], measured: bool
     ) -> None:
-        """A fact for each name given on both sides with different values (in the order the
-        names were given)."""
-        for name, (left, path, right) in per_side.items():
-            if left is None or right is None or left == right:
-                continue
+        """A left/right difference fact for each name given on both sides with different
+        values, citing the side of concern."""
+        for name, left, right, path in pairs:
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
             concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
             self._add(
                 _ASYM_HEADS[measure, name, concern],
-                Observation(
-                    path.removesuffix(".left"), f"left {left:g}, right {right:g}", concern, measured
+                _new(
+                    Observation,
+                    (
+                        path.removesuffix(".left"),
+                        f"left {left:g}, right {right:g}",
+                        concern,
+                        measured,
+                        None,
+                        True,
+                    ),
                 ),
                 abs(left - right),
             )
@@ -428,23 +449,6 @@ class FormFacts:
                     form.back_pain.intensity,
                     v=form.back_pain.intensity,
                 )
-
-
-def _one_side(
-    per_side: _PerSide | None, name: str, side: Side, value: float, path: str
-) -> _PerSide:
-    """Note one side's value of ``name`` for the left/right difference facts."""
-    if per_side is None:
-        per_side = {}
-    entry = per_side.get(name)
-    if entry is None:
-        entry = per_side[name] = [None, None, None]
-    if side == Side.LEFT:
-        entry[0] = value
-        entry[1] = path
-    else:
-        entry[2] = value
-    return per_side
 
 
 def _painless_fall(form: IntakeForm) -> bool:
