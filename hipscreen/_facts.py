@@ -75,47 +75,52 @@ _new = tuple.__new__  # builds an `Observation` without a Python-level ``__new__
 _SIDES = tuple(Side)
 _TEST_NAMES = (*TestName, *SignName)
 
-# measure → (muscle, side) → (head when no length test decides, head when one does); the two
-# are equal for strength, which has no ``length_tested`` attribute.
-_GRADE_HEADS: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}
-for _measure in Measure:
-    _GRADE_HEADS[_measure] = {}
-    for _muscle in Muscle:
-        for _side in _SIDES:
-            _attrs = (
-                ("measure", _measure),
-                ("muscle", _muscle),
-                ("group", _muscle.group),
-                ("side", _side),
+
+def _grade_heads(measure: Measure) -> dict[tuple[str, str], tuple[str, str]]:
+    """(muscle, side) → (head when no length test decides, head when one does); the two are
+    equal for a measure other than tightness, which alone has a ``length_tested`` attribute."""
+    heads: dict[tuple[str, str], tuple[str, str]] = {}
+    for muscle in Muscle:
+        for side in _SIDES:
+            attrs = (
+                ("measure", measure),
+                ("muscle", muscle),
+                ("group", muscle.group),
+                ("side", side),
             )
-            _GRADE_HEADS[_measure][_muscle, _side] = (
-                (
-                    fact_head("grade", *_attrs, ("length_tested", "no")),
-                    fact_head("grade", *_attrs, ("length_tested", "yes")),
+            if measure == Measure.TIGHTNESS:
+                heads[muscle, side] = (
+                    fact_head("grade", *attrs, ("length_tested", "no")),
+                    fact_head("grade", *attrs, ("length_tested", "yes")),
                 )
-                if _measure == Measure.TIGHTNESS
-                else (fact_head("grade", *_attrs),) * 2
-            )
-# (kind, name, side of concern) → head of the left/right difference fact.
-_ASYM_HEADS: dict[tuple[str, str, str], str] = {}
-for _side in (Side.LEFT, Side.RIGHT):
-    for _measure in Measure:
-        for _muscle in Muscle:
-            _ASYM_HEADS[_measure, _muscle, _side] = fact_head(
-                "asym",
-                ("measure", _measure),
-                ("name", _muscle),
-                ("side", _side),
-                ("group", _muscle.group),
-            )
-    for _motion in RomMotion:
-        _ASYM_HEADS["rom", _motion, _side] = fact_head(
-            "asym", ("measure", "rom"), ("name", _motion), ("side", _side)
-        )
-    for _name in _TEST_NAMES:
-        _ASYM_HEADS["test", _name, _side] = fact_head(
-            "asym", ("measure", "test"), ("name", _name), ("side", _side)
-        )
+            else:
+                heads[muscle, side] = (fact_head("grade", *attrs),) * 2
+    return heads
+
+
+def _asym_heads() -> dict[tuple[str, str, str], str]:
+    """(kind, name, side of concern) → head of the left/right difference fact."""
+    heads: dict[tuple[str, str, str], str] = {}
+    for side in (Side.LEFT, Side.RIGHT):
+        for measure in Measure:
+            for muscle in Muscle:
+                heads[measure, muscle, side] = fact_head(
+                    "asym",
+                    ("measure", measure),
+                    ("name", muscle),
+                    ("side", side),
+                    ("group", muscle.group),
+                )
+        for kind, names in (("rom", tuple(RomMotion)), ("test", _TEST_NAMES)):
+            for name in names:
+                heads[kind, name, side] = fact_head(
+                    "asym", ("measure", kind), ("name", name), ("side", side)
+                )
+    return heads
+
+
+_GRADE_HEADS = {_measure: _grade_heads(_measure) for _measure in Measure}
+_ASYM_HEADS = _asym_heads()
 _ROM_HEADS = {
     (_motion, _side, _method): fact_head(
         "rom", ("motion", _motion), ("side", _side), ("method", str(_method))
@@ -139,15 +144,19 @@ _SIGN_HEADS = {
 }
 # (test name, side, leg pain) → head; leg pain is "yes"/"no" for the straight-leg raise only.
 _TEST_HEADS: dict[tuple[str, str, str | None], str] = {
-    (_name, _side, None): fact_head("test", ("name", _name), ("side", _side))
-    for _name in _TEST_NAMES
-    for _side in _SIDES
-}
-for _side in _SIDES:
-    for _pain in ("yes", "no"):
-        _TEST_HEADS["straight_leg_raise", _side, _pain] = fact_head(
+    **{
+        (_name, _side, None): fact_head("test", ("name", _name), ("side", _side))
+        for _name in _TEST_NAMES
+        for _side in _SIDES
+    },
+    **{
+        ("straight_leg_raise", _side, _pain): fact_head(
             "test", ("name", "straight_leg_raise"), ("side", _side), ("leg_pain", _pain)
         )
+        for _side in _SIDES
+        for _pain in ("yes", "no")
+    },
+}
 _SLR_PAIN = (
     fact_head("sign", ("name", "slr_reproduces_leg_pain")),
     Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
