@@ -224,9 +224,9 @@ _Left = tuple[str, float, str]
 class FormFacts:
     """The engine facts for one form and the observation behind each (by index ``i``).
 
-    ``grades`` are the form's grades as `IntakeForm.grades` yields them (each side of a muscle
-    right after its other side, left first), per measure. Each part of the form is read once;
-    fact heads and constant observations come from the tables above, so a form costs one
+    ``grades`` are the form's grades per measure as `IntakeForm.grades` yields them (a muscle
+    graded per side: its left grade, then its right). Each part of the form is read once; fact
+    heads and constant observations come from the tables above, so a form costs one
     `encode_fact` and one tuple per fact.
     """
 
@@ -317,7 +317,7 @@ class FormFacts:
 
         symptoms = form.symptoms
         fall = form.recent_fall
-        painless_fall = _painless_fall(form)
+        painless_fall = fall is not None and _painless_fall(form)
         for symptom in symptoms:
             if painless_fall and symptom == Symptom.RECENT_FALL_OR_MINOR_TRAUMA:
                 # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
