@@ -14,11 +14,16 @@ from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
+    Activity,
+    HipApproach,
     Measure,
     Muscle,
+    RomMethod,
     RomMotion,
     Side,
+    SignName,
     Symptom,
+    TestName,
 )
 
 # For a left/right difference, which side is the one of concern: the weaker, tighter or more
@@ -64,10 +69,143 @@ _LENGTH_TESTS: dict[Muscle, frozenset[str]] = {
 _OVERRIDDEN = "self-rating: the measured length test of this muscle decides the finding"
 
 
-def _length_tested(form: IntakeForm) -> dict[str, set[Side]]:
+# -- fact heads, built once: a form's facts are looked up here, never formatted per form --------
+
+_new = tuple.__new__  # builds an `Observation` without a Python-level ``__new__`` call
+_SIDES = tuple(Side)
+_TEST_NAMES = (*TestName, *SignName)
+
+
+def _grade_heads(measure: Measure) -> dict[tuple[str, str], tuple[str, str]]:
+    """(muscle, side) → (head when no length test decides, head when one does); the two are
+    equal for a measure other than tightness, which alone has a ``length_tested`` attribute."""
+    heads: dict[tuple[str, str], tuple[str, str]] = {}
+    for muscle in Muscle:
+        for side in _SIDES:
+            attrs = (
+                ("measure", measure),
+                ("muscle", muscle),
+                ("group", muscle.group),
+                ("side", side),
+            )
+            if measure == Measure.TIGHTNESS:
+                heads[muscle, side] = (
+                    fact_head("grade", *attrs, ("length_tested", "no")),
+                    fact_head("grade", *attrs, ("length_tested", "yes")),
+                )
+            else:
+                heads[muscle, side] = (fact_head("grade", *attrs),) * 2
+    return heads
+
+
+def _asym_heads() -> dict[tuple[str, str, str], str]:
+    """(kind, name, side of concern) → head of the left/right difference fact."""
+    heads: dict[tuple[str, str, str], str] = {}
+    for side in (Side.LEFT, Side.RIGHT):
+        for measure in Measure:
+            for muscle in Muscle:
+                heads[measure, muscle, side] = fact_head(
+                    "asym",
+                    ("measure", measure),
+                    ("name", muscle),
+                    ("side", side),
+                    ("group", muscle.group),
+                )
+        for kind, names in (("rom", tuple(RomMotion)), ("test", _TEST_NAMES)):
+            for name in names:
+                heads[kind, name, side] = fact_head(
+                    "asym", ("measure", kind), ("name", name), ("side", side)
+                )
+    return heads
+
+
+_GRADE_HEADS = {_measure: _grade_heads(_measure) for _measure in Measure}
+_ASYM_HEADS = _asym_heads()
+_ROM_HEADS = {
+    (_motion, _side, _method): fact_head(
+        "rom", ("motion", _motion), ("side", _side), ("method", str(_method))
+    )
+    for _motion in RomMotion
+    for _side in _SIDES
+    for _method in RomMethod
+}
+_UNMEASURED = tuple(
+    (
+        _motion,
+        fact_head("unmeasured", ("name", _motion)),
+        Observation(f"rom.{_motion}", "not measured", None, False, cited=False),
+    )
+    for _motion in RomMotion
+)
+_SIGN_HEADS = {
+    (_name, _side): fact_head("sign", ("name", _name), ("side", _side))
+    for _name in _TEST_NAMES
+    for _side in _SIDES
+}
+# (test name, side, leg pain) → head; leg pain is "yes"/"no" for the straight-leg raise only.
+_TEST_HEADS: dict[tuple[str, str, str | None], str] = {
+    **{
+        (_name, _side, None): fact_head("test", ("name", _name), ("side", _side))
+        for _name in _TEST_NAMES
+        for _side in _SIDES
+    },
+    **{
+        ("straight_leg_raise", _side, _pain): fact_head(
+            "test", ("name", "straight_leg_raise"), ("side", _side), ("leg_pain", _pain)
+        )
+        for _side in _SIDES
+        for _pain in ("yes", "no")
+    },
+}
+_SLR_PAIN = (
+    fact_head("sign", ("name", "slr_reproduces_leg_pain")),
+    Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
+)
+_SYMPTOM_HEADS = {_s: fact_head("symptom", ("name", _s)) for _s in Symptom}
+_SYMPTOMS = {_s: (_SYMPTOM_HEADS[_s], Observation("symptoms", _s, None, False)) for _s in Symptom}
+_BACK_PAIN = (
+    _SYMPTOM_HEADS[Symptom.LOWER_BACK_PAIN],
+    Observation("back_pain", "lower_back_pain", None, measured=False),
+)
+_ACTIVITIES = {
+    _a: (fact_head("activity", ("name", _a)), Observation("activities", _a, None, False))
+    for _a in Activity
+}
+_AGE_HEAD = fact_head("age")
+_CONTEXT_HEADS = {
+    _name: fact_head("context", ("name", _name))
+    for _name in (
+        "fall_without_injury_signs",
+        "fall_with_new_pain",
+        "pregnancy",
+        "anticoagulant",
+        "pregnancy_weeks_unknown",
+        "pregnancy_weeks",
+        "hip_operation_weeks",
+        "osteoporosis",
+        "vertebral_fracture",
+        "back_pain_weeks_unknown",
+        "back_pain_weeks",
+        "back_pain_intensity",
+    )
+}
+_HIP_HEADS = {
+    (_approach, _side): fact_head(
+        "context", ("name", f"hip_replacement_{_approach}"), ("side", _side)
+    )
+    for _approach in HipApproach
+    for _side in _SIDES
+}
+_PAINLESS_FALL = Observation("recent_fall", "no new pain, bears weight", None, False)
+_FALL_NEW_PAIN = Observation("recent_fall.new_pain", "yes", None, False)
+
+
+def _length_tested(
+    measurements: Sequence[tuple[str, Side, float | bool, str]],
+) -> dict[str, set[Side]]:
     """For each length test given, the sides it covers (a value for both sides covers each)."""
     tested: dict[str, set[Side]] = {}
-    for name, side, value, _path in form.measurements():
+    for name, side, value, _path in measurements:
         if not isinstance(value, bool):
             covered = {Side.LEFT, Side.RIGHT, Side.BOTH} if side == Side.BOTH else {side}
             tested.setdefault(name, set()).update(covered)
@@ -77,146 +215,170 @@ def _length_tested(form: IntakeForm) -> dict[str, set[Side]]:
     return tested
 
 
+# A name given on both sides with different values: (name, left, right, field path of the left).
+_Pair = tuple[str, float, float, str]
+# The last left-side value read: (name, value, field path).
+_Left = tuple[str, float, str]
+
+
 class FormFacts:
-    """The engine facts for one form and the observation behind each (by index ``i``)."""
+    """The engine facts for one form and the observation behind each (by index ``i``).
+
+    ``grades`` are the form's grades per measure as `IntakeForm.grades` yields them (a muscle
+    graded per side: its left grade, then its right). Each part of the form is read once; fact
+    heads and constant observations come from the tables above, so a form costs one
+    `encode_fact` and one tuple per fact.
+    """
 
     def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
         self.facts: list[str] = []
         self.observations: list[Observation] = []
-        tested = _length_tested(form) if grades.get(Measure.TIGHTNESS) else {}
+        facts = self.facts
+        observations = self.observations
+        add_fact = facts.append
+        add_observation = observations.append
+        encode = encode_fact
+        measurements = list(form.measurements())
+        tested: dict[str, set[Side]] | None = None
+
         for measure, given in grades.items():
+            tightness = measure == Measure.TIGHTNESS
+            heads = _GRADE_HEADS[measure]
+            left: _Left | None = None
+            pairs: list[_Pair] = []
             for muscle, side, grade, path in given:
                 note = None
-                if measure == Measure.TIGHTNESS:
+                length = False
+                if tightness:
                     # Measured outranks self-report: rules read a self-rated tightness only
                     # where no length test of that muscle was measured on that side.
-                    length = any(side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ()))
-                    note = _OVERRIDDEN if length else None
-                    head = fact_head(
-                        "grade",
-                        ("measure", measure),
-                        ("muscle", muscle),
-                        ("group", muscle.group),
-                        ("side", side),
-                        ("length_tested", "yes" if length else "no"),
-                    )
-                else:
-                    head = fact_head(
-                        "grade",
-                        ("measure", measure),
-                        ("muscle", muscle),
-                        ("group", muscle.group),
-                        ("side", side),
-                    )
-                self._add(head, Observation(path, grade, side, measured=False, note=note), grade)
-            self._asymmetry(
-                measure,
-                measure,
-                [(m, s, g, f"{measure}.{m}") for m, s, g, _ in given],
-                measured=False,
-                groups={m: m.group for m, *_ in given},
-            )
-        angles = list(form.angles())
-        method = form.rom.method if form.rom is not None else None
-        for motion, side, degrees, path in angles:
-            self._add(
-                fact_head("rom", ("motion", motion), ("side", side), ("method", str(method))),
-                Observation(path, degrees, side, measured=True),
-                degrees,
-            )
-        self._asymmetry(
-            "rom", None, [(m, s, d, f"rom.{m}") for m, s, d, _ in angles], measured=True
-        )
-        measured_motions = {motion for motion, *_ in angles}
-        for motion in RomMotion:
+                    if tested is None:
+                        tested = _length_tested(measurements)
+                    if tested:
+                        length = any(
+                            side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ())
+                        )
+                        note = _OVERRIDDEN if length else None
+                add_fact(encode(len(facts), heads[muscle, side][length], grade))
+                add_observation(_new(Observation, (path, grade, side, False, note, True)))
+                if side == Side.LEFT:
+                    left = (muscle, grade, path)
+                elif side == Side.RIGHT and left and left[0] == muscle and left[1] != grade:
+                    pairs.append((muscle, left[1], grade, left[2]))
+            if pairs:
+                self._asymmetry(measure, measure, pairs, False)
+
+        rom = form.rom
+        measured_motions: tuple[RomMotion, ...] = ()
+        if rom is not None:
+            method = rom.method
+            left = None
+            pairs = []
+            for motion, side, degrees, path in form.angles():
+                add_fact(encode(len(facts), _ROM_HEADS[motion, side, method], degrees))
+                add_observation(_new(Observation, (path, degrees, side, True, None, True)))
+                measured_motions += (motion,)
+                if side == Side.LEFT:
+                    left = (motion, degrees, path)
+                elif side == Side.RIGHT and left and left[0] == motion and left[1] != degrees:
+                    pairs.append((motion, left[1], degrees, left[2]))
+            if pairs:
+                self._asymmetry("rom", None, pairs, True)
+        for motion, head, observation in _UNMEASURED:
             if motion not in measured_motions:
                 # Absence as a fact: a finding may be inferred only where nothing was measured.
-                self._add(
-                    fact_head("unmeasured", ("name", motion)),
-                    Observation(f"rom.{motion}", "not measured", None, False, cited=False),
-                )
-        numeric = []
-        for name, side, value, path in form.measurements():
-            if isinstance(value, bool):
-                if value:
-                    self._add(
-                        fact_head("sign", ("name", name), ("side", side)),
-                        Observation(path, "yes", side, measured=True),
-                    )
-                continue
-            if name == "straight_leg_raise" and form.straight_leg_raise is not None:
-                pain = "yes" if form.straight_leg_raise.reproduces_leg_pain else "no"
-                head = fact_head("test", ("name", name), ("side", side), ("leg_pain", pain))
-            else:
-                head = fact_head("test", ("name", name), ("side", side))
-            self._add(head, Observation(path, value, side, measured=True), value)
-            numeric.append(
-                (name, side, value, path.rsplit(".", 1)[0] if side != Side.BOTH else path)
-            )
-        self._asymmetry("test", None, numeric, measured=True)
-        if form.straight_leg_raise is not None and form.straight_leg_raise.reproduces_leg_pain:
-            self._add(
-                fact_head("sign", ("name", "slr_reproduces_leg_pain")),
-                Observation("straight_leg_raise.reproduces_leg_pain", "yes", None, True),
-            )
-        painless_fall = _painless_fall(form)
-        for symptom in form.symptoms:
+                add_fact(encode(len(facts), head))
+                add_observation(observation)
+
+        slr = form.straight_leg_raise
+        if measurements:
+            left = None
+            pairs = []
+            for name, side, value, path in measurements:
+                if isinstance(value, bool):
+                    if value:
+                        add_fact(encode(len(facts), _SIGN_HEADS[name, side]))
+                        add_observation(_new(Observation, (path, "yes", side, True, None, True)))
+                    continue
+                pain = None
+                if name == "straight_leg_raise" and slr is not None:
+                    pain = "yes" if slr.reproduces_leg_pain else "no"
+                add_fact(encode(len(facts), _TEST_HEADS[name, side, pain], value))
+                add_observation(_new(Observation, (path, value, side, True, None, True)))
+                if side == Side.LEFT:
+                    left = (name, value, path)
+                elif side == Side.RIGHT and left and left[0] == name and left[1] != value:
+                    pairs.append((name, left[1], value, left[2]))
+            if pairs:
+                self._asymmetry("test", None, pairs, True)
+        if slr is not None and slr.reproduces_leg_pain:
+            add_fact(encode(len(facts), _SLR_PAIN[0]))
+            add_observation(_SLR_PAIN[1])
+
+        symptoms = form.symptoms
+        fall = form.recent_fall
+        painless_fall = fall is not None and _painless_fall(form)
+        for symptom in symptoms:
             if painless_fall and symptom == Symptom.RECENT_FALL_OR_MINOR_TRAUMA:
                 # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
                 continue
-            self._add(
-                fact_head("symptom", ("name", symptom)),
-                Observation("symptoms", symptom, None, measured=False),
-            )
-        self._stated(form, painless_fall)
-        if Symptom.LOWER_BACK_PAIN in form.reported_symptoms() and (
-            Symptom.LOWER_BACK_PAIN not in form.symptoms
+            head, observation = _SYMPTOMS[symptom]
+            add_fact(encode(len(facts), head))
+            add_observation(observation)
+        if fall is not None or form.recent_joint_procedure:
+            self._stated(form, painless_fall)
+        if (
+            form.back_pain is not None
+            and Symptom.LOWER_BACK_PAIN in form.reported_symptoms()
+            and Symptom.LOWER_BACK_PAIN not in symptoms
         ):
             # Describing the back-pain episode reports low back pain, even if the symptom list
             # does not repeat it.
-            self._add(
-                fact_head("symptom", ("name", Symptom.LOWER_BACK_PAIN)),
-                Observation("back_pain", "lower_back_pain", None, measured=False),
-            )
+            add_fact(encode(len(facts), _BACK_PAIN[0]))
+            add_observation(_BACK_PAIN[1])
         for activity in form.activities:
-            self._add(
-                fact_head("activity", ("name", activity)),
-                Observation("activities", activity, None, measured=False),
-            )
-        if form.age is not None:
-            self._add(fact_head("age"), Observation("age", form.age, None, False), form.age)
-        self._context(form)
+            head, observation = _ACTIVITIES[activity]
+            add_fact(encode(len(facts), head))
+            add_observation(observation)
+        age = form.age
+        if age is not None:
+            add_fact(encode(len(facts), _AGE_HEAD, age))
+            add_observation(_new(Observation, ("age", age, None, False, None, True)))
+        if (
+            form.pregnancy is not None
+            or form.hip_replacement is not None
+            or form.back_pain is not None
+            or form.anticoagulant
+            or form.osteoporosis
+            or form.vertebral_fracture
+            or (symptoms and not PREGNANCY_ONLY_SYMPTOMS.isdisjoint(symptoms))
+        ):
+            self._context(form)
 
     def _add(self, head: str, observation: Observation, value: float | None = None) -> None:
         self.facts.append(encode_fact(len(self.observations), head, value))
         self.observations.append(observation)
 
     def _asymmetry(
-        self,
-        measure: str,
-        concern_key: str | None,
-        values: Sequence[tuple[str, Side, float, str]],
-        measured: bool,
-        groups: Mapping[str, str] | None = None,
+        self, measure: str, concern_key: str | None, pairs: list[_Pair], measured: bool
     ) -> None:
-        per_side: dict[str, dict[Side, tuple[float, str]]] = {}
-        for name, side, value, path in values:
-            per_side.setdefault(name, {})[side] = (value, path)
-        for name, sides in per_side.items():
-            if Side.LEFT not in sides or Side.RIGHT not in sides:
-                continue
-            (left, path), (right, _) = sides[Side.LEFT], sides[Side.RIGHT]
-            if left == right:
-                continue
+        """A left/right difference fact for each name given on both sides with different
+        values, citing the side of concern."""
+        for name, left, right, path in pairs:
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
             concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
-            attrs = [("measure", measure), ("name", name), ("side", concern)]
-            if groups is not None:
-                attrs.append(("group", groups[name]))
             self._add(
-                fact_head("asym", *attrs),
-                Observation(
-                    path.removesuffix(".left"), f"left {left:g}, right {right:g}", concern, measured
+                _ASYM_HEADS[measure, name, concern],
+                _new(
+                    Observation,
+                    (
+                        path.removesuffix(".left"),
+                        f"left {left:g}, right {right:g}",
+                        concern,
+                        measured,
+                        None,
+                        True,
+                    ),
                 ),
                 abs(left - right),
             )
@@ -226,24 +388,16 @@ class FormFacts:
 
         def symptom(name: Symptom, path: str, value: str) -> None:
             if name not in form.symptoms:  # the ticked symptom already stands for it
-                self._add(
-                    fact_head("symptom", ("name", name)), Observation(path, value, None, False)
-                )
+                self._add(_SYMPTOM_HEADS[name], Observation(path, value, None, False))
 
         fall = form.recent_fall
         if fall is not None and fall.occurred:
             if painless_fall:
-                self._add(
-                    fact_head("context", ("name", "fall_without_injury_signs")),
-                    Observation("recent_fall", "no new pain, bears weight", None, False),
-                )
+                self._add(_CONTEXT_HEADS["fall_without_injury_signs"], _PAINLESS_FALL)
             else:
                 symptom(Symptom.RECENT_FALL_OR_MINOR_TRAUMA, "recent_fall.occurred", "yes")
             if fall.new_pain:
-                self._add(
-                    fact_head("context", ("name", "fall_with_new_pain")),
-                    Observation("recent_fall.new_pain", "yes", None, False),
-                )
+                self._add(_CONTEXT_HEADS["fall_with_new_pain"], _FALL_NEW_PAIN)
             if fall.can_bear_weight is False:
                 symptom(Symptom.UNABLE_TO_BEAR_WEIGHT, "recent_fall.can_bear_weight", "no")
         if form.recent_joint_procedure:
@@ -251,9 +405,7 @@ class FormFacts:
 
     def _context(self, form: IntakeForm) -> None:
         def add(name: str, path: str, value: int | str, v: int | None = None) -> None:
-            self._add(
-                fact_head("context", ("name", name)), Observation(path, value, None, False), v
-            )
+            self._add(_CONTEXT_HEADS[name], Observation(path, value, None, False), v)
 
         implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
         if form.pregnancy is None and implied:
@@ -275,9 +427,7 @@ class FormFacts:
         hip = form.hip_replacement
         if hip is not None and not hip.precautions_lifted:
             self._add(
-                fact_head(
-                    "context", ("name", f"hip_replacement_{hip.approach}"), ("side", hip.side)
-                ),
+                _HIP_HEADS[hip.approach, hip.side],
                 Observation("hip_replacement.approach", hip.approach, hip.side, False),
             )
         if hip is not None and hip.weeks_since is not None:

@@ -215,15 +215,26 @@ class SidedExtension(_Sided):
     right: ExtensionDegrees | None = None
 
 
-_TEST_FIELD = {
-    "thomas_hip_angle": "thomas_test",
-    "thomas_knee_angle": "thomas_test",
-    "thomas_thigh_abducts": "thomas_test",
-    "straight_leg_raise": "straight_leg_raise",
-    "active_knee_extension_deficit": "active_knee_extension",
-}
+# The iteration helpers of `IntakeForm` read these tables, so that no field path is formatted
+# per form: (name, form field, attribute, path for both sides, path of the left, of the right).
+_TESTS = tuple(
+    (name, field, attr, f"{field}.{attr}", f"{field}.{attr}.left", f"{field}.{attr}.right")
+    for name, field, attr in (
+        ("thomas_hip_angle", "thomas_test", "hip_angle"),
+        ("thomas_knee_angle", "thomas_test", "knee_angle"),
+        ("thomas_thigh_abducts", "thomas_test", "thigh_abducts"),
+        ("straight_leg_raise", "straight_leg_raise", "angle"),
+        ("active_knee_extension_deficit", "active_knee_extension", "deficit"),
+    )
+)
 _MUSCLES = tuple(Muscle)
-_MOTIONS = tuple(RomMotion)
+_GRADE_PATHS: dict[str, dict[Muscle, tuple[str, str, str]]] = {
+    measure: {m: (f"{measure}.{m}", f"{measure}.{m}.left", f"{measure}.{m}.right") for m in Muscle}
+    for measure in ("tightness", "strength")
+}
+_ANGLES = tuple(
+    (m, m.value, f"rom.{m.value}", f"rom.{m.value}.left", f"rom.{m.value}.right") for m in RomMotion
+)
 
 
 class SidedThomasHip(_Sided):
@@ -516,15 +527,23 @@ class IntakeForm(_Strict):
         Yields (muscle, side, grade, field path); a grade given once has side ``both``.
         """
         table: Mapping[Muscle, Any] = getattr(self, measure)
-        for muscle in _MUSCLES:  # fixed order, whatever order the caller used
+        if not table:
+            return
+        paths = _GRADE_PATHS[measure]
+        # Fixed order, whatever order the caller used (one grade needs no ordering).
+        for muscle in _MUSCLES if len(table) > 1 else table:
             value = table.get(muscle)
             if value is None:
                 continue
             if isinstance(value, _Sided):
-                for side, grade in value.sides():
-                    yield muscle, side, grade, f"{measure}.{muscle}.{side}"
+                sided: Any = value  # every per-side model has ``left`` and ``right``
+                _, left, right = paths[muscle]
+                if sided.left is not None:
+                    yield muscle, Side.LEFT, sided.left, left
+                if sided.right is not None:
+                    yield muscle, Side.RIGHT, sided.right, right
             else:
-                yield muscle, Side.BOTH, value, f"{measure}.{muscle}"
+                yield muscle, Side.BOTH, value, paths[muscle][0]
 
     def measurements(self) -> Iterator[tuple[str, Side, float | bool, str]]:
         """Every measured test value: (test name, side, value, field path).
@@ -532,37 +551,41 @@ class IntakeForm(_Strict):
         Names: ``thomas_hip_angle``, ``thomas_knee_angle``, ``thomas_thigh_abducts``,
         ``straight_leg_raise``, ``active_knee_extension_deficit``.
         """
-        tests = (
-            ("thomas_hip_angle", self.thomas_test, "hip_angle"),
-            ("thomas_knee_angle", self.thomas_test, "knee_angle"),
-            ("thomas_thigh_abducts", self.thomas_test, "thigh_abducts"),
-            ("straight_leg_raise", self.straight_leg_raise, "angle"),
-            ("active_knee_extension_deficit", self.active_knee_extension, "deficit"),
-        )
-        for name, test, attr in tests:
+        if self.thomas_test is None and (
+            self.straight_leg_raise is None and self.active_knee_extension is None
+        ):
+            return
+        for name, field, attr, both, left, right in _TESTS:
+            test = getattr(self, field)
             value = getattr(test, attr) if test is not None else None
             if value is None:
                 continue
-            base = f"{_TEST_FIELD[name]}.{attr}"
             if isinstance(value, _Sided):
-                for side, v in value.sides():
-                    yield name, side, v, f"{base}.{side}"
+                sided: Any = value
+                if sided.left is not None:
+                    yield name, Side.LEFT, sided.left, left
+                if sided.right is not None:
+                    yield name, Side.RIGHT, sided.right, right
             else:
-                yield name, Side.BOTH, value, base
+                yield name, Side.BOTH, value, both
 
     def angles(self) -> Iterator[tuple[RomMotion, Side, float, str]]:
         """Every measured angle: (motion, side, degrees, field path)."""
-        if self.rom is None:
+        rom = self.rom
+        if rom is None:
             return
-        for motion in _MOTIONS:
-            value = getattr(self.rom, motion.value)
+        for motion, attr, both, left, right in _ANGLES:
+            value = getattr(rom, attr)
             if value is None:
                 continue
             if isinstance(value, _Sided):
-                for side, degrees in value.sides():
-                    yield motion, side, degrees, f"rom.{motion.value}.{side.value}"
+                sided: Any = value
+                if sided.left is not None:
+                    yield motion, Side.LEFT, sided.left, left
+                if sided.right is not None:
+                    yield motion, Side.RIGHT, sided.right, right
             else:
-                yield motion, Side.BOTH, value, f"rom.{motion.value}"
+                yield motion, Side.BOTH, value, both
 
 
 def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeForm:

@@ -473,18 +473,44 @@ def _atoms(option: Atom | tuple[Atom, ...]) -> tuple[Atom, ...]:
     return (option,) if isinstance(option, Atom) else option
 
 
+# What `_not_assessed` lists, formatted once: per measure and set of muscle groups graded, the
+# groups not graded; the motions not measured; the length tests and safety questions left blank.
+_GROUP_SETS = [
+    frozenset(g for i, g in enumerate(MuscleGroup) if mask >> i & 1)
+    for mask in range(1 << len(MuscleGroup))
+]
+_NOT_GRADED = {
+    (measure, given): tuple(f"{measure.value} of {g.value}" for g in MuscleGroup if g not in given)
+    for measure in Measure
+    for given in _GROUP_SETS
+}
+_NOT_MEASURED = [(m, f"measured {m.value}") for m in RomMotion]
+_NO_ROM = tuple(text for _, text in _NOT_MEASURED)
+_THOMAS = frozenset({"thomas_hip_angle", "thomas_knee_angle", "thomas_thigh_abducts"})
+_HAMSTRING_LENGTH = frozenset({"straight_leg_raise", "active_knee_extension_deficit"})
+_NO_THOMAS = "modified Thomas test"
+_NO_HAMSTRING_LENGTH = "hamstring length test (straight-leg raise or active knee extension)"
+
+
 def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:
-    missing = []
+    missing: list[str] = []
     for measure, given_grades in grades.items():
-        given = {muscle.group for muscle, *_ in given_grades}
-        missing += [f"{measure.value} of {g.value}" for g in MuscleGroup if g not in given]
-    measured = {motion for motion, *_ in form.angles()}
-    missing += [f"measured {m.value}" for m in RomMotion if m not in measured]
-    tests = {name for name, *_ in form.measurements()}  # an empty test record gives nothing
-    if not tests & {"thomas_hip_angle", "thomas_knee_angle", "thomas_thigh_abducts"}:
-        missing.append("modified Thomas test")
-    if not tests & {"straight_leg_raise", "active_knee_extension_deficit"}:
-        missing.append("hamstring length test (straight-leg raise or active knee extension)")
+        missing += _NOT_GRADED[measure, frozenset([grade[0].group for grade in given_grades])]
+    if form.rom is None:
+        missing += _NO_ROM
+    else:
+        measured = {motion for motion, *_ in form.angles()}
+        missing += [text for m, text in _NOT_MEASURED if m not in measured]
+    if form.thomas_test is None and (
+        form.straight_leg_raise is None and form.active_knee_extension is None
+    ):
+        missing += (_NO_THOMAS, _NO_HAMSTRING_LENGTH)
+    else:
+        tests = {name for name, *_ in form.measurements()}  # an empty test record gives nothing
+        if tests.isdisjoint(_THOMAS):
+            missing.append(_NO_THOMAS)
+        if tests.isdisjoint(_HAMSTRING_LENGTH):
+            missing.append(_NO_HAMSTRING_LENGTH)
     # The safety questions a red flag turns on: blank means not asked, never "no".
     if form.recent_fall is None:
         missing.append("recent fall (asked yes or no)")
