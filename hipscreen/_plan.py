@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from hipscreen._form import IntakeForm
@@ -35,9 +35,11 @@ forms)."""
 
 @dataclass(slots=True)
 class _Pick:
+    """One exercise in the plan being built: the findings it serves, its notes, its side."""
+
     spec: ExerciseSpec
-    because: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    because: list[str]
+    notes: list[str]
     emphasis: Side | None = None
 
 
@@ -100,7 +102,6 @@ class Planner:
             for ex_id, spec in ruleset.exercises.items()
         }
         self._rules = {rule.id: rule.spec for rule in ruleset.rules}
-        self._recommends = {rule.id: tuple(rule.spec.recommends) for rule in ruleset.rules}
         # What a strength exercise's level depends on: the lowest strength grade among the
         # muscles it trains. Exercises training the same muscles share one such "muscle set";
         # a plan is keyed on the lowest grade per set, not on the whole form.
@@ -114,6 +115,11 @@ class Planner:
         self._sets_of = {
             muscle: tuple(k for k, m in enumerate(self._muscle_sets) if muscle in m)
             for muscle in Muscle
+        }
+        # Per finding id: what it recommends, each with its muscle set (None: not strength).
+        self._recommends = {
+            rule.id: tuple((ex_id, self._set_of.get(ex_id)) for ex_id in rule.spec.recommends)
+            for rule in ruleset.rules
         }
         # Per finding id: whether a plan reads its sides at all (to emphasise a side).
         self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
@@ -190,20 +196,23 @@ class Planner:
         age band, so it is cached on exactly those (an exact cache).
         """
         emphasises = self._emphasises
+        finding_keys = []
+        for f in findings:
+            finding_id = f["id"]
+            finding_keys.append(
+                (
+                    finding_id,
+                    f["severity"] == _CRITICAL,
+                    _emphasis(f["sides"]) if emphasises[finding_id] else None,
+                )
+            )
+        pain = self._pain_symptoms
+        age = form.age
         key = (
-            tuple(
-                [
-                    (
-                        f["id"],
-                        f["severity"] == _CRITICAL,
-                        _emphasis(f["sides"]) if emphasises[f["id"]] else None,
-                    )
-                    for f in findings
-                ]
-            ),
+            tuple(finding_keys),
             self._lowest(strength),
-            tuple([s for s in form.reported_symptoms() if s in self._pain_symptoms]),
-            None if form.age is None else tuple([form.age >= a for a in self._age_cuts]),
+            tuple([s for s in form.reported_symptoms() if s in pain]),
+            None if age is None else tuple([age >= a for a in self._age_cuts]),
         )
         return self._cached_plan(key)
 
@@ -225,7 +234,7 @@ class Planner:
         finding_keys, lowest, pain, age_flags = key
         policy = self.ruleset.plan
         specs = self.ruleset.exercises
-        set_of = self._set_of
+        variants = self._variants
         unilateral = self._unilateral
         withholds_of = self._withholds_of
         withholds = [w for i, c, _ in finding_keys for w in withholds_of[i, c]]
@@ -235,12 +244,16 @@ class Planner:
         picks: dict[str, _Pick] = {}
         excluded: dict[str, _Left] = {}
 
-        def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
-            k = set_of.get(exercise_id)
+        def add(
+            exercise_id: str, k: int | None, because: str | None, emphasis: Side | None
+        ) -> None:
             if k is None:  # not a strength exercise: no easier variant to choose
                 variant, note = specs[exercise_id], None
             else:
-                variant, note = self._variant(exercise_id, lowest[k], pain)
+                chosen = variants.get((exercise_id, lowest[k], pain))
+                if chosen is None:
+                    chosen = self._variant(exercise_id, lowest[k], pain)
+                variant, note = chosen
             if variant.id in blocked_any:
                 spec, swapped = self._allowed(variant, withholds, excluded, because)
                 if spec is None:
@@ -249,7 +262,7 @@ class Planner:
                 spec, swapped = variant, None
             pick = picks.get(spec.id)
             if pick is None:
-                pick = picks[spec.id] = _Pick(spec)
+                pick = picks[spec.id] = _Pick(spec, [], [])
             if because is not None and because not in pick.because:
                 pick.because.append(because)
             if note is not None or swapped is not None:
@@ -258,37 +271,39 @@ class Planner:
             if pick.emphasis is None and emphasis is not None and spec.id in unilateral:
                 pick.emphasis = emphasis
 
-        add(policy.warm_up, None)
+        set_of = self._set_of
+        add(policy.warm_up, set_of.get(policy.warm_up), None, None)
         recommends = self._recommends
         any_critical = False
         for finding_id, critical, emphasis in finding_keys:
             any_critical = any_critical or critical
-            for exercise_id in recommends[finding_id]:
-                add(exercise_id, finding_id, emphasis)
+            for exercise_id, k in recommends[finding_id]:
+                add(exercise_id, k, finding_id, emphasis)
         if not any_critical:
             # The article: train both flexion and extension for muscular balance.
+            balance = policy.balance
             if self._trains[Movement.FLEXION].isdisjoint(picks):
-                add(policy.balance.flexion, None)
+                add(balance.flexion, set_of.get(balance.flexion), None, None)
             if self._trains[Movement.EXTENSION].isdisjoint(picks):
-                add(policy.balance.extension, None)
+                add(balance.extension, set_of.get(balance.extension), None, None)
 
         rank = self._rank
         dose_at = self._dose_at
+        made = self._recommendations
         recommendations = []
         for exercise_id in sorted(picks, key=rank.__getitem__):
             pick = picks[exercise_id]
             dose = dose_at.get((exercise_id, age_flags))
             if dose is None:
                 dose = self._dose_for(pick.spec, age_flags)
-            recommendations.append(
-                self._recommendation(
-                    exercise_id,
-                    dose,
-                    tuple(pick.because),
-                    " ".join(pick.notes) or None,
-                    pick.emphasis,
+            because = tuple(pick.because)
+            note = " ".join(pick.notes) or None
+            recommendation = made.get((exercise_id, id(dose), because, note, pick.emphasis))
+            if recommendation is None:
+                recommendation = self._recommendation(
+                    exercise_id, dose, because, note, pick.emphasis
                 )
-            )
+            recommendations.append(recommendation)
         left_out = tuple(
             [
                 self._excluded(exercise_id, left.reason, tuple(left.because))
