@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
@@ -20,45 +20,71 @@ _KIND_ORDER = [
     ExerciseKind.STRENGTH,
 ]
 
+_CRITICAL = Severity.CRITICAL
+_BOTH = Side.BOTH
+
 StrengthGrades = Sequence[tuple[Muscle, Side, int, str]]
 
+FindingKey = tuple[str, bool, Side | None]
+"""What a plan reads of one finding: its id, whether it is critical, the side it emphasises."""
 
 _MAX_REMEMBERED = 4096
-"""Recommendations remembered for reuse (a few hundred recur on realistic forms)."""
+"""Recommendations (and left-out entries) remembered for reuse (a few hundred recur on realistic
+forms)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pick:
+    """One exercise in the plan being built: the findings it serves, its notes, its side."""
+
     spec: ExerciseSpec
-    because: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    because: list[str]
+    notes: list[str]
     emphasis: Side | None = None
 
 
-@dataclass(frozen=True)
-class _Withhold:
+class _Withhold(NamedTuple):
+    """What one finding takes out of the plan, resolved against the catalog once per rule set."""
+
     finding_id: str
     title: str
-    spec: WithholdSpec
+    blocked: frozenset[str]
+    """The catalog's exercises it withholds, less what the withholding finding recommends."""
     swap: Mapping[str, str]
-    exempt: frozenset[str]  # what the withholding finding itself recommends
 
-    def blocks(self, ex: ExerciseSpec) -> bool:
-        return ex.id not in self.exempt and (
-            ex.kind in self.spec.kinds
-            or ex.id in self.spec.exercises
-            or any(prop in self.spec.properties for prop in ex.properties)
-        )
+
+@dataclass(slots=True)
+class _Left:
+    """One withheld exercise: why (the first withholding finding) and every finding involved."""
+
+    reason: str
+    because: list[str]
 
 
 def _emphasis(sides: Sequence[Side]) -> Side | None:
     """The one side a finding names (left or right), or None."""
-    named = [s for s in sides if s != Side.BOTH]
+    named = [s for s in sides if s != _BOTH]
     return named[0] if len(named) == 1 else None
 
 
+def _blocked(spec: WithholdSpec, exempt: frozenset[str], ruleset: RuleSet) -> frozenset[str]:
+    """The catalog's exercises ``spec`` withholds (by kind, id or property), less ``exempt``."""
+    kinds, ids, properties = set(spec.kinds), set(spec.exercises), set(spec.properties)
+    return frozenset(
+        ex.id
+        for ex in ruleset.exercises.values()
+        if ex.id not in exempt
+        and (ex.kind in kinds or ex.id in ids or not properties.isdisjoint(ex.properties))
+    )
+
+
 class Planner:
-    """Turns findings into a plan using the catalog and plan policy of one rule set."""
+    """Turns findings into a plan using the catalog and plan policy of one rule set.
+
+    Everything a plan needs that depends only on the rule set (what each finding withholds, as
+    sets of exercise ids; each exercise's kind rank, the movements it trains) is resolved here
+    once, so building a plan is mostly set membership and dict look-ups.
+    """
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
@@ -90,23 +116,69 @@ class Planner:
             muscle: tuple(k for k, m in enumerate(self._muscle_sets) if muscle in m)
             for muscle in Muscle
         }
+        # Per finding id: what it recommends, each with its muscle set (None: not strength).
+        self._recommends = {
+            rule.id: tuple((ex_id, self._set_of.get(ex_id)) for ex_id in rule.spec.recommends)
+            for rule in ruleset.rules
+        }
         # Per finding id: whether a plan reads its sides at all (to emphasise a side).
         self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
-        self._critical = WithholdSpec(kinds=ruleset.plan.critical.withhold_kinds)
+        critical = WithholdSpec(kinds=ruleset.plan.critical.withhold_kinds)
         # What each referring rule's kind withholds until the person is cleared (referral policy).
-        self._referral_withholds: dict[str, WithholdSpec] = {}
+        referral_withholds: dict[str, WithholdSpec] = {}
         for rule in ruleset.rules:
             referral = rule.spec.referral
             policy = (
                 ruleset.referral_policy.get(referral.kind) if referral and referral.kind else None
             )
             if policy is not None and (policy.withhold.kinds or policy.withhold.properties):
-                self._referral_withholds[rule.id] = policy.withhold
+                referral_withholds[rule.id] = policy.withhold
+        # Per finding id and whether it is critical: what it withholds, in the order a plan
+        # consults them (the critical policy, the rule's own withhold or swap, its referral's).
+        # A withhold that takes nothing out of this catalog can never matter and is left out.
+        self._withholds_of: dict[tuple[str, bool], tuple[_Withhold, ...]] = {}
+        for rule in ruleset.rules:
+            spec = rule.spec
+            exempt = frozenset(spec.recommends)
+            own = (
+                (spec.withhold or WithholdSpec(exercises=list(spec.swap)), spec.swap)
+                if spec.withhold is not None or spec.swap
+                else None
+            )
+            until_cleared = referral_withholds.get(rule.id)
+            for is_critical in (False, True):
+                sources: list[tuple[WithholdSpec, Mapping[str, str]]] = []
+                if is_critical:
+                    sources.append((critical, {}))
+                if own is not None:
+                    sources.append(own)
+                if until_cleared is not None:
+                    sources.append((until_cleared, {}))
+                withholds = (
+                    _Withhold(rule.id, spec.title, _blocked(source, exempt, ruleset), swap)
+                    for source, swap in sources
+                )
+                self._withholds_of[rule.id, is_critical] = tuple(w for w in withholds if w.blocked)
+        self._rank = {ex_id: _KIND_ORDER.index(s.kind) for ex_id, s in ruleset.exercises.items()}
+        self._unilateral = frozenset(
+            ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties
+        )
+        # The strength exercises that train each movement (an exercise training both counts).
+        self._trains = {
+            movement: frozenset(
+                ex_id
+                for ex_id, s in ruleset.exercises.items()
+                if s.kind == ExerciseKind.STRENGTH and s.movement in (movement, Movement.BOTH)
+            )
+            for movement in (Movement.FLEXION, Movement.EXTENSION)
+        }
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
+        self._dose_at: dict[tuple[str, tuple[bool, ...] | None], Dose] = {}
         self._recommendations: dict[tuple[Any, ...], Recommendation] = {}
+        self._left_out: dict[tuple[str, str, tuple[str, ...]], ExcludedExercise] = {}
         self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
         self._cached_plan = functools.lru_cache(maxsize=8192)(self._plan)
 
@@ -124,18 +196,23 @@ class Planner:
         age band, so it is cached on exactly those (an exact cache).
         """
         emphasises = self._emphasises
-        key = (
-            tuple(
+        finding_keys = []
+        for f in findings:
+            finding_id = f["id"]
+            finding_keys.append(
                 (
-                    f["id"],
-                    f["severity"] == Severity.CRITICAL,
-                    _emphasis(f["sides"]) if emphasises[f["id"]] else None,
+                    finding_id,
+                    f["severity"] == _CRITICAL,
+                    _emphasis(f["sides"]) if emphasises[finding_id] else None,
                 )
-                for f in findings
-            ),
+            )
+        pain = self._pain_symptoms
+        age = form.age
+        key = (
+            tuple(finding_keys),
             self._lowest(strength),
-            tuple(s for s in form.reported_symptoms() if s in self._pain_symptoms),
-            None if form.age is None else tuple(form.age >= a for a in self._age_cuts),
+            tuple([s for s in form.reported_symptoms() if s in pain]),
+            None if age is None else tuple([age >= a for a in self._age_cuts]),
         )
         return self._cached_plan(key)
 
@@ -153,71 +230,88 @@ class Planner:
     def _plan(
         self, key: tuple[Any, ...]
     ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
+        finding_keys: tuple[FindingKey, ...]
         finding_keys, lowest, pain, age_flags = key
-        reached = (
-            set()
-            if age_flags is None
-            else {cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok}
-        )
-        findings = [
-            {"id": i, "critical": critical, "emphasis": emphasis}
-            for i, critical, emphasis in finding_keys
-        ]
         policy = self.ruleset.plan
-        withholds = self._withholds(findings)
+        specs = self.ruleset.exercises
+        variants = self._variants
+        unilateral = self._unilateral
+        withholds_of = self._withholds_of
+        withholds = [w for i, c, _ in finding_keys for w in withholds_of[i, c]]
+        blocked_any: frozenset[str] = (
+            frozenset().union(*[w.blocked for w in withholds]) if withholds else frozenset()
+        )
         picks: dict[str, _Pick] = {}
-        excluded: dict[str, dict[str, Any]] = {}
+        excluded: dict[str, _Left] = {}
 
-        def add(exercise_id: str, because: str | None, emphasis: Side | None = None) -> None:
-            variant, note = self._variant(exercise_id, lowest, pain)
-            notes = [note] if note else []
-            spec = self._allowed(variant, withholds, excluded, notes, because)
-            if spec is None:
-                return
-            pick = picks.setdefault(spec.id, _Pick(spec))
+        def add(
+            exercise_id: str, k: int | None, because: str | None, emphasis: Side | None
+        ) -> None:
+            if k is None:  # not a strength exercise: no easier variant to choose
+                variant, note = specs[exercise_id], None
+            else:
+                chosen = variants.get((exercise_id, lowest[k], pain))
+                if chosen is None:
+                    chosen = self._variant(exercise_id, lowest[k], pain)
+                variant, note = chosen
+            if variant.id in blocked_any:
+                spec, swapped = self._allowed(variant, withholds, excluded, because)
+                if spec is None:
+                    return
+            else:
+                spec, swapped = variant, None
+            pick = picks.get(spec.id)
+            if pick is None:
+                pick = picks[spec.id] = _Pick(spec, [], [])
             if because is not None and because not in pick.because:
                 pick.because.append(because)
-            pick.notes += [n for n in notes if n not in pick.notes]
-            if pick.emphasis is None and emphasis is not None and "unilateral" in spec.properties:
+            if note is not None or swapped is not None:
+                known = pick.notes
+                known += [n for n in (note, swapped) if n is not None and n not in known]
+            if pick.emphasis is None and emphasis is not None and spec.id in unilateral:
                 pick.emphasis = emphasis
 
-        add(policy.warm_up, None)
-        for finding in findings:
-            rule = self._rules[finding["id"]]
-            for exercise_id in rule.recommends:
-                add(exercise_id, finding["id"], finding["emphasis"])
-        if not any(f["critical"] for f in findings):
+        set_of = self._set_of
+        add(policy.warm_up, set_of.get(policy.warm_up), None, None)
+        recommends = self._recommends
+        any_critical = False
+        for finding_id, critical, emphasis in finding_keys:
+            any_critical = any_critical or critical
+            for exercise_id, k in recommends[finding_id]:
+                add(exercise_id, k, finding_id, emphasis)
+        if not any_critical:
             # The article: train both flexion and extension for muscular balance.
-            for movement, exercise_id in (
-                (Movement.FLEXION, policy.balance.flexion),
-                (Movement.EXTENSION, policy.balance.extension),
-            ):
-                if not any(
-                    p.spec.kind == ExerciseKind.STRENGTH
-                    and p.spec.movement in (movement, Movement.BOTH)
-                    for p in picks.values()
-                ):
-                    add(exercise_id, None)
+            balance = policy.balance
+            if self._trains[Movement.FLEXION].isdisjoint(picks):
+                add(balance.flexion, set_of.get(balance.flexion), None, None)
+            if self._trains[Movement.EXTENSION].isdisjoint(picks):
+                add(balance.extension, set_of.get(balance.extension), None, None)
 
-        ordered = sorted(picks.values(), key=lambda p: _KIND_ORDER.index(p.spec.kind))
-        recommendations = tuple(
-            self._recommendation(
-                p.spec.id,
-                self._dose(p.spec, reached),
-                tuple(p.because),
-                " ".join(p.notes) or None,
-                p.emphasis,
-            )
-            for p in ordered
-        )
+        rank = self._rank
+        dose_at = self._dose_at
+        made = self._recommendations
+        recommendations = []
+        for exercise_id in sorted(picks, key=rank.__getitem__):
+            pick = picks[exercise_id]
+            dose = dose_at.get((exercise_id, age_flags))
+            if dose is None:
+                dose = self._dose_for(pick.spec, age_flags)
+            because = tuple(pick.because)
+            note = " ".join(pick.notes) or None
+            recommendation = made.get((exercise_id, id(dose), because, note, pick.emphasis))
+            if recommendation is None:
+                recommendation = self._recommendation(
+                    exercise_id, dose, because, note, pick.emphasis
+                )
+            recommendations.append(recommendation)
         left_out = tuple(
-            ExcludedExercise.model_construct(
-                exercise_id=x["exercise_id"], reason=x["reason"], because=tuple(x["because"])
-            )
-            for x in excluded.values()
-            if x["exercise_id"] not in picks
+            [
+                self._excluded(exercise_id, left.reason, tuple(left.because))
+                for exercise_id, left in excluded.items()
+                if exercise_id not in picks
+            ]
         )
-        return recommendations, left_out
+        return tuple(recommendations), left_out
 
     def _recommendation(
         self,
@@ -244,78 +338,70 @@ class Planner:
             )
         return made
 
-    def _withholds(self, findings: Sequence[Mapping[str, Any]]) -> list[_Withhold]:
-        withholds = []
-        for finding in findings:
-            rule = self._rules[finding["id"]]
-            exempt = frozenset(rule.recommends)
-            if finding["critical"]:
-                withholds.append(_Withhold(rule.id, rule.title, self._critical, {}, exempt))
-            if rule.withhold is not None or rule.swap:
-                spec = rule.withhold or WithholdSpec(exercises=list(rule.swap))
-                withholds.append(_Withhold(rule.id, rule.title, spec, rule.swap, exempt))
-            until_cleared = self._referral_withholds.get(rule.id)
-            if until_cleared is not None:
-                withholds.append(_Withhold(rule.id, rule.title, until_cleared, {}, exempt))
-        return withholds
+    def _excluded(
+        self, exercise_id: str, reason: str, because: tuple[str, ...]
+    ) -> ExcludedExercise:
+        """One left-out entry; the same one (they are immutable) whenever it recurs."""
+        key = (exercise_id, reason, because)
+        made = self._left_out.get(key)
+        if made is None:
+            if len(self._left_out) >= _MAX_REMEMBERED:
+                self._left_out.clear()
+            made = self._left_out[key] = ExcludedExercise.model_construct(
+                exercise_id=exercise_id, reason=reason, because=because
+            )
+        return made
 
     def _allowed(
         self,
         spec: ExerciseSpec,
         withholds: Sequence[_Withhold],
-        excluded: dict[str, dict[str, Any]],
-        notes: list[str],
+        excluded: dict[str, _Left],
         because: str | None,
-    ) -> ExerciseSpec | None:
+    ) -> tuple[ExerciseSpec | None, str | None]:
         """The exercise itself or, when a finding withholds it, the first safe replacement that
         trains the same thing: an easier variant, the withholding rule's swap, or one of the
-        catalog's alternatives (searched in that order, breadth first). Every withheld candidate
-        is recorded in ``excluded``. None when nothing safe is left."""
+        catalog's alternatives (searched in that order, breadth first), with the note saying
+        what replaced what. Every withheld candidate is recorded in ``excluded``. None when
+        nothing safe is left."""
+        exercises = self.ruleset.exercises
         queue: deque[ExerciseSpec] = deque([spec])
         tried: set[str] = set()
         while queue:
             candidate = queue.popleft()
-            if candidate.id in tried:
+            candidate_id = candidate.id
+            if candidate_id in tried:
                 continue
-            tried.add(candidate.id)
-            blocking = [w for w in withholds if w.blocks(candidate)]
+            tried.add(candidate_id)
+            blocking = [w for w in withholds if candidate_id in w.blocked]
             if not blocking:
-                if candidate is not spec:
-                    notes.append(f"{candidate.name} in place of {spec.name}.")
-                return candidate
-            first = blocking[0]
-            reason = f"withheld: {first.title} ({first.finding_id})"
-            record = excluded.setdefault(
-                candidate.id,
-                {
-                    "exercise_id": candidate.id,
-                    "reason": reason,
-                    "because": sorted({w.finding_id for w in blocking}),
-                },
-            )
-            if because and because not in record["because"]:
-                record["because"] = [*record["because"], because]
+                if candidate is spec:
+                    return candidate, None
+                return candidate, f"{candidate.name} in place of {spec.name}."
+            left = excluded.get(candidate_id)
+            if left is None:
+                first = blocking[0]
+                left = excluded[candidate_id] = _Left(
+                    f"withheld: {first.title} ({first.finding_id})",
+                    sorted({w.finding_id for w in blocking}),
+                )
+            if because and because not in left.because:
+                left.because.append(because)
             following = [candidate.regression] if candidate.regression is not None else []
-            following += [w.swap[candidate.id] for w in blocking if candidate.id in w.swap]
+            following += [w.swap[candidate_id] for w in blocking if candidate_id in w.swap]
             following += candidate.alternatives
-            queue.extend(self.ruleset.exercises[ex_id] for ex_id in following)
-        return None
+            queue.extend(exercises[ex_id] for ex_id in following)
+        return None, None
 
     def _variant(
-        self,
-        exercise_id: str,
-        lowest: tuple[tuple[int, str] | None, ...],
-        pain: tuple[str, ...],
+        self, exercise_id: str, graded: tuple[int, str] | None, pain: tuple[str, ...]
     ) -> tuple[ExerciseSpec, str | None]:
-        """Step down the regression chain to the level the person's strength and pain allow
-        (``lowest``: the lowest strength grade and its field per muscle set)."""
-        spec = self.ruleset.exercises[exercise_id]
-        if spec.kind != ExerciseKind.STRENGTH:
-            return spec, None
-        graded = lowest[self._set_of[exercise_id]]
+        """Step a strength exercise down the regression chain to the level the person's strength
+        and pain allow (``graded``: the lowest strength grade and its field in its muscle set)."""
         key = (exercise_id, graded, pain)
         cached = self._variants.get(key)
         if cached is None:
+            spec = self.ruleset.exercises[exercise_id]
             cached = self._variants[key] = self._choose(spec, graded, pain)
         return cached
 
@@ -341,16 +427,23 @@ class Planner:
             return spec, None
         return chosen, f"{chosen.name} in place of {spec.name}: {'; '.join(reasons)}."
 
-    def _dose(self, spec: ExerciseSpec, ages_reached: set[int]) -> Dose:
+    def _dose_for(self, spec: ExerciseSpec, age_flags: tuple[bool, ...] | None) -> Dose:
+        """The dose of ``spec`` for an age band (``age_flags``: which age cuts are reached)."""
+        reached = (
+            set()
+            if age_flags is None
+            else {cut for cut, ok in zip(self._age_cuts, age_flags, strict=True) if ok}
+        )
         adjustments = tuple(
             i
             for i, adj in enumerate(self.ruleset.plan.dose_adjustments)
-            if adj.kind == spec.kind and adj.age_at_least in ages_reached
+            if adj.kind == spec.kind and adj.age_at_least in reached
         )
         key = (spec.id, adjustments)
         dose = self._doses.get(key)
         if dose is None:
             dose = self._doses[key] = self._build_dose(spec, adjustments)
+        self._dose_at[spec.id, age_flags] = dose
         return dose
 
     def _build_dose(self, spec: ExerciseSpec, adjustments: tuple[int, ...]) -> Dose:
