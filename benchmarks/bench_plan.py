@@ -7,8 +7,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_plan.py --forms 4000 --rounds 3
 
 Each round builds a fresh planner (empty caches), plans ``--warmup`` forms untimed, then times
-the next ``--forms`` distinct forms (the benchmark's realistic mix, so the planner's own plan cache
-hits only as often as on a real stream). Validation and findings are computed beforehand and not
+the next ``--forms`` distinct forms (the benchmark's realistic mix, so the planner's small caches
+of variants, doses and recommendations hit only as often as on a real stream). Validation and findings are computed beforehand and not
 timed. Timed with this thread's CPU clock after a garbage collection, so other processes and
 earlier rounds' garbage disturb it little; the minimum and median over rounds are printed. Not a
 pytest test: timings are never asserted.
