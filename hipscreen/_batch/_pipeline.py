@@ -12,7 +12,6 @@ import collections
 import concurrent.futures as futures
 import contextlib
 import ctypes
-import gc
 import itertools
 import math
 import multiprocessing
@@ -191,10 +190,6 @@ def _init_worker(source: bytes | None, digest: str) -> None:
         _worker["screener"] = worker_screener(source, digest)
     except RuntimeError as error:  # reported on the first task, with the reason
         _worker["problem"] = str(error)
-    # What the worker holds from now on (modules, compiled rules, the screener) lives as long
-    # as the process: out of the cyclic collector's sight, each collection walks only what
-    # screening allocates (full collections walked the rules every few hundred rows).
-    gc.freeze()
 
 
 def _work(task: Task, payloads: list[Any]) -> list[Any]:
