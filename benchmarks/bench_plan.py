@@ -8,10 +8,10 @@ Run from the repository root::
 
 Each round builds a fresh planner (empty caches), plans ``--warmup`` forms untimed, then times
 the next ``--forms`` distinct forms (the benchmark's realistic mix, so the planner's small caches
-of variants, doses and recommendations hit only as often as on a real stream). Validation and findings are computed beforehand and not
-timed. Timed with this thread's CPU clock after a garbage collection, so other processes and
-earlier rounds' garbage disturb it little; the minimum and median over rounds are printed. Not a
-pytest test: timings are never asserted.
+of variants, doses and recommendations hit only as often as on a real stream). Validation and
+findings are computed beforehand and not timed. Timed with this thread's CPU clock after a
+garbage collection, so other processes and earlier rounds' garbage disturb it little; the minimum
+and median over rounds are printed. Not a pytest test: timings are never asserted.
 """
 
 from __future__ import annotations
