@@ -8,42 +8,54 @@ from typing import Any
 
 from hipscreen._forksafe import ForkSafeLock
 
-WINDOW = 1024
-"""Lookups between two checks of the hit rate."""
+MIN_WINDOW = 1024
+MAX_WINDOW = 16_384
+"""Look-ups between two checks of the hit rate: the cache's size, within these bounds. A cache
+that starts empty hits only keys that repeat within its first window, so the window must be
+long enough for input that repeats with a long period (a pool of forms screened in turn) to
+show its hits."""
 
 MIN_HIT_RATE = 0.05
 """Below this share of hits in a window the cache goes quiet. A hit saves a screening (about
-300–450 µs); a miss costs making the key and keeping the entry (about 15–25 µs for a form's JSON
-key), so a cache pays from about 5 % hits."""
+150–400 µs); a miss costs making the key and keeping the entry (up to about 15–25 µs for a
+form's JSON key), so a cache pays from about 5 % hits."""
 
-RETRY_AFTER = 32 * WINDOW
-"""Lookups skipped while quiet before the cache tries again, empty, for one window."""
+QUIET_WINDOWS = 8
+"""Windows of look-ups skipped while quiet before the cache tries again: on input that never
+repeats, one look-up in nine still makes a key."""
 
 
 class SelfTuningCache:
     """A least-recently-used mapping of at most ``size`` entries that measures its hit rate.
 
-    Every ``window`` lookups it checks the share of hits. Below ``min_hit_rate`` it empties itself
-    and goes quiet: `active` is False, callers skip making keys and call `skip` instead, and
-    after ``retry_after`` such lookups it tries again, empty, for one window. On input that
-    repeats it stays on; on input that never repeats it costs a key per lookup for one window in
-    33. Safe to share between threads.
+    Every ``window`` look-ups it checks the share of hits. Below ``min_hit_rate`` it goes quiet:
+    `active` is False, callers skip making keys and call `skip` instead, and after
+    ``retry_after`` such look-ups it tries again for one window. It keeps its entries while
+    quiet (they are bounded by ``size``), so the try starts warm. On input that repeats it stays
+    on; on input that never repeats it makes keys for one look-up in nine. Safe to share between
+    threads.
 
     Args:
         size: entries kept; 0 turns the cache off for good.
-        window: lookups between two checks of the hit rate.
+        window: look-ups between two checks of the hit rate (by default ``size`` within
+            `MIN_WINDOW` … `MAX_WINDOW`).
         min_hit_rate: the share of hits below which the cache goes quiet.
-        retry_after: lookups skipped while quiet before trying again.
+        retry_after: look-ups skipped while quiet before trying again (by default
+            `QUIET_WINDOWS` windows).
     """
 
     def __init__(
         self,
         size: int,
         *,
-        window: int = WINDOW,
+        window: int | None = None,
         min_hit_rate: float = MIN_HIT_RATE,
-        retry_after: int = RETRY_AFTER,
+        retry_after: int | None = None,
     ) -> None:
+        if window is None:
+            window = min(max(size, MIN_WINDOW), MAX_WINDOW)
+        if retry_after is None:
+            retry_after = QUIET_WINDOWS * window
         if size < 0 or window < 1 or retry_after < 0 or not 0 <= min_hit_rate <= 1:
             raise ValueError(
                 f"cache: size ≥ 0, window ≥ 1, retry_after ≥ 0 and 0 ≤ min_hit_rate ≤ 1 "
@@ -56,9 +68,9 @@ class SelfTuningCache:
         self._data: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
         self._lock = ForkSafeLock()
         self._active = size > 0
-        self._looked = 0  # lookups in this window
+        self._looked = 0  # look-ups in this window
         self._hit = 0  # hits in this window
-        self._skipped = 0  # lookups skipped since going quiet
+        self._skipped = 0  # look-ups skipped since going quiet
         self.lookups = 0
         self.hits = 0
         self.skips = 0
@@ -82,7 +94,6 @@ class SelfTuningCache:
             if self._looked >= self.window:
                 if self._hit < self.min_hit_rate * self._looked:
                     self._active = False
-                    self._data.clear()
                     self._skipped = 0
                     self.quiet_spells += 1
                 self._looked = self._hit = 0

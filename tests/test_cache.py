@@ -29,7 +29,7 @@ def test_on_input_that_never_repeats_it_goes_quiet_after_one_window() -> None:
     cache = SelfTuningCache(100, window=50, retry_after=200)
     lookups(cache, list(range(50)))
     assert not cache.active
-    assert len(cache) == 0  # emptied: memory back
+    assert len(cache) == 49  # kept (the 50th look-up made it quiet before its put)
     stats = cache.stats()
     assert (stats["lookups"], stats["hits"], stats["quiet_spells"]) == (50, 0, 1)
 
@@ -45,6 +45,22 @@ def test_a_quiet_cache_tries_again_and_stays_on_when_input_starts_repeating() ->
     found = lookups(cache, repeating)
     assert cache.active
     assert found[10:] == [k * 10 for k in repeating[10:]]
+
+
+def test_input_repeating_with_a_long_period_keeps_the_cache_on() -> None:
+    """A pool of forms screened in turn: the first window must be long enough to see hits."""
+    cache = SelfTuningCache(5_000)
+    assert cache.window == 5_000
+    assert cache.retry_after == 8 * 5_000
+    lookups(cache, [k % 1_500 for k in range(30_000)])
+    assert cache.active
+    assert cache.stats()["quiet_spells"] == 0
+    assert cache.hits == 30_000 - 1_500
+
+
+def test_the_window_follows_the_size_within_bounds() -> None:
+    assert SelfTuningCache(10).window == 1_024
+    assert SelfTuningCache(100_000).window == 16_384
 
 
 def test_on_repeating_input_it_never_goes_quiet() -> None:
@@ -109,7 +125,7 @@ def test_the_screener_cache_goes_quiet_on_distinct_forms_and_results_do_not_chan
     stats = screener._cache.stats()
     assert not stats["active"]
     assert stats["quiet_spells"] == 1
-    assert (stats["lookups"], stats["skipped"], stats["entries"]) == (1024, 76, 0)
+    assert (stats["lookups"], stats["skipped"], stats["entries"]) == (1024, 76, 64)
     repeated = hipscreen.Screener(cache_size=64)
     for form in distinct[:20] * 60:
         assert repeated.assess(form) == uncached.assess(form)
