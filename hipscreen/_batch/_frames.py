@@ -174,7 +174,7 @@ def assess_frame(
     records: list[tuple[int, Any, Record | RowError]] = []
     try:
         with Pipeline(
-            RecordTask(reader.spec, cached=cache_size > 0),
+            RecordTask(reader.spec),
             screener=rules,
             workers=workers,
             chunk_size=chunk_size,

@@ -581,7 +581,7 @@ def screen_csv(
 
         try:
             with Pipeline(
-                RecordTask(reader.spec, cached=cache_size > 0),
+                RecordTask(reader.spec),
                 screener=rules,
                 workers=workers,
                 chunk_size=chunk_size,

@@ -28,7 +28,6 @@ from hipscreen._batch._outcomes import (
     unreadable,
 )
 from hipscreen._batch._pipeline import INVALID, Item, client_id_ok
-from hipscreen._cache import SelfTuningCache
 from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
 from hipscreen._form import coerce_form
 from hipscreen._screen import Screener
@@ -401,8 +400,6 @@ def _both_ways(name: str, other: str, value: Any) -> FieldProblem:
 ReaderSpec = tuple[tuple[Any, ...], tuple[str, ...]]
 
 _readers: dict[ReaderSpec, TableReader] = {}
-_normalised = SelfTuningCache(20_000)
-"""Validated form (and rules) → record, per process: "Mild" and 1, or "a;b" and "b;a", are one."""
 
 
 class _Canon:
@@ -428,17 +425,16 @@ _canon = _Canon()
 class RecordTask:
     """Screens table rows (their cells) into table records; picklable, for worker processes."""
 
-    __slots__ = ("cached", "spec")
+    __slots__ = ("spec",)
 
-    def __init__(self, spec: ReaderSpec, *, cached: bool = True) -> None:
+    def __init__(self, spec: ReaderSpec) -> None:
         self.spec = spec
-        self.cached = cached  # False: no record cache in the workers either
 
-    def __getstate__(self) -> tuple[ReaderSpec, bool]:
-        return self.spec, self.cached
+    def __getstate__(self) -> ReaderSpec:
+        return self.spec
 
-    def __setstate__(self, state: tuple[ReaderSpec, bool]) -> None:
-        self.spec, self.cached = state
+    def __setstate__(self, state: ReaderSpec) -> None:
+        self.spec = state
 
     def screen(self, screener: Screener, payloads: list[Any], shipped: bool) -> list[Any]:
         reader = _readers.get(self.spec)
@@ -446,28 +442,22 @@ class RecordTask:
             reader = _readers[self.spec] = TableReader(self.spec[0], ignore=self.spec[1])
         return [self._one(screener, reader, cells) for cells in payloads]
 
-    def _one(self, screener: Screener, reader: TableReader, cells: Any) -> Any:
+    @staticmethod
+    def _one(screener: Screener, reader: TableReader, cells: Any) -> Any:
+        # No cache here: the pipeline's cache of exact rows (in the parent) catches repeats
+        # before they are sent; one keyed on the validated form as well ("Mild" and 1 are one)
+        # cost a form's JSON per row and saved next to nothing on real files.
         try:
             form, problems = reader.form(cells)
             if problems:
                 return INVALID
             intake = coerce_form(form)
-            key = None
-            if self.cached and _normalised.active:
-                key = (screener.ruleset.digest, intake.model_dump_json(exclude={"client_id"}))
-            elif self.cached:
-                _normalised.skip()
         except Exception:  # every problem is worked out again, and reported, from the row
             return INVALID
-        record = None if key is None else _normalised.get(key)
-        if record is None:
-            try:
-                record = _canon(record_of_brief(screener._brief(intake)))
-            except EngineError as error:
-                return ("engine", str(error))
-            if key is not None:
-                _normalised.put(key, record)
-        return record
+        try:
+            return _canon(record_of_brief(screener._brief(intake)))
+        except EngineError as error:
+            return ("engine", str(error))
 
     def adopt(self, results: list[Any]) -> list[Any]:
         # Records from workers arrive as fresh copies: share equal ones to keep the cache small.
