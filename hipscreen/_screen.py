@@ -48,6 +48,8 @@ from hipscreen._vocabulary import (
 _SIDE_ORDER = [Side.LEFT, Side.RIGHT, Side.BOTH]
 _MEASURES = tuple(Measure)
 _URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
+_MAX_REMEMBERED_MATCHES = 2048
+"""Which atoms of a several-option pattern a fact met, remembered (facts recur across forms)."""
 
 
 def _slots(alts: list[tuple[Atom, ...]]) -> list[tuple[Slot, ...]]:
@@ -235,6 +237,9 @@ class Screener:
             for index, rule in enumerate(self.ruleset.rules)
         ]
         self._planner = Planner(self.ruleset)
+        # (slot, fact without its index) -> the slot's atoms the fact meets; the slots live as
+        # long as the screener, so their ids are stable keys.
+        self._atoms_met: dict[tuple[int, str], tuple[Atom, ...]] = {}
 
     def close(self) -> None:
         """Free the compiled rules in the engine; the screener cannot screen afterwards.
@@ -339,6 +344,7 @@ class Screener:
         observations = form_facts.observations
         facts = form_facts.facts
         finding_facts = self._finding_facts
+        met = self._atoms_met
 
         def on_fire(name: str, matched: Sequence[int]) -> Sequence[str]:
             firing = firings[name]
@@ -357,8 +363,14 @@ class Screener:
                 if not seen.cited:
                     continue  # an absence, listed under not_assessed rather than as evidence
                 if evidence:
-                    if cites is None:
-                        cites = atoms_met(slot, fact_fields(facts[index]))
+                    if cites is None:  # several options: which did this fact meet?
+                        fact = facts[index]
+                        key = (id(slot), fact[fact.index(",") :])  # the fact without its index
+                        cites = met.get(key)
+                        if cites is None:
+                            if len(met) >= _MAX_REMEMBERED_MATCHES:
+                                met.clear()
+                            cites = met[key] = atoms_met(slot, fact_fields(fact))
                     for atom in cites:
                         draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
                 if seen.side is not None:
