@@ -85,19 +85,29 @@ class SelfTuningCache:
         """The value kept for ``key``, or None; counts toward the hit rate."""
         with self._lock:
             value = self._data.get(key)
-            self._looked += 1
-            self.lookups += 1
             if value is not None:
                 self._data.move_to_end(key)
-                self._hit += 1
-                self.hits += 1
-            if self._looked >= self.window:
-                if self._hit < self.min_hit_rate * self._looked:
-                    self._active = False
-                    self._skipped = 0
-                    self.quiet_spells += 1
-                self._looked = self._hit = 0
+            self._count(value is not None)
             return value
+
+    def count_hit(self) -> None:
+        """Count a look-up answered without the cache's entries (a result still in flight for
+        the same key): it saves a screening all the same."""
+        with self._lock:
+            self._count(True)
+
+    def _count(self, hit: bool) -> None:
+        self._looked += 1
+        self.lookups += 1
+        if hit:
+            self._hit += 1
+            self.hits += 1
+        if self._looked >= self.window:
+            if self._hit < self.min_hit_rate * self._looked:
+                self._active = False
+                self._skipped = 0
+                self.quiet_spells += 1
+            self._looked = self._hit = 0
 
     def put(self, key: Hashable, value: Any) -> None:
         """Keep ``value`` for ``key`` (forgetting the least recently used entry when full)."""

@@ -131,3 +131,25 @@ def test_the_screener_cache_goes_quiet_on_distinct_forms_and_results_do_not_chan
         assert repeated.assess(form) == uncached.assess(form)
     assert repeated._cache.stats()["active"]
     assert repeated._cache.stats()["hits"] == 1180
+
+
+def test_rows_in_flight_count_as_hits_so_the_pipeline_cache_stays_on() -> None:
+    """A chunk's repeats are answered by the screening in flight, before any result is cached."""
+    from hipscreen._batch._forms import assess_iter
+    from hipscreen._batch._pipeline import Pipeline
+
+    seen: list[Pipeline] = []
+    real_enter = Pipeline.__enter__
+
+    def keep(self: Pipeline) -> Pipeline:
+        seen.append(self)
+        return real_enter(self)
+
+    forms = [{"age": 20 + k, "strength": {"gluteus_maximus": 3}} for k in range(50)] * 60
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Pipeline, "__enter__", keep)
+        outcomes = list(assess_iter(forms, chunk_size=3000, cache_size=5_000))
+    assert len(outcomes) == 3000
+    stats = seen[0].cache.stats()
+    assert stats["active"]
+    assert stats["hits"] == 3000 - 50

@@ -316,13 +316,14 @@ class Pipeline:
                 cache.skip()
                 key = None
             if key is not None:
+                earlier = pending.get(key)
+                if earlier is not None:  # the same row is being screened: share its result
+                    cache.count_hit()
+                    refs.append(earlier)
+                    continue
                 hit = cache.get(key)
                 if hit is not None:
                     refs.append(hit)
-                    continue
-                earlier = pending.get(key)
-                if earlier is not None:
-                    refs.append(earlier)
                     continue
             ref = _Ref(chunk, len(misses))
             if key is not None:
