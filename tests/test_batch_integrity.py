@@ -359,13 +359,13 @@ def test_an_interrupted_run_resumes_to_the_same_results(
 ) -> None:
     import pyarrow.parquet as pq
 
-    from hipscreen._batch import _stream
+    from hipscreen._batch import _tables
     from hipscreen._batch._outcomes import BatchInterrupted
 
     sample = ROOT / "examples" / "data" / "intake_sample.csv"
     whole = tmp_path / f"whole{suffix}"
     screen_csv(sample, whole, chunk_size=256)
-    real = _stream.table_outcome
+    real = _tables.table_outcome
     seen = [0]
 
     def interrupt_at_1000(*args: Any) -> Any:
@@ -375,13 +375,13 @@ def test_an_interrupted_run_resumes_to_the_same_results(
         return real(*args)
 
     out = tmp_path / f"out{suffix}"
-    monkeypatch.setattr(_stream, "table_outcome", interrupt_at_1000)
+    monkeypatch.setattr(_tables, "table_outcome", interrupt_at_1000)
     with pytest.raises(BatchInterrupted, match="interrupted") as caught:
         screen_csv(sample, out, chunk_size=256)
     assert caught.value.rows_done == 999  # every row finished before the stop is kept
     assert not out.exists()
     assert out.with_name(out.name + ".partial").exists()
-    monkeypatch.setattr(_stream, "table_outcome", real)
+    monkeypatch.setattr(_tables, "table_outcome", real)
     with pytest.raises(FileExistsError, match="resume"):
         screen_csv(sample, out, chunk_size=256)
     report = screen_csv(sample, out, chunk_size=256, resume=True)
@@ -401,7 +401,7 @@ def test_an_interrupted_run_resumes_to_the_same_results(
 
 
 def test_resume_refuses_a_changed_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hipscreen._batch import _stream
+    from hipscreen._batch import _tables
     from hipscreen._batch._outcomes import BatchInterrupted
 
     source = write(tmp_path / "in.csv", "client_id,age\n" + "a,30\n" * 50)
@@ -412,7 +412,7 @@ def test_resume_refuses_a_changed_input(tmp_path: Path, monkeypatch: pytest.Monk
     def stop(*args: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_stream, "table_outcome", stop)
+    monkeypatch.setattr(_tables, "table_outcome", stop)
     with pytest.raises(BatchInterrupted):
         screen_csv(source, out, chunk_size=10)
     monkeypatch.undo()

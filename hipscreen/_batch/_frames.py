@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from hipscreen._batch._extras import DataFrame, optional_module, progress_bar
 from hipscreen._batch._outcomes import Record, RowError
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, Pipeline, resolve_screener
-from hipscreen._batch._tables import RecordTask, TableReader, table_item, table_outcome
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, resolve_screener
+from hipscreen._batch._tables import TableReader, screened_rows
 from hipscreen._screen import Screener
 from hipscreen._vocabulary import Confidence, Severity, Urgency
 
@@ -173,20 +173,19 @@ def assess_frame(
     bar = progress_bar(progress, len(frame), "row")
     records: list[tuple[int, Any, Record | RowError]] = []
     try:
-        with Pipeline(
-            RecordTask(reader.spec),
+        rows = (
+            (first_row + position, None, cells, None)
+            for position, cells in enumerate(_cells(frame))
+        )
+        with screened_rows(
+            reader,
+            rows,
             screener=rules,
             workers=workers,
             chunk_size=chunk_size,
             cache_size=cache_size,
-        ) as pipeline:
-            cache = pipeline.cache
-            items = (
-                table_item(reader, first_row + position, None, cells, keyed=cache.active)
-                for position, cells in enumerate(_cells(frame))
-            )
-            for item, result in pipeline.run(items):
-                outcome = table_outcome(reader, item, result)
+        ) as outcomes:
+            for item, outcome in outcomes:
                 client_id = outcome.client_id if isinstance(outcome, RowError) else item.client_id
                 records.append((item.row, client_id, outcome))
                 if bar is not None and len(records) % 512 == 0:

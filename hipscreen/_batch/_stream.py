@@ -29,8 +29,8 @@ from hipscreen._batch._csvframe import Framer, RawRecord
 from hipscreen._batch._extras import optional_module, progress_bar
 from hipscreen._batch._frames import LIST_COLUMNS, RECORD_CACHE_SIZE, RESULT_COLUMNS
 from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, Record, RowError, Tally
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, Item, Pipeline, resolve_screener
-from hipscreen._batch._tables import RecordTask, TableError, TableReader, table_item, table_outcome
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, resolve_screener
+from hipscreen._batch._tables import TableError, TableReader, TableRow, screened_rows
 from hipscreen._errors import FieldProblem
 from hipscreen._screen import Screener
 
@@ -553,7 +553,7 @@ def screen_csv(
                 },
             )
 
-        def items() -> Iterator[Item]:
+        def rows() -> Iterator[TableRow]:
             for row, record in enumerate(records):
                 if row < done:
                     continue  # resuming: done in the interrupted run
@@ -561,9 +561,7 @@ def screen_csv(
                 if record.problems:
                     problems = tuple(FieldProblem("", None, p) for p in record.problems)
                     failed = RowError(row, problems, record.line)
-                yield table_item(
-                    reader, row, record.line, record.cells, failed, keyed=pipeline.cache.active
-                )
+                yield row, record.line, record.cells, failed
 
         # Rows screened since the last checkpoint: (result row, errors-file row or None), one
         # append per row so an interrupt never leaves the two files out of step.
@@ -580,15 +578,15 @@ def screen_csv(
                 checkpoint()
 
         try:
-            with Pipeline(
-                RecordTask(reader.spec),
+            with screened_rows(
+                reader,
+                rows(),
                 screener=rules,
                 workers=workers,
                 chunk_size=chunk_size,
                 cache_size=cache_size,
-            ) as pipeline:
-                for item, result in pipeline.run(items()):
-                    outcome = table_outcome(reader, item, result)
+            ) as outcomes:
+                for item, outcome in outcomes:
                     tally.add(outcome)
                     line = int(item.label)  # type: ignore[call-overload]
                     failed_row: list[Any] | None = None

@@ -12,10 +12,11 @@ does not parse, or is larger than a cell may be, is an error for its row only, n
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import pickle
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 from hipscreen._batch._columns import BY_NAME, Column, Kind, normalise_column
@@ -27,7 +28,7 @@ from hipscreen._batch._outcomes import (
     record_of_brief,
     unreadable,
 )
-from hipscreen._batch._pipeline import INVALID, Item, client_id_ok
+from hipscreen._batch._pipeline import INVALID, Item, Pipeline, client_id_ok
 from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
 from hipscreen._form import coerce_form
 from hipscreen._screen import Screener
@@ -37,12 +38,11 @@ __all__ = [
     "MAX_CELL_CHARS",
     "MAX_LIST_ITEMS",
     "MAX_NUMBER_CHARS",
-    "RecordTask",
     "TableError",
     "TableReader",
+    "TableRow",
     "is_missing",
-    "table_item",
-    "table_outcome",
+    "screened_rows",
     "text_cell",
 ]
 
@@ -526,6 +526,41 @@ def table_item(
         return Item(row, label, padded, key, blanked, client_id)
     except Exception as error:
         return Item(row, label, cells, done=unreadable(row, label, None, error))
+
+
+TableRow = tuple[int, Hashable | None, Sequence[Any], RowError | None]
+"""A table row to screen: its number, its label (the CSV line), its cells, and its error when
+it could not be read."""
+
+
+@contextlib.contextmanager
+def screened_rows(
+    reader: TableReader,
+    rows: Iterable[TableRow],
+    *,
+    screener: Screener,
+    workers: int,
+    chunk_size: int,
+    cache_size: int,
+) -> Iterator[Iterator[tuple[Item, Record | RowError]]]:
+    """Table rows through the pipeline: (item, record or error) for each row, in order.
+
+    Rows are keyed for the pipeline's cache only while the cache is on. The worker processes
+    live as long as the ``with`` block; an exception in it stops them.
+    """
+    with Pipeline(
+        RecordTask(reader.spec),
+        screener=screener,
+        workers=workers,
+        chunk_size=chunk_size,
+        cache_size=cache_size,
+    ) as pipeline:
+        cache = pipeline.cache
+        items = (
+            table_item(reader, row, label, cells, failed, keyed=cache.active)
+            for row, label, cells, failed in rows
+        )
+        yield ((item, table_outcome(reader, item, result)) for item, result in pipeline.run(items))
 
 
 def table_problems(reader: TableReader, row: int, label: Hashable | None, cells: Any) -> RowError:
