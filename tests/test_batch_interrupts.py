@@ -212,3 +212,51 @@ def test_a_signal_in_the_middle_of_writing_a_chunk_is_held_until_its_checkpoint(
     assert main(["batch", str(intake), "-o", str(out), "--resume", "--no-progress"]) == 1
     assert out.read_bytes() == reference[0]
     assert (tmp_path / "out.errors.csv").read_bytes() == reference[1]
+
+
+class _BrokenPool:
+    """A process pool whose worker died: ``submit`` works ``ok_submits`` times, then raises."""
+
+    def __init__(self, ok_submits: int) -> None:
+        self.ok_submits = ok_submits
+
+    def submit(self, *_: object) -> object:
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.ok_submits == 0:
+            raise BrokenProcessPool("A child process terminated abruptly")
+        self.ok_submits -= 1
+        job: Future[list[object]] = Future()
+        job.set_exception(BrokenProcessPool("A child process terminated abruptly"))
+        return job
+
+    def shutdown(self, **_: object) -> None:
+        pass
+
+
+class _Echo:
+    def screen(self, screener: object, payloads: list[object], shipped: bool) -> list[object]:
+        return list(payloads)
+
+    def adopt(self, results: list[object]) -> list[object]:
+        return results
+
+
+@pytest.mark.parametrize(
+    "ok_submits", [0, 3, 100], ids=["first-submit", "later-submit", "on-result"]
+)
+def test_a_pool_broken_by_a_dead_worker_is_reported_wherever_it_shows(ok_submits: int) -> None:
+    # A worker killed while chunks are in flight breaks the pool: the next submit raises
+    # BrokenProcessPool as well as the pending results. Both must read "a worker process died"
+    # (CI once saw it reach the CLI as an "internal error" from submit).
+    from hipscreen._batch._outcomes import BatchInterrupted
+    from hipscreen._batch._pipeline import Item, Pipeline
+
+    pipeline = Pipeline(_Echo(), workers=2, chunk_size=2, cache_size=0)  # type: ignore[arg-type]
+    pipeline._pool = _BrokenPool(ok_submits)  # type: ignore[assignment]
+    items = [Item(row, None, row, payload=row) for row in range(40)]
+    with pytest.raises(BatchInterrupted, match="a worker process died") as stopped:
+        list(pipeline.run(items))
+    assert stopped.value.rows_done == 0
+    pipeline._pool = None

@@ -337,10 +337,16 @@ class Pipeline:
                 chunk.jobs.append(done)
             else:
                 size = math.ceil(len(misses) / self.workers)
-                for start in range(0, len(misses), size):
-                    piece = misses[start : start + size]
-                    chunk.jobs.append(self._pool.submit(_work, self.task, piece))
+                try:
+                    for start in range(0, len(misses), size):
+                        piece = misses[start : start + size]
+                        chunk.jobs.append(self._pool.submit(_work, self.task, piece))
+                except BrokenProcessPool:  # a worker died while earlier chunks were in flight
+                    raise self._worker_died() from None
         return chunk
+
+    def _worker_died(self) -> BatchInterrupted:
+        return BatchInterrupted("a worker process died (killed, or out of memory)", self.yielded)
 
     def _finish(self, chunk: _Chunk) -> Iterator[tuple[Item, Any]]:
         results = chunk.results
@@ -348,9 +354,7 @@ class Pipeline:
             for job in chunk.jobs:
                 results += job.result()
         except BrokenProcessPool:
-            raise BatchInterrupted(
-                "a worker process died (killed, or out of memory)", self.yielded
-            ) from None
+            raise self._worker_died() from None
         if self._pool is not None:
             results[:] = self.task.adopt(results)
         cache, pending = self.cache, self._pending
