@@ -173,6 +173,16 @@ class _Strict(BaseModel):
 
 
 class _Sided(_Strict):
+    # The schema says what the validator below does: at least one side given, and not as null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [side], "properties": {side: {"not": {"type": "null"}}}}
+                for side in ("left", "right")
+            ]
+        }
+    )
+
     @model_validator(mode="after")
     def _at_least_one_side(self) -> Self:
         if getattr(self, "left") is None and getattr(self, "right") is None:  # noqa: B009

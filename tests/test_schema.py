@@ -126,6 +126,28 @@ def test_every_valid_form_matches_the_input_schema() -> None:
         assert _errors("input", form) == [], form  # …so valid for the schema
 
 
+@pytest.mark.parametrize(
+    "sided",
+    [{}, {"left": None}, {"right": None}, {"left": None, "right": None}],
+    ids=["empty", "left-null", "right-null", "both-null"],
+)
+def test_input_schema_refuses_a_per_side_value_without_a_side(sided: dict[str, Any]) -> None:
+    # hipscreen refuses these ("needs 'left', 'right' or both"): so must the schema.
+    for form in (
+        {"tightness": {"iliopsoas": sided}},
+        {"strength": {"gluteus_maximus": sided}},
+        {"rom": {"hip_extension": sided}},
+        {"thomas_test": {"hip_angle": sided}},
+    ):
+        with pytest.raises(ValueError, match="'left', 'right' or both"):
+            hipscreen.IntakeForm.model_validate(form)
+        assert _errors("input", form), form
+    for good in ({"left": 2}, {"right": 0}, {"left": None, "right": 1}):
+        form = {"tightness": {"iliopsoas": good}}
+        hipscreen.IntakeForm.model_validate(form)
+        assert _errors("input", form) == [], form
+
+
 def test_input_schema_refuses_a_grade_out_of_range() -> None:
     assert _errors("input", {"tightness": {"iliopsoas": 7}})
     assert _errors("input", {"strength": {"gluteus_maximus": {"left": 6}}})
