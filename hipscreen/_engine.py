@@ -95,7 +95,9 @@ FACT_KEYS = {
     "motion": "mo",
     "method": "me",
     "name": "n",
-    "id": "id",
+    # Not "id": the engine takes a fact's "id" as its identity, and a session that screens
+    # several forms holds the same finding once per form.
+    "id": "fi",
     "leg_pain": "lp",
     "length_tested": "lt",
 }
@@ -168,7 +170,7 @@ def encode_fact(index: int, head: str, value: float | None = None) -> str:
 
 def finding_fact(rule_index: int, finding_id: str) -> str:
     """The fact a finding asserts when it fires, for rules that chain on it."""
-    return f'{{"i":{-rule_index - 1},"t":"finding","id":{json.dumps(finding_id)}'
+    return f'{{"i":{-rule_index - 1},"t":"finding","fi":{json.dumps(finding_id)}'
 
 
 def fact_fields(fact: str) -> Fact:
@@ -197,11 +199,21 @@ def _legacy(fact: Fact) -> str:
     return f'{{"i":{int(fact.get("i", 0))}' + (f",{body}" if body else "")
 
 
-def pattern(option: Atom | tuple[Atom, ...]) -> dict[str, Any]:
+_SAME_FORM = {"f": {"p0": "f"}}
+"""The join test that keeps a pattern to the form of the rule's first fact (shared sessions)."""
+
+
+def pattern(option: Atom | tuple[Atom, ...], joined: bool = False) -> dict[str, Any]:
     """The durable_rules expression that matches one atom, or one fact meeting several atoms
-    (of one fact type) at once."""
+    (of one fact type) at once; ``joined``: only a fact of the same form as the rule's first.
+
+    The join test goes right after the type test: placed first it would cost the pattern its
+    type index, and placed after an ``$or`` the engine ignores it (docs/engine.md).
+    """
     atoms = (option,) if isinstance(option, Atom) else option
     tests: list[dict[str, Any]] = [{"t": atoms[0].fact}]
+    if joined:
+        tests.append(_SAME_FORM)
     for atom in atoms:
         if atom.fact != atoms[0].fact:
             raise ValueError(f"one fact cannot be both {atoms[0].fact!r} and {atom.fact!r}")
@@ -229,11 +241,12 @@ class EngineRule:
     slots: tuple[Slot, ...]
 
 
-def slot_pattern(slot: Slot) -> dict[str, Any]:
-    """The expression for one slot: the option's pattern, or an ``$or`` of the options'."""
+def slot_pattern(slot: Slot, joined: bool = False) -> dict[str, Any]:
+    """The expression for one slot: the option's pattern, or an ``$or`` of the options'
+    (``joined``: each keeps to the form of the rule's first fact, see `pattern`)."""
     if len(slot) == 1:
-        return pattern(slot[0])
-    return {"$or": [pattern(option) for option in slot]}
+        return pattern(slot[0], joined)
+    return {"$or": [pattern(option, joined) for option in slot]}
 
 
 def slot_size(slot: Slot) -> int:
@@ -286,13 +299,22 @@ def atoms_met(slot: Slot, fact: Fact) -> tuple[Atom, ...]:
     return tuple(met)
 
 
-def definition(rules: Sequence[EngineRule]) -> dict[str, Any]:
-    """The durable_rules ruleset for ``rules``, with the sentinel rule."""
+def definition(rules: Sequence[EngineRule], shared: bool = False) -> dict[str, Any]:
+    """The durable_rules ruleset for ``rules``, with the sentinel rule.
+
+    ``shared``: for sessions that hold several forms at once, where every slot after the first
+    joins on the form of the first (``"f"``), so no rule binds facts of two forms, and each
+    action takes up to `SHARED_CAP` matches of its rule at once (a list).
+    """
     result: dict[str, Any] = {}
     for rule in rules:
         result[rule.name] = {
-            "all": [{f"p{i}": slot_pattern(slot)} for i, slot in enumerate(rule.slots)]
+            "all": [
+                {f"p{i}": slot_pattern(slot, shared and i > 0)} for i, slot in enumerate(rule.slots)
+            ]
         }
+        if shared:  # one action takes every match waiting for the rule, of whichever forms
+            result[rule.name]["cap"] = SHARED_CAP
     # Fires last (higher pri fires later) and always: guarantees a completed action.
     result[_SENTINEL_RULE] = {"pri": 65000, "all": [{"m": {"t": _SENTINEL_FACT_TYPE}}]}
     return result
@@ -307,7 +329,7 @@ class _Alpha:
     patterns: int = 0
 
 
-def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
+def network_problems(rules: Sequence[EngineRule], shared: bool = False) -> list[tuple[str, str]]:
     """Where the compiled ruleset would overflow one of the C engine's fixed-size tables.
 
     Rebuilds the engine's alpha network the way ``createAlpha``/``findAlpha`` in rete.c do (one
@@ -316,6 +338,8 @@ def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
     ends once full: 504 chained rules hang the compile), ``$or`` links and rule patterns on one
     node (lists of 128 and 256, read past their ends when full), expression entries per pattern
     (32, then error 113) and actions (4,096, then error 106). Each limit keeps a wide margin.
+
+    ``shared``: measure the definition for sessions that hold several forms (`definition`).
 
     Returns:
         (engine rule name, problem) pairs; the name is the rule whose patterns crossed the limit.
@@ -358,6 +382,9 @@ def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
                     name,
                 )
             return forward
+        if expr is _SAME_FORM:  # a join test: one expression entry of the rule, no alpha node
+            size[0] += 1
+            return node
         if key.startswith("$"):
             ((attr, operand),) = value.items()
         else:
@@ -375,7 +402,7 @@ def network_problems(rules: Sequence[EngineRule]) -> list[tuple[str, str]]:
             )
         return child
 
-    for name, rule in definition(rules).items():
+    for name, rule in definition(rules, shared).items():
         for alias_pattern in rule["all"]:
             ((_, expr),) = alias_pattern.items()
             size = [0]
@@ -421,16 +448,33 @@ class _Session:
     started: bool = False  # an action has started: from then on delete_state is safe
 
 
-def _release(handles: list[int], live: list[_Session] | None = None) -> None:
+def _release(
+    handles: list[int], live: list[_Session] | None = None, shared: list[int] | None = None
+) -> None:
     """Delete the live session in ``live`` (``deleteRuleset`` would leave its contents behind,
-    about 0.1 MB) and the engine rulesets in ``handles`` (rete.c ``deleteRuleset``: frees the
-    network)."""
+    about 0.1 MB) and the engine rulesets in ``handles`` and ``shared`` (rete.c
+    ``deleteRuleset``: frees the network)."""
     while live:
         session = live.pop()
         if session.started and session.pid == os.getpid() and session.handle in handles:
             _dre.delete_state(session.handle, session.sid)
-    while handles:
-        _dre.delete_ruleset(handles.pop())  # popped first: never deleted twice
+    for held in (handles, shared or []):
+        while held:
+            _dre.delete_ruleset(held.pop())  # popped first: never deleted twice
+
+
+_FORM_TAG = re.compile(r',"f":(\d+),"sid":')
+
+SHARED_CAP = 1_000
+"""Matches of one rule a shared session's action hands over at once."""
+
+SharedFireCallback = Callable[[int, str, Sequence[int]], Sequence[str]]
+"""`FireCallback` for a shared session: called with the form's position first."""
+
+FORMS_PER_SHARED_SESSION = 100
+"""Forms `CompiledRules.run_shared` puts in one session: enough to spread the cost of a session
+over many forms, few enough that the joins on the form (each scans the session's facts of one
+pattern) stay cheap."""
 
 
 class CompiledRules:
@@ -449,6 +493,13 @@ class CompiledRules:
                 + "; ".join(f"{name}: {message}" for name, message in problems)
             )
         self._json = json.dumps(definition(rules), ensure_ascii=False)
+        # Compiled on first use (batch workers): the definition for sessions of several forms,
+        # or None when it would not fit the engine's tables (forms then run one by one).
+        self._shared_json: str | None = (
+            None
+            if network_problems(rules, shared=True)
+            else json.dumps(definition(rules, shared=True), ensure_ascii=False)
+        )
         self._label = label
         self._sids = itertools.count(1)
         self._lock = ForkSafeLock()
@@ -457,14 +508,16 @@ class CompiledRules:
         # ``_handles``; ``_live`` holds the session forms run in, if there is one.
         self._handles: list[int] = [self._create()]
         self._live: list[_Session] = []
-        self._finalizer = weakref.finalize(self, _release, self._handles, self._live)
+        self._shared: list[int] = []  # the ruleset for shared sessions, once compiled
+        self._slots = {rule.name: len(rule.slots) for rule in rules}
+        self._finalizer = weakref.finalize(self, _release, self._handles, self._live, self._shared)
         # At interpreter exit a daemon thread may still be screening: leave the memory to the OS.
         self._finalizer.atexit = False
 
-    def _create(self) -> int:
+    def _create(self, definition_json: str | None = None) -> int:
         name = f"hipscreen-{self._label}-{next(_names)}"
         try:
-            handle: int = _dre.create_ruleset(name, self._json)
+            handle: int = _dre.create_ruleset(name, definition_json or self._json)
         except Exception as error:  # the C engine rejects the definition
             raise EngineError(f"the rules engine rejected the compiled ruleset: {error}") from error
         return handle
@@ -621,6 +674,109 @@ class CompiledRules:
                 self._drop_session()
         if errors:
             raise EngineError("a rule action failed: " + "; ".join(errors))
+
+    @property
+    def can_share(self) -> bool:
+        """Whether forms can share a session (`run_shared`): the rules fit the engine's tables
+        with the joins on the form."""
+        return self._shared_json is not None
+
+    def run_shared(
+        self, forms: Sequence[Sequence[str | Fact]], on_fire: SharedFireCallback
+    ) -> list[list[str]] | None:
+        """Screen several forms in one fresh session: assert all their facts at once, run every
+        firing through ``on_fire(form position, rule name, fact indices)``, delete the session.
+
+        Every fact carries its form's position (``"f"``) and every rule joins its facts on it
+        (`definition`), so a rule never binds facts of two forms, and findings use ``"fi"``,
+        not the engine's identity key ``"id"``. One session and one ``assert_facts`` for many
+        forms, and no retraction, cost less than one session round per form.
+
+        Returns:
+            Per form, the errors its rule actions raised (empty when it ran cleanly); or None when
+            the forms could not share a session: the rules do not fit the engine's tables that way,
+            or the engine did something unexpected (a duplicate fact, a rule binding facts of two
+            forms, an engine error). Nothing ``on_fire`` was told then counts: run each form
+            with `run` instead.
+
+        Raises:
+            EngineError: the rules were closed. Other exceptions (``KeyboardInterrupt``)
+                propagate after the cleanup.
+        """
+        with self._lock:
+            self.ensure_open()
+            if self._shared_json is None or not forms:
+                return None
+            if not self._shared:
+                try:
+                    self._shared.append(self._create(self._shared_json))
+                except EngineError:
+                    self._shared_json = None  # never again: forms run one by one
+                    return None
+            handle, sid = self._shared[-1], str(next(self._sids))
+            tails = [f',"f":{k},"sid":"{sid}"}}' for k in range(len(forms))]
+            batch = (
+                "["
+                + "".join(
+                    (fact if isinstance(fact, str) else _legacy(fact)) + tail + ","
+                    for facts, tail in zip(forms, tails, strict=True)
+                    for fact in facts
+                )
+                + f'{{"t":"{_SENTINEL_FACT_TYPE}","sid":"{sid}"}}]'
+            )
+            errors: list[list[str]] = [[] for _ in forms]
+            started = done = False
+            try:
+                code, state = _dre.assert_facts(handle, batch)
+                if code == _OBSERVED:
+                    return None
+                result = _dre.start_action_for_state(handle, state)
+                if result is None:  # cannot happen while the sentinel rule exists
+                    return None
+                started = True
+                messages = result[1]
+                slots = self._slots
+                while messages is not None:
+                    name = messages[2 : messages.index('"', 2)]
+                    if name != _SENTINEL_RULE:
+                        # {"<rule>":[{"p0":{<fact>},"p1":{…}},{…}]}: every match's facts in turn.
+                        width = slots[name]
+                        found = _MATCHED.findall(messages)
+                        tags = _FORM_TAG.findall(messages)
+                        if len(found) != len(tags) or not found or len(found) % width:
+                            return None
+                        for start in range(0, len(found), width):
+                            form = int(tags[start])
+                            indices = [0] * width
+                            for (alias, index), tag in zip(
+                                found[start : start + width],
+                                tags[start : start + width],
+                                strict=True,
+                            ):
+                                if int(tag) != form or form >= len(forms):
+                                    return None  # a rule bound facts of two forms
+                                indices[int(alias)] = int(index)
+                            try:
+                                derived: Sequence[str] = on_fire(form, name, indices)
+                            except Exception as error:  # the stock glue would swallow this
+                                errors[form].append(f"{name}: {type(error).__name__}: {error}")
+                                derived = ()
+                            for fragment in derived:
+                                fact = fragment + tails[form]
+                                if _dre.assert_fact(handle, fact)[0] == _OBSERVED:
+                                    return None
+                    messages = _dre.complete_and_start_action(handle, state)
+                done = True
+            except Exception:  # any engine failure: the caller runs the forms one by one
+                return None
+            finally:
+                # Runs for every exception, KeyboardInterrupt included. A session where no action
+                # started cannot be deleted (see `_replace_handle`): its whole ruleset goes.
+                if started:
+                    _dre.delete_state(handle, sid)
+                elif self._shared and self._shared[-1] == handle:
+                    _release(self._shared)
+            return errors if done else None
 
 
 def compile_rules(rules: Sequence[EngineRule], label: str) -> CompiledRules:

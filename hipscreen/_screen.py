@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -10,6 +10,7 @@ from typing import Any, NamedTuple, Self
 
 from hipscreen._cache import SelfTuningCache
 from hipscreen._engine import (
+    FORMS_PER_SHARED_SESSION,
     CompiledRules,
     EngineRule,
     Slot,
@@ -20,7 +21,7 @@ from hipscreen._engine import (
     network_problems,
     slot_size,
 )
-from hipscreen._errors import RuleDataError, RuleProblem
+from hipscreen._errors import EngineError, RuleDataError, RuleProblem
 from hipscreen._facts import FormFacts, Grade
 from hipscreen._forksafe import ForkSafeLock
 from hipscreen._form import IntakeForm, coerce_form
@@ -305,8 +306,40 @@ class Screener:
         """What a table row holds, without evidence and without building an `Assessment` (the
         batch workers' path: the same findings, sides, confidence, plan and referral)."""
         self._compiled.ensure_open()
-        grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
-        findings = self._findings(FormFacts(intake, grades), evidence=False)
+        grades = _grades(intake)
+        return self._brief_of(intake, grades, self._findings(FormFacts(intake, grades), False))
+
+    def _briefs(self, intakes: Sequence[IntakeForm]) -> list[Brief | EngineError]:
+        """`_brief` for many forms, screened in shared engine sessions (batch workers)."""
+        self._compiled.ensure_open()
+        grades = [_grades(intake) for intake in intakes]
+        found = self._findings_shared(
+            [FormFacts(i, g) for i, g in zip(intakes, grades, strict=True)], evidence=False
+        )
+        return [
+            f if isinstance(f, EngineError) else self._brief_of(i, g, f)
+            for i, g, f in zip(intakes, grades, found, strict=True)
+        ]
+
+    def _assessments(self, intakes: Sequence[IntakeForm]) -> list[Assessment | EngineError]:
+        """`assess` for many validated forms, screened in shared engine sessions (batch
+        workers; the batch keeps its own cache, so this one is not asked)."""
+        self._compiled.ensure_open()
+        grades = [_grades(intake) for intake in intakes]
+        found = self._findings_shared(
+            [FormFacts(i, g) for i, g in zip(intakes, grades, strict=True)], evidence=True
+        )
+        return [
+            f if isinstance(f, EngineError) else self._assessment(i, g, f)
+            for i, g, f in zip(intakes, grades, found, strict=True)
+        ]
+
+    def _brief_of(
+        self,
+        intake: IntakeForm,
+        grades: Mapping[Measure, list[Grade]],
+        findings: list[dict[str, Any]],
+    ) -> Brief:
         recommendations, _ = self._planner.plan(intake, findings, grades[Measure.STRENGTH])
         referral = self._referral(findings)
         return Brief(
@@ -317,9 +350,15 @@ class Screener:
         )
 
     def _assess(self, intake: IntakeForm) -> Assessment:
-        grades = {m: list(intake.grades(m.value)) for m in _MEASURES}
-        facts = FormFacts(intake, grades)
-        findings = self._findings(facts)
+        grades = _grades(intake)
+        return self._assessment(intake, grades, self._findings(FormFacts(intake, grades)))
+
+    def _assessment(
+        self,
+        intake: IntakeForm,
+        grades: Mapping[Measure, list[Grade]],
+        findings: list[dict[str, Any]],
+    ) -> Assessment:
         recommendations, excluded = self._planner.plan(intake, findings, grades[Measure.STRENGTH])
         # One validation pass in pydantic-core is cheaper than constructing each part in Python.
         return Assessment.model_validate(
@@ -338,6 +377,43 @@ class Screener:
     def _findings(self, form_facts: FormFacts, evidence: bool = True) -> list[dict[str, Any]]:
         """The findings as `Finding` fields, most severe first; without ``evidence`` their
         ``evidence`` lists are left empty (everything else is the same)."""
+        drafts, on_fire = self._collector(form_facts, evidence)
+        self._compiled.run(form_facts.facts, on_fire, drafts.clear)
+        return self._assemble(drafts, evidence)
+
+    def _findings_shared(
+        self, forms: Sequence[FormFacts], evidence: bool
+    ) -> list[list[dict[str, Any]] | EngineError]:
+        """`_findings` of many forms, `FORMS_PER_SHARED_SESSION` to an engine session; a form
+        whose rule action failed gets its `EngineError`. Forms the engine could not screen
+        together are screened one by one (`CompiledRules.run_shared`)."""
+        found: list[list[dict[str, Any]] | EngineError] = []
+        for start in range(0, len(forms), FORMS_PER_SHARED_SESSION):
+            group = forms[start : start + FORMS_PER_SHARED_SESSION]
+            collectors = [self._collector(form_facts, evidence) for form_facts in group]
+            callbacks = [on_fire for _, on_fire in collectors]
+            errors = self._compiled.run_shared(
+                [form_facts.facts for form_facts in group], _dispatch(callbacks)
+            )
+            if errors is None:
+                for form_facts in group:
+                    try:
+                        found.append(self._findings(form_facts, evidence))
+                    except EngineError as error:
+                        found.append(error)
+                continue
+            for (drafts, _), failed in zip(collectors, errors, strict=True):
+                found.append(
+                    EngineError("a rule action failed: " + "; ".join(failed))
+                    if failed
+                    else self._assemble(drafts, evidence)
+                )
+        return found
+
+    def _collector(
+        self, form_facts: FormFacts, evidence: bool
+    ) -> tuple[dict[int, _Draft], Callable[[str, Sequence[int]], Sequence[str]]]:
+        """The drafts of one form's findings, and the engine callback that fills them."""
         drafts: dict[int, _Draft] = {}
         rules = self.ruleset.rules
         firings = self._firings
@@ -378,8 +454,11 @@ class Screener:
                 draft.measured = draft.measured or seen.measured
             return finding_facts[firing.rule_index] if new else ()
 
-        self._compiled.run(form_facts.facts, on_fire, drafts.clear)
+        return drafts, on_fire
 
+    def _assemble(self, drafts: dict[int, _Draft], evidence: bool) -> list[dict[str, Any]]:
+        """The findings the drafts of one form make, most severe first."""
+        rules = self.ruleset.rules
         order: dict[str, int] = self._order
         measured = {rules[i].id for i, d in drafts.items() if d.measured}
         changed = True
@@ -429,6 +508,21 @@ class Screener:
             "message": first.message,
             "because": [finding_id for finding_id, _ in referring],
         }
+
+
+def _dispatch(
+    callbacks: Sequence[Callable[[str, Sequence[int]], Sequence[str]]],
+) -> Callable[[int, str, Sequence[int]], Sequence[str]]:
+    """One shared-session callback that hands each firing to its form's callback."""
+
+    def on_fire(form: int, name: str, matched: Sequence[int]) -> Sequence[str]:
+        return callbacks[form](name, matched)
+
+    return on_fire
+
+
+def _grades(intake: IntakeForm) -> dict[Measure, list[Grade]]:
+    return {m: list(intake.grades(m.value)) for m in _MEASURES}
 
 
 class Brief(NamedTuple):

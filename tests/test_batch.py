@@ -21,7 +21,7 @@ import hipscreen
 from hipscreen._batch import _extras
 from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
 from hipscreen._batch._outcomes import RowError
-from hipscreen._errors import EngineError, InvalidFormError
+from hipscreen._errors import InvalidFormError
 from hipscreen._screen import Screener, default_screener
 
 BATCH = settings(max_examples=40, deadline=None)
@@ -240,21 +240,31 @@ def test_workers_and_chunk_size_must_be_positive() -> None:
 
 
 def test_an_engine_failure_is_that_row_s_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rule action fails for one form of a chunk screened in one shared engine session: that
+    # form alone becomes a row error, its neighbours in the session are screened as usual.
     screener = default_screener()
-    real = screener.assess
+    real = screener._collector
 
-    def flaky(form: Any) -> hipscreen.Assessment:
-        if isinstance(form, dict) and form.get("age") == 66:
-            raise EngineError("boom")
-        return real(form)
+    def flaky(form_facts: Any, evidence: bool) -> Any:
+        drafts, on_fire = real(form_facts, evidence)
+        if not any('"t":"age","v":66' in fact for fact in form_facts.facts):
+            return drafts, on_fire
 
-    monkeypatch.setattr(screener, "assess", flaky)
-    result = assess_many([{"age": 65}, {"age": 66}, {"age": 67}], cache_size=0)
+        def boom(name: str, matched: Any) -> Any:
+            raise RuntimeError("boom")
+
+        return drafts, boom
+
+    monkeypatch.setattr(screener, "_collector", flaky)
+    tight = {"tightness": {"iliopsoas": 2}}
+    forms = [{"age": 65, **tight}, {"age": 66, **tight}, {"age": 67, **tight}]
+    result = assess_many(forms, cache_size=0)
     assert [ok(o) for o in result] == [True, False, True]
     error = result[1]
     assert isinstance(error, RowError)
     assert "rules engine failed" in error.message
     assert "boom" in error.message
+    assert result[0] == screener.assess(forms[0])
 
 
 def test_batch_result_renders_as_html() -> None:

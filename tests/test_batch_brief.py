@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from strategies import forms, random_forms
 from test_rule_cases import ALL_CASES
 
@@ -43,3 +44,32 @@ def test_extra_rules_give_the_same_row() -> None:
     with hipscreen.Screener(extra_rules=[EXTRA_RULES / "clinic"], cache_size=0) as screener:
         for form in random_forms(150, seed=3):
             same_row(screener, form)
+
+
+# The batch workers screen a chunk's forms many to an engine session (`Screener._briefs`,
+# `Screener._assessments`): each form must come out as if it had been screened alone.
+
+
+@pytest.mark.parametrize("extra", [(), (EXTRA_RULES / "clinic",)], ids=["built-in", "clinic"])
+def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tuple[Path]) -> None:
+    with hipscreen.Screener(extra_rules=extra, cache_size=0) as screener:
+        assert screener._compiled.can_share
+        # More forms than one shared session takes, so a chunk spans several sessions.
+        intakes = [coerce_form(form) for form in random_forms(250, seed=21)]
+        intakes += [coerce_form(case.form) for case in ALL_CASES]  # every rule fires somewhere
+        alone = [screener.assess(intake) for intake in intakes]
+        briefs = screener._briefs(intakes)
+        assert [record_of_brief(b) for b in briefs] == [record_of(a) for a in alone]  # type: ignore[arg-type]
+        together = screener._assessments(intakes)
+        assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(forms(), min_size=1, max_size=12))
+def test_generated_chunks_in_a_shared_session_match_forms_screened_alone(
+    batch: list[dict[str, object]],
+) -> None:
+    intakes = [coerce_form(form) for form in batch]  # type: ignore[arg-type]
+    together = SCREENER._assessments(intakes)
+    alone = [SCREENER.assess(intake) for intake in intakes]
+    assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]

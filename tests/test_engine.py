@@ -179,3 +179,135 @@ def test_an_action_error_drops_the_session() -> None:
     rules.run(_facts(3), lambda name, indices: ())
     assert rules._live[0].sid != before.sid
     rules.close()
+
+
+# -- several forms in one session (batch workers) --------------------------------------------------
+
+SIDE = Atom("grade", (("measure", "strength"),), at_most=2)
+DERIVED = Atom("finding", (("id", "tight"),))
+
+
+def _shared_rules() -> CompiledRules:
+    """A one-fact rule ``tight``, a two-fact rule ``both`` and a rule chaining on ``tight``."""
+    return CompiledRules(
+        [
+            EngineRule("tight", ((GRADE,),)),
+            EngineRule("both", ((GRADE,), (SIDE,))),
+            EngineRule("after", ((DERIVED,),)),
+        ],
+        "t",
+    )
+
+
+def _form(tightness: int | None, strength: int | None) -> list[dict[str, object]]:
+    facts: list[dict[str, object]] = []
+    if tightness is not None:
+        facts.append({"t": "grade", "ms": "tightness", "v": tightness, "i": len(facts)})
+    if strength is not None:
+        facts.append({"t": "grade", "ms": "strength", "v": strength, "i": len(facts)})
+    return facts
+
+
+def _shared_firings(
+    rules: CompiledRules, forms: list[list[dict[str, object]]]
+) -> list[list[str]] | None:
+    fired: list[list[str]] = [[] for _ in forms]
+
+    def on_fire(form: int, name: str, indices: object) -> tuple[str, ...]:
+        fired[form].append(name)
+        return (_engine.finding_fact(0, "tight"),) if name == "tight" else ()
+
+    if rules.run_shared(forms, on_fire) is None:
+        return None
+    return [sorted(names) for names in fired]
+
+
+def test_forms_sharing_a_session_never_join_each_other_s_facts() -> None:
+    """Every slot after the first joins on the first fact's form: a tight form next to a weak
+    one fires nothing together, and each form's own finding chains once, for that form (a
+    finding keyed "id" would be one fact to the engine whichever form asserted it)."""
+    rules = _shared_rules()
+    assert rules.can_share
+    forms = [_form(3, None), _form(None, 1), _form(3, 1), _form(0, 1), _form(3, 4)] * 30
+    expected = [
+        ["after", "tight"],
+        [],
+        ["after", "both", "tight"],
+        [],
+        ["after", "tight"],
+    ] * 30
+    assert _shared_firings(rules, forms) == expected
+    # The same forms one by one agree, and the shared session left nothing behind.
+    one_by_one: list[list[str]] = []
+    for facts in forms[:5]:
+        names: list[str] = []
+
+        def on_fire(name: str, indices: object, names: list[str] = names) -> tuple[str, ...]:
+            names.append(name)
+            return (_engine.finding_fact(0, "tight"),) if name == "tight" else ()
+
+        rules.run(facts, on_fire)
+        one_by_one.append(sorted(names))
+    assert one_by_one == expected[:5]
+    assert _shared_firings(rules, forms[:5]) == expected[:5]
+    rules.close()
+
+
+def test_a_shared_session_s_action_error_belongs_to_its_form() -> None:
+    rules = _shared_rules()
+
+    def on_fire(form: int, name: str, indices: object) -> tuple[str, ...]:
+        if form == 1:
+            raise ValueError("broken action")
+        return ()
+
+    errors = rules.run_shared([_form(3, None), _form(3, None), _form(0, None)], on_fire)
+    assert errors is not None
+    assert errors[0] == errors[2] == []
+    assert errors[1] == ["tight: ValueError: broken action"]
+    assert _shared_firings(rules, [_form(3, 1)]) == [["after", "both", "tight"]]
+    rules.close()
+
+
+def test_an_interrupted_shared_session_is_deleted_and_the_rules_go_on() -> None:
+    rules = _shared_rules()
+
+    def interrupt(form: int, name: str, indices: object) -> tuple[str, ...]:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rules.run_shared([_form(3, 1)] * 4, interrupt)
+    assert _shared_firings(rules, [_form(3, 1)] * 4) == [["after", "both", "tight"]] * 4
+    rules.close()
+    with pytest.raises(hipscreen.EngineError, match="closed"):
+        rules.run_shared([_form(3, 1)], lambda form, name, indices: ())
+
+
+def test_an_engine_anomaly_in_a_shared_session_means_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A duplicate fact (or any engine surprise) in a shared session gives None: the screener
+    then screens those forms one by one, with the same results."""
+    rules = _shared_rules()
+    monkeypatch.setattr(_engine._dre, "assert_fact", lambda handle, fact: (2, 0))
+    assert _shared_firings(rules, [_form(3, 1)] * 3) is None
+    monkeypatch.undo()
+    assert _shared_firings(rules, [_form(3, 1)] * 3) == [["after", "both", "tight"]] * 3
+    rules.close()
+    expected = _expected()
+    with hipscreen.Screener(cache_size=0) as screener:
+        monkeypatch.setattr(screener._compiled, "run_shared", lambda forms, on_fire: None)
+        intakes = [hipscreen.IntakeForm.model_validate(form) for form in FORMS]
+        got = screener._assessments(intakes)
+        assert [a.model_dump_json() for a in got if isinstance(a, hipscreen.Assessment)] == expected
+
+
+def test_rules_too_wide_to_join_on_the_form_are_screened_one_by_one() -> None:
+    """With the join test on every slot after the first, a wide ``any of`` slot may not fit the
+    engine's expression table: such rules never share a session."""
+    # 12 options: 2 + 2 × 12 expression entries alone, 2 + 3 × 12 with a join test in each.
+    wide = tuple(Atom("symptom", (("name", f"s{k}"),)) for k in range(12))
+    rules = CompiledRules([EngineRule("wide", ((GRADE,), wide))], "t")
+    assert not rules.can_share
+    assert rules.run_shared([_form(3, None)], lambda form, name, indices: ()) is None
+    rules.close()

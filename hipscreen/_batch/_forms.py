@@ -1,10 +1,11 @@
 """The form-level API: `assess_many`, `assess_iter` and the `BatchResult` they give.
 
-Two exact caches keep identical content from paying for the rules engine twice: the pipeline's,
+An exact cache keeps identical content from paying for the rules engine twice: the pipeline's,
 keyed on the raw form without its client id (before validation, so a repeated form costs a
-dictionary look-up), and the screener's own, keyed on the validated form. Neither is
-approximate: a hit gives exactly what screening the form again would give. Forms that cannot
-validate are never answered from a cache: their problems are always worked out from the form.
+dictionary look-up). It is not approximate: a hit gives exactly what screening the form again
+would give. Forms that cannot validate are never answered from a cache: their problems are
+always worked out from the form. The forms of a chunk are screened together, many to an engine
+session (`Screener._assessments`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from hipscreen._batch._pipeline import (
 )
 from hipscreen._cache import SelfTuningCache
 from hipscreen._errors import EngineError, InvalidFormError
-from hipscreen._form import IntakeForm
+from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._results import Assessment
 from hipscreen._screen import Screener
 
@@ -74,14 +75,21 @@ class FormTask:
     __slots__ = ()
 
     def screen(self, screener: Screener, payloads: list[Any], shipped: bool) -> list[Any]:
-        out: list[Any] = []
+        results: list[Any] = []
+        valid: list[IntakeForm] = []
         for payload in payloads:
             try:
-                result: Any = screener.assess(payload)
-            except EngineError as error:
-                result = ("engine", str(error))
+                valid.append(coerce_form(payload))
+                results.append(None)  # screened below, with the chunk's other valid forms
             except Exception:  # invalid, or unreadable: worked out again from the form
-                result = INVALID
+                results.append(INVALID)
+        screened = iter(screener._assessments(valid))
+        out: list[Any] = []
+        for result in results:
+            if result is None:
+                result = next(screened)
+                if isinstance(result, EngineError):
+                    result = ("engine", str(result))
             if shipped and isinstance(result, Assessment):
                 # Pickling a pydantic model costs ~250 µs; its JSON is several times cheaper.
                 json = result.model_dump_json().encode()

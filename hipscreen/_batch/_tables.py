@@ -30,8 +30,8 @@ from hipscreen._batch._outcomes import (
 )
 from hipscreen._batch._pipeline import INVALID, Item, Pipeline, client_id_ok
 from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
-from hipscreen._form import coerce_form
-from hipscreen._screen import Screener
+from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._screen import Brief, Screener
 from hipscreen._vocabulary import suggest
 
 __all__ = [
@@ -440,24 +440,28 @@ class RecordTask:
         reader = _readers.get(self.spec)
         if reader is None:
             reader = _readers[self.spec] = TableReader(self.spec[0], ignore=self.spec[1])
-        return [self._one(screener, reader, cells) for cells in payloads]
-
-    @staticmethod
-    def _one(screener: Screener, reader: TableReader, cells: Any) -> Any:
         # No cache here: the pipeline's cache of exact rows (in the parent) catches repeats
         # before they are sent; one keyed on the validated form as well ("Mild" and 1 are one)
         # cost a form's JSON per row and saved next to nothing on real files.
+        results = [self._read(reader, cells) for cells in payloads]
+        briefs = iter(screener._briefs([r for r in results if isinstance(r, IntakeForm)]))
+        return [self._record(next(briefs)) if isinstance(r, IntakeForm) else r for r in results]
+
+    @staticmethod
+    def _read(reader: TableReader, cells: Any) -> IntakeForm | object:
         try:
             form, problems = reader.form(cells)
             if problems:
                 return INVALID
-            intake = coerce_form(form)
+            return coerce_form(form)
         except Exception:  # every problem is worked out again, and reported, from the row
             return INVALID
-        try:
-            return _canon(record_of_brief(screener._brief(intake)))
-        except EngineError as error:
-            return ("engine", str(error))
+
+    @staticmethod
+    def _record(brief: Brief | EngineError) -> Any:
+        if isinstance(brief, EngineError):
+            return ("engine", str(brief))
+        return _canon(record_of_brief(brief))
 
     def adopt(self, results: list[Any]) -> list[Any]:
         # Records from workers arrive as fresh copies: share equal ones to keep the cache small.
