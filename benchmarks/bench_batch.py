@@ -160,10 +160,13 @@ def run_csv(path: Path, workers: int, chunk: int, cache_size: int | None = None)
     }
 
 
-def time_iter(forms: Any, workers: int, chunk: int) -> dict[str, Any]:
+def time_iter(
+    forms: Any, workers: int, chunk: int, cache_size: int | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
     count = failed = 0
-    for outcome in assess_iter(forms, workers=workers, chunk_size=chunk):
+    options = {} if cache_size is None else {"cache_size": cache_size}
+    for outcome in assess_iter(forms, workers=workers, chunk_size=chunk, **options):
         count += 1
         failed += not isinstance(outcome, hipscreen.Assessment)
     seconds = time.perf_counter() - started
@@ -215,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--matrix",
         action="store_true",
-        help="also run the command with 1 and 2 workers, cache on and off (csv-jN-[no]cache)",
+        help="also run the command with 1 and 2 workers, cache on and off (csv-jN-[no]cache), "
+        "and the distinct case with the caches off (distinct-nocache)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -265,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         forms_iter = distinct_forms(args.distinct_forms, args.seed + 1)
         cases["distinct"] = time_iter(forms_iter, args.workers, args.chunk_size)
         cases["distinct"]["distinct_share"] = 1.0
+        if args.matrix:  # the caches on all-distinct input: on (above) against off
+            forms_iter = distinct_forms(args.distinct_forms, args.seed + 1)
+            cases["distinct-nocache"] = time_iter(forms_iter, args.workers, args.chunk_size, 0)
+            cases["distinct-nocache"]["distinct_share"] = 1.0
     report["peak_rss_benchmark_mb"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
     )
