@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "--matrix",
         action="store_true",
         help="also run the command with 1 and 2 workers, cache on and off (csv-jN-[no]cache), "
-        "and the distinct case with the caches off (distinct-nocache)",
+        "and the repeated and distinct cases with the caches off (*-nocache)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
@@ -264,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
                 repeated = (pool[i % len(pool)] for i in range(len(forms)))
                 cases["repeated"] = time_iter(repeated, args.workers, args.chunk_size)
                 cases["repeated"]["distinct_share"] = round(len(pool) / max(len(forms), 1), 4)
+                if args.matrix:  # the cache on repeated input: on (above) against off
+                    repeated = (pool[i % len(pool)] for i in range(len(forms)))
+                    cases["repeated-nocache"] = time_iter(
+                        repeated, args.workers, args.chunk_size, 0
+                    )
+                    cases["repeated-nocache"]["distinct_share"] = cases["repeated"][
+                        "distinct_share"
+                    ]
             del forms
     if "distinct" not in args.skip and args.distinct_forms:
         forms_iter = distinct_forms(args.distinct_forms, args.seed + 1)
