@@ -69,7 +69,20 @@ def alive(pid: int) -> bool:
 def start(intake: Path, out: Path) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "hipscreen", "batch", str(intake), "-o", str(out)]
     command += ["-j", "2", "--chunk-size", "50", "--no-progress"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_interruptible,
+    )
+
+
+def _interruptible() -> None:
+    """Ctrl-C at its default in the child, as in a terminal. A shell starts a background job
+    (``pytest … &`` in a script) with SIGINT ignored, which its children inherit; Python then
+    never turns SIGINT into ``KeyboardInterrupt``, and ``hipscreen batch`` rightly ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_workers(child: subprocess.Popen[str], out: Path) -> set[int]:
