@@ -95,13 +95,17 @@ FACT_KEYS = {
     "motion": "mo",
     "method": "me",
     "name": "n",
-    # Not "id": the engine takes a fact's "id" as its identity, and a session that screens
-    # several forms holds the same finding once per form.
-    "id": "fi",
+    "id": "id",  # a finding's id ("fi" in shared sessions: see SHARED_FACT_KEYS)
     "leg_pain": "lp",
     "length_tested": "lt",
 }
 
+
+SHARED_FACT_KEYS = {**FACT_KEYS, "id": "fi"}
+"""The keys in sessions that hold several forms (`CompiledRules.run_shared`): there a finding is
+not keyed ``"id"``, which the engine takes as a fact's identity (the same finding of two forms
+would be one fact, "already observed" the second time). Alone, a form keeps ``"id"``: the engine
+then identifies a finding by its id instead of hashing the whole fact."""
 
 _TINY = 0.5 * 10.0**-MAX_THRESHOLD_DECIMALS  # 0.0005, printed without an exponent
 
@@ -126,12 +130,13 @@ def engine_number(value: float) -> float:
     return value  # 0.0001 ≤ |x| < 2**53 and not integral: repr() has no exponent
 
 
-def _tests(atom: Atom) -> list[dict[str, Any]]:
-    """The engine tests of one atom after its type test."""
-    tests: list[dict[str, Any]] = [{FACT_KEYS[attr]: value} for attr, value in atom.equals]
+def _tests(atom: Atom, shared: bool = False) -> list[dict[str, Any]]:
+    """The engine tests of one atom after its type test (``shared``: `SHARED_FACT_KEYS`)."""
+    keys = SHARED_FACT_KEYS if shared else FACT_KEYS
+    tests: list[dict[str, Any]] = [{keys[attr]: value} for attr, value in atom.equals]
     if atom.one_of is not None:
         attr, values = atom.one_of
-        key = FACT_KEYS[attr]
+        key = keys[attr]
         tests.append({"$or": [{key: v} for v in values]} if len(values) > 1 else {key: values[0]})
     for op, bound in (
         ("$gte", atom.at_least),
@@ -170,7 +175,11 @@ def encode_fact(index: int, head: str, value: float | None = None) -> str:
 
 def finding_fact(rule_index: int, finding_id: str) -> str:
     """The fact a finding asserts when it fires, for rules that chain on it."""
-    return f'{{"i":{-rule_index - 1},"t":"finding","fi":{json.dumps(finding_id)}'
+    return f'{{"i":{-rule_index - 1},"t":"finding","id":{json.dumps(finding_id)}'
+
+
+_FINDING_ID = '"t":"finding","id":'
+_SHARED_FINDING_ID = '"t":"finding","fi":'
 
 
 def fact_fields(fact: str) -> Fact:
@@ -203,9 +212,12 @@ _SAME_FORM = {"f": {"p0": "f"}}
 """The join test that keeps a pattern to the form of the rule's first fact (shared sessions)."""
 
 
-def pattern(option: Atom | tuple[Atom, ...], joined: bool = False) -> dict[str, Any]:
+def pattern(
+    option: Atom | tuple[Atom, ...], joined: bool = False, shared: bool = False
+) -> dict[str, Any]:
     """The durable_rules expression that matches one atom, or one fact meeting several atoms
-    (of one fact type) at once; ``joined``: only a fact of the same form as the rule's first.
+    (of one fact type) at once; ``joined``: only a fact of the same form as the rule's first;
+    ``shared``: with the keys of shared sessions (`SHARED_FACT_KEYS`).
 
     The join test goes right after the type test: placed first it would cost the pattern its
     type index, and placed after an ``$or`` the engine ignores it (docs/engine.md).
@@ -217,7 +229,7 @@ def pattern(option: Atom | tuple[Atom, ...], joined: bool = False) -> dict[str, 
     for atom in atoms:
         if atom.fact != atoms[0].fact:
             raise ValueError(f"one fact cannot be both {atoms[0].fact!r} and {atom.fact!r}")
-        tests += [test for test in _tests(atom) if test not in tests]
+        tests += [test for test in _tests(atom, shared) if test not in tests]
     return {"$and": tests}
 
 
@@ -241,12 +253,12 @@ class EngineRule:
     slots: tuple[Slot, ...]
 
 
-def slot_pattern(slot: Slot, joined: bool = False) -> dict[str, Any]:
+def slot_pattern(slot: Slot, joined: bool = False, shared: bool = False) -> dict[str, Any]:
     """The expression for one slot: the option's pattern, or an ``$or`` of the options'
-    (``joined``: each keeps to the form of the rule's first fact, see `pattern`)."""
+    (``joined``, ``shared``: see `pattern`)."""
     if len(slot) == 1:
-        return pattern(slot[0], joined)
-    return {"$or": [pattern(option, joined) for option in slot]}
+        return pattern(slot[0], joined, shared)
+    return {"$or": [pattern(option, joined, shared) for option in slot]}
 
 
 def slot_size(slot: Slot) -> int:
@@ -303,14 +315,16 @@ def definition(rules: Sequence[EngineRule], shared: bool = False) -> dict[str, A
     """The durable_rules ruleset for ``rules``, with the sentinel rule.
 
     ``shared``: for sessions that hold several forms at once, where every slot after the first
-    joins on the form of the first (``"f"``), so no rule binds facts of two forms, and each
-    action takes up to `SHARED_CAP` matches of its rule at once (a list).
+    joins on the form of the first (``"f"``), so no rule binds facts of two forms, findings are
+    keyed ``"fi"`` (`SHARED_FACT_KEYS`), and each action takes up to `SHARED_CAP` matches of its
+    rule at once (a list).
     """
     result: dict[str, Any] = {}
     for rule in rules:
         result[rule.name] = {
             "all": [
-                {f"p{i}": slot_pattern(slot, shared and i > 0)} for i, slot in enumerate(rule.slots)
+                {f"p{i}": slot_pattern(slot, shared and i > 0, shared)}
+                for i, slot in enumerate(rule.slots)
             ]
         }
         if shared:  # one action takes every match waiting for the rule, of whichever forms
@@ -689,7 +703,8 @@ class CompiledRules:
 
         Every fact carries its form's position (``"f"``) and every rule joins its facts on it
         (`definition`), so a rule never binds facts of two forms, and findings use ``"fi"``,
-        not the engine's identity key ``"id"``. One session and one ``assert_facts`` for many
+        not the engine's identity key ``"id"`` (the finding facts ``on_fire`` returns are made
+        by `finding_fact` and rekeyed here). One session and one ``assert_facts`` for many
         forms, and no retraction, cost less than one session round per form.
 
         Returns:
@@ -762,7 +777,10 @@ class CompiledRules:
                                 errors[form].append(f"{name}: {type(error).__name__}: {error}")
                                 derived = ()
                             for fragment in derived:
-                                fact = fragment + tails[form]
+                                shared_fragment = fragment.replace(
+                                    _FINDING_ID, _SHARED_FINDING_ID, 1
+                                )
+                                fact = shared_fragment + tails[form]
                                 if _dre.assert_fact(handle, fact)[0] == _OBSERVED:
                                     return None
                     messages = _dre.complete_and_start_action(handle, state)
