@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 from hipscreen._cache import SelfTuningCache
 from hipscreen._engine import (
@@ -46,6 +46,7 @@ from hipscreen._vocabulary import (
     Urgency,
 )
 
+_Out = TypeVar("_Out")
 _SIDE_ORDER = [Side.LEFT, Side.RIGHT, Side.BOTH]
 _MEASURES = tuple(Measure)
 _URGENCY_RANK = {Urgency.EMERGENCY: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
@@ -311,26 +312,27 @@ class Screener:
 
     def _briefs(self, intakes: Sequence[IntakeForm]) -> list[Brief | EngineError]:
         """`_brief` for many forms, screened in shared engine sessions (batch workers)."""
-        self._compiled.ensure_open()
-        grades = [_grades(intake) for intake in intakes]
-        found = self._findings_shared(
-            [FormFacts(i, g) for i, g in zip(intakes, grades, strict=True)], evidence=False
-        )
-        return [
-            f if isinstance(f, EngineError) else self._brief_of(i, g, f)
-            for i, g, f in zip(intakes, grades, found, strict=True)
-        ]
+        return self._screen_shared(intakes, False, self._brief_of)
 
     def _assessments(self, intakes: Sequence[IntakeForm]) -> list[Assessment | EngineError]:
         """`assess` for many validated forms, screened in shared engine sessions (batch
         workers; the batch keeps its own cache, so this one is not asked)."""
+        return self._screen_shared(intakes, True, self._assessment)
+
+    def _screen_shared(
+        self,
+        intakes: Sequence[IntakeForm],
+        evidence: bool,
+        build: Callable[[IntakeForm, dict[Measure, list[Grade]], list[dict[str, Any]]], _Out],
+    ) -> list[_Out | EngineError]:
+        """What ``build`` makes of each form and its findings, or the form's `EngineError`."""
         self._compiled.ensure_open()
         grades = [_grades(intake) for intake in intakes]
         found = self._findings_shared(
-            [FormFacts(i, g) for i, g in zip(intakes, grades, strict=True)], evidence=True
+            [FormFacts(i, g) for i, g in zip(intakes, grades, strict=True)], evidence
         )
         return [
-            f if isinstance(f, EngineError) else self._assessment(i, g, f)
+            f if isinstance(f, EngineError) else build(i, g, f)
             for i, g, f in zip(intakes, grades, found, strict=True)
         ]
 
