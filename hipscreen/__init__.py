@@ -5,15 +5,15 @@ Examples:
     >>> result = hipscreen.assess({"tightness": {"hip_flexors": 2}})
     >>> result.finding_ids()[0]
     'tight-hip-flexors'
+
+Importing ``hipscreen`` loads what screening one form needs (the form and result models and the
+engine door, so a broken durable-rules build is reported at import); asyncio support, the batch
+package, comparison and the schema writer load on first use of one of their names.
 """
 
-from hipscreen._aio import assess_async
-from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
-from hipscreen._batch._frames import assess_frame, result_meta, spark_schema
-from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
-from hipscreen._batch._stream import screen_csv
-from hipscreen._batch._tables import TableError
-from hipscreen._compare import Comparison, FindingChange, compare
+import importlib as _importlib
+import typing as _typing
+
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
 from hipscreen._form import IntakeForm
 from hipscreen._results import (
@@ -26,9 +26,52 @@ from hipscreen._results import (
     Recommendation,
     Referral,
 )
-from hipscreen._schema import schema
 from hipscreen._screen import Screener, assess
 from hipscreen._version import __version__
+
+if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and editors
+    from hipscreen._aio import assess_async
+    from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
+    from hipscreen._batch._frames import assess_frame, result_meta, spark_schema
+    from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
+    from hipscreen._batch._stream import screen_csv
+    from hipscreen._batch._tables import TableError
+    from hipscreen._compare import Comparison, FindingChange, compare
+    from hipscreen._schema import schema
+
+_LAZY = {
+    "assess_async": "hipscreen._aio",
+    "BatchResult": "hipscreen._batch._forms",
+    "assess_iter": "hipscreen._batch._forms",
+    "assess_many": "hipscreen._batch._forms",
+    "assess_frame": "hipscreen._batch._frames",
+    "result_meta": "hipscreen._batch._frames",
+    "spark_schema": "hipscreen._batch._frames",
+    "BatchInterrupted": "hipscreen._batch._outcomes",
+    "BatchSummary": "hipscreen._batch._outcomes",
+    "RowError": "hipscreen._batch._outcomes",
+    "screen_csv": "hipscreen._batch._stream",
+    "TableError": "hipscreen._batch._tables",
+    "Comparison": "hipscreen._compare",
+    "FindingChange": "hipscreen._compare",
+    "compare": "hipscreen._compare",
+    "schema": "hipscreen._schema",
+}
+"""Public names loaded on first use: name -> the private module that defines it."""
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hipscreen' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Assessment",

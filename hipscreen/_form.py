@@ -138,7 +138,7 @@ ActivityName = Annotated[Activity, BeforeValidator(_vocabulary(Activity, "activi
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @model_validator(mode="wrap")
     @classmethod

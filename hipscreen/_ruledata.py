@@ -55,7 +55,7 @@ PropertyName = Annotated[str, StringConstraints(pattern=EXERCISE_ID)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # -- file schema -----------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class ReferralPolicy(_Spec):
     """What one kind of referral means: how soon, what the plan leaves out, what it must say."""
 
     urgency: Urgency
-    withhold: WithholdSpec = WithholdSpec()
+    withhold: WithholdSpec = Field(default_factory=WithholdSpec)
     wording: list[Text] = Field(
         min_length=1,
         description="The referral's message (or whom to see) carries at least one of these.",
@@ -239,7 +239,7 @@ ITEM_CLASSES: tuple[ItemClass, ...] = ("alarm", "risk_factor", "ordinary")
 class VocabularyItem(_Spec):
     """How one symptom or context item is treated by the safety net."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     item_class: ItemClass = Field(alias="class")
     reason: Text
