@@ -15,6 +15,7 @@ from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
 from hipscreen._compare import Comparison, FindingChange, compare
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
+from hipscreen._explain import Explanation
 from hipscreen._form import IntakeForm
 from hipscreen._results import (
     Assessment,
@@ -41,6 +42,7 @@ __all__ = [
     "Evidence",
     "ExcludedExercise",
     "Exercise",
+    "Explanation",
     "Finding",
     "FindingChange",
     "HipscreenError",
