@@ -849,14 +849,24 @@ class Explanation:
         fewest = min((alt.missing for alt in self.alternatives), default=0)
         return tuple(alt for alt in self.alternatives if alt.missing == fewest)
 
-    def text(self) -> str:
-        """The explanation as indented plain text."""
-        return "\n".join(self._lines(0, top=True))
+    def text(self, *, nearest: bool = False, held_only: bool = False) -> str:
+        """The explanation as indented plain text.
+
+        Args:
+            nearest: show only the alternatives that missed by the fewest tests.
+            held_only: show only the alternatives that held.
+        """
+        keep = self.nearest() if nearest else None
+        if held_only:
+            keep = tuple(alt for alt in self.alternatives if alt.held)
+        return "\n".join(self._lines(0, top=True, keep=keep))
 
     def __str__(self) -> str:
         return self.text()
 
-    def _lines(self, depth: int, top: bool = False) -> list[str]:
+    def _lines(
+        self, depth: int, top: bool = False, keep: tuple[AlternativeCheck, ...] | None = None
+    ) -> list[str]:
         """Every alternative at the top and for a rule that did not fire; for a chained rule
         that fired, only what held (why it fired)."""
         brief = self.fired and not top
@@ -874,7 +884,7 @@ class Explanation:
                 else f"{pad}it fires when any one of {count} alternatives holds; none held"
             )
         for i, alt in enumerate(self.alternatives, 1):
-            if not (brief and not alt.held):
+            if not (brief and not alt.held) and (keep is None or any(alt is k for k in keep)):
                 lines += _alternative_lines(alt, i, count, depth + 1)
         for escalation in self.escalations:
             if brief and not escalation.held:
