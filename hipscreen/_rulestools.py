@@ -6,6 +6,7 @@
   affects (findings added or removed, severity, referral urgency up or down, exercises).
 * ``hipscreen rules rescreen STORED FORM``: re-run a stored form against the rule set it was
   screened with, refusing any other rule set (the digest must match).
+* ``hipscreen rules schema``: JSON Schemas of the rule data files, for YAML editors.
 
 Exit codes follow the CLI's: 0 nothing to report (explained, every case passed, no row changes,
 reproduced), 1 something to report (a case failed, rows change, the result differs), 2 bad usage
@@ -346,6 +347,162 @@ def diff_rulesets(
     )
 
 
+# -- JSON Schemas of the rule files ----------------------------------------------------------------
+
+SCHEMA_FILES = {
+    "ruleset": "hipscreen-ruleset.schema.json",
+    "catalog": "hipscreen-exercises.schema.json",
+    "vocabulary": "hipscreen-vocabulary.schema.json",
+    "rules": "hipscreen-rules.schema.json",
+}
+_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_BOUNDS = ("at_least", "at_most", "below", "above")
+
+
+def _enum(values: Any) -> dict[str, Any]:
+    return {"type": "string", "enum": [member.value for member in values]}
+
+
+def _one_or_list(values: Any) -> dict[str, Any]:
+    one = _enum(values)
+    return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+def condition_schema() -> dict[str, Any]:
+    """The JSON Schema of a rule condition, built from the loader's own tables (the condition
+    keys, each atom's keys) and the vocabulary. An atom kind the tables name but this function
+    does not describe is accepted with any value (the loader still checks it)."""
+    from hipscreen import _ruledata
+    from hipscreen import _vocabulary as v
+
+    number_or_name = {
+        "anyOf": [
+            {"type": "number"},
+            {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$", "description": "threshold name"},
+        ]
+    }
+    keyed: dict[tuple[str, str], dict[str, Any]] = {
+        ("grade", "measure"): _enum(v.Measure),
+        ("grade", "muscle"): _enum(v.Muscle),
+        ("grade", "group"): _enum(v.MuscleGroup),
+        ("grade", "length_tested"): {"type": "boolean"},
+        ("rom", "motion"): _enum(v.RomMotion),
+        ("rom", "method"): _one_or_list(v.RomMethod),
+        ("test", "name"): _enum(v.TestName),
+        ("test", "leg_pain"): {"type": "boolean"},
+        ("context", "name"): _enum(v.ContextItem),
+        ("asymmetry", "measure"): _enum(v.AsymmetryMeasure),
+        ("asymmetry", "group"): _enum(v.MuscleGroup),
+    }
+    required = {"grade": ["measure"], "rom": ["motion"], "test": ["name"], "context": ["name"]}
+    required["asymmetry"] = ["measure"]
+    needs_bound = {"grade", "rom", "age", "asymmetry"}
+    listed = {
+        "symptom": v.Symptom,
+        "activity": v.Activity,
+        "sign": v.SignName,
+        "unmeasured": v.RomMotion,
+    }
+    atoms: dict[str, dict[str, Any]] = {}
+    for atom, keys in _ruledata._KEYS.items():
+        properties = {}
+        for key in sorted(keys):
+            if key in _BOUNDS:
+                properties[key] = number_or_name
+            elif key == "side":
+                properties[key] = _enum(v.Side)
+            else:
+                properties[key] = keyed.get((atom, key), {})
+        mapping: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": False,
+            "required": required.get(atom, []),
+        }
+        if atom in needs_bound:
+            bounds = [b for b in _BOUNDS if b in keys]
+            mapping["anyOf"] = [{"required": [b]} for b in bounds]
+        atoms[atom] = mapping
+    for atom, values in listed.items():
+        atoms[atom] = _one_or_list(values)
+    if "context" in atoms:
+        atoms["context"] = {"anyOf": [*_one_or_list(v.ContextItem)["anyOf"], atoms["context"]]}
+    atoms["finding"] = {"type": "string", "pattern": _ruledata.RULE_ID}
+    ref = {"$ref": "#/$defs/Condition"}
+    branches = []
+    for key in _ruledata.CONDITION_KEYS:
+        if key in ("all_of", "any_of"):
+            value: dict[str, Any] = {"type": "array", "items": ref, "minItems": 1}
+        else:
+            value = atoms.get(key, {})
+        branches.append(
+            {
+                "type": "object",
+                "properties": {key: value},
+                "required": [key],
+                "additionalProperties": False,
+            }
+        )
+    return {
+        "description": "A condition: exactly one key, all_of/any_of (a non-empty list of "
+        "conditions) or one atom (docs/writing-rules.md, Conditions).",
+        "oneOf": branches,
+    }
+
+
+def rule_file_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas (draft 2020-12) of ruleset.yaml, exercises.yaml, vocabulary.yaml and the
+    rule files (findings/*.yaml), from the loader's pydantic models; a rule's ``when`` and each
+    escalation's ``when`` refer to `condition_schema`. The loader checks more than a schema
+    can: names across files, thresholds, cycles, the safety net."""
+    from hipscreen import _ruledata
+
+    def model(cls: Any, title: str) -> dict[str, Any]:
+        schema: dict[str, Any] = cls.model_json_schema()
+        return {"$schema": _DRAFT, **schema, "title": title}
+
+    rule = _ruledata.RuleSpec.model_json_schema(ref_template="#/$defs/{model}")
+    defs = rule.pop("$defs", {})
+    rule["properties"]["when"] = {"$ref": "#/$defs/Condition"}
+    if "EscalationSpec" in defs:
+        defs["EscalationSpec"]["properties"]["when"] = {"$ref": "#/$defs/Condition"}
+    defs["RuleSpec"] = rule
+    defs["Condition"] = condition_schema()
+    rules = {
+        "$schema": _DRAFT,
+        "title": "hipscreen rule file (findings/*.yaml)",
+        "type": "object",
+        "properties": {"rules": {"type": "array", "items": {"$ref": "#/$defs/RuleSpec"}}},
+        "required": ["rules"],
+        "additionalProperties": False,
+        "$defs": defs,
+    }
+    return {
+        "ruleset": model(_ruledata.RulesetFile, "hipscreen ruleset.yaml"),
+        "catalog": model(_ruledata.CatalogFile, "hipscreen exercises.yaml"),
+        "vocabulary": model(_ruledata.VocabularyFile, "hipscreen vocabulary.yaml"),
+        "rules": rules,
+    }
+
+
+def _cmd_rules_schema(args: argparse.Namespace) -> int:
+    schemas = rule_file_schemas()
+    if args.write:
+        folder = Path(args.write)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for part, name in SCHEMA_FILES.items():
+                text = json.dumps(schemas[part], indent=2, ensure_ascii=False, sort_keys=True)
+                (folder / name).write_text(text + "\n", encoding="utf-8")
+                _write(f"wrote {folder / name}")
+        except OSError as error:
+            raise _usage(f"{args.write}: cannot write the schema files ({error})") from None
+        return EXIT_OK
+    doc = schemas[args.file] if args.file else schemas
+    _write(json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True))
+    return EXIT_OK
+
+
 # -- commands --------------------------------------------------------------------------------------
 
 
@@ -536,3 +693,15 @@ def register(
     again.add_argument("form", metavar="FORM", help="the intake form it was screened from (JSON)")
     rule_options(again)
     again.set_defaults(func=_cmd_rules_rescreen)
+
+    schema = rule_commands.add_parser(
+        "schema",
+        help="print the JSON Schema of rule, catalog, vocabulary and ruleset files",
+        description="Print the JSON Schemas (draft 2020-12) of the rule data files, for editors "
+        "that validate and complete YAML: {ruleset, catalog, vocabulary, rules}, or one of them "
+        "(--file); --write DIR writes " + ", ".join(SCHEMA_FILES.values()) + ". The loader "
+        "(`hipscreen rules check`) checks more than a schema can.",
+    )
+    schema.add_argument("--file", choices=list(SCHEMA_FILES), help="print only this file's schema")
+    schema.add_argument("--write", metavar="DIR", help="write the schema files into DIR")
+    schema.set_defaults(func=_cmd_rules_schema)

@@ -353,3 +353,75 @@ def test_the_new_commands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
         code, out, _ = run(capsys, *argv, "--help")
         assert code == 0
         assert "usage: hipscreen" in out
+
+
+# -- rules schema ----------------------------------------------------------------------------------
+
+
+def _validator(part: str) -> Any:
+    import jsonschema
+
+    from hipscreen._rulestools import rule_file_schemas
+
+    schema = rule_file_schemas()[part]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize(
+    ("part", "path"),
+    [
+        ("ruleset", RULES / "ruleset.yaml"),
+        ("catalog", RULES / "exercises.yaml"),
+        ("vocabulary", RULES / "vocabulary.yaml"),
+        *(("rules", path) for path in sorted((RULES / "findings").glob("*.yaml"))),
+        *(("rules", path) for path in sorted((CLINIC / "findings").glob("*.yaml"))),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value.name,
+)
+def test_every_shipped_file_meets_its_schema(part: str, path: Path) -> None:
+    import yaml
+
+    errors = list(_validator(part).iter_errors(yaml.safe_load(path.read_text(encoding="utf-8"))))
+    assert [error.message for error in errors] == []
+
+
+RULE = {"id": "r", "title": "T", "severity": "info", "summary": "S.", "source": "Test."}
+
+
+@pytest.mark.parametrize(
+    ("when", "bad"),
+    [
+        ({"grade": {"measure": "tightness", "muscle": "psoas", "at_least": 2}}, "psoas"),
+        ({"grade": {"measure": "tightness", "at_lest": 2}}, "at_lest"),
+        ({"grade": {"measure": "tightness"}}, "bound"),
+        ({"symptom": "hip_pian"}, "hip_pian"),
+        ({"all_of": []}, "empty all_of"),
+        ({"symptom": "hip_pain", "activity": "running"}, "two keys"),
+        ({"any_of": [{"sympton": "hip_pain"}]}, "sympton"),
+        ({"finding": "Not_Kebab"}, "finding id"),
+    ],
+)
+def test_the_rules_schema_refuses_a_broken_condition(when: dict[str, Any], bad: str) -> None:
+    validator = _validator("rules")
+    assert validator.is_valid({"rules": [{**RULE, "when": {"symptom": "hip_pain"}}]})
+    assert not validator.is_valid({"rules": [{**RULE, "when": when}]}), bad
+    escalation = {"severity": "warning", "when": when}
+    doc = {"rules": [{**RULE, "when": {"symptom": "hip_pain"}, "escalate": [escalation]}]}
+    assert not validator.is_valid(doc), bad
+
+
+def test_rules_schema_prints_and_writes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "rules", "schema", "--file", "rules")
+    assert code == 0
+    assert json.loads(out)["title"] == "hipscreen rule file (findings/*.yaml)"
+    code, out, _ = run(capsys, "rules", "schema")
+    assert sorted(json.loads(out)) == ["catalog", "rules", "ruleset", "vocabulary"]
+    code, out, _ = run(capsys, "rules", "schema", "--write", tmp_path)
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "hipscreen-exercises.schema.json",
+        "hipscreen-rules.schema.json",
+        "hipscreen-ruleset.schema.json",
+        "hipscreen-vocabulary.schema.json",
+    ]
