@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -1117,17 +1118,20 @@ class _Explainer:
 
 
 _EVALUATORS: dict[int, tuple[RuleSet, Evaluator]] = {}
+_EVALUATORS_LOCK = threading.Lock()
 
 
 def evaluator_for(ruleset: RuleSet) -> Evaluator:
-    """One evaluator per rule set (a handful are kept)."""
-    held = _EVALUATORS.get(id(ruleset))
-    if held is not None and held[0] is ruleset:
-        return held[1]
+    """One evaluator per rule set (the last eight are kept)."""
+    with _EVALUATORS_LOCK:
+        held = _EVALUATORS.get(id(ruleset))
+        if held is not None and held[0] is ruleset:
+            return held[1]
     evaluator = Evaluator(ruleset)
-    if len(_EVALUATORS) >= 8:
-        _EVALUATORS.pop(next(iter(_EVALUATORS)))
-    _EVALUATORS[id(ruleset)] = (ruleset, evaluator)
+    with _EVALUATORS_LOCK:
+        while len(_EVALUATORS) >= 8:
+            _EVALUATORS.pop(next(iter(_EVALUATORS)))
+        _EVALUATORS[id(ruleset)] = (ruleset, evaluator)
     return evaluator
 
 
