@@ -15,6 +15,7 @@ import importlib as _importlib
 import typing as _typing
 
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
+from hipscreen._explain import Explanation
 from hipscreen._form import IntakeForm
 from hipscreen._results import (
     Assessment,
@@ -84,6 +85,7 @@ __all__ = [
     "Evidence",
     "ExcludedExercise",
     "Exercise",
+    "Explanation",
     "Finding",
     "FindingChange",
     "HipscreenError",

@@ -450,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rules", metavar="BASE", help="check extra rules on top of this rule set instead"
     )
     check.set_defaults(func=_cmd_rules_check)
+    _register_rule_tools(commands, rule_commands)
 
     schema_cmd = commands.add_parser(
         "schema",
@@ -466,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _register_batch(commands)
     return parser
+
+
+def _register_rule_tools(commands: Any, rule_commands: Any) -> None:
+    """``explain``, ``rules test``, ``rules diff``, ``rules rescreen`` (hipscreen._rulestools)."""
+    from hipscreen._rulestools import register
+
+    register(commands, rule_commands, rule_options=_add_rule_options)
 
 
 def _register_batch(commands: Any) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +11,9 @@ from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, 
 
 if TYPE_CHECKING:
     from hipscreen._cds import CdsCard
+    from hipscreen._explain import Explanation
+    from hipscreen._form import IntakeForm
+    from hipscreen._screen import Screener
 
 __all__ = [
     "Assessment",
@@ -161,6 +165,55 @@ class Assessment(_Result):
     def finding_ids(self) -> list[str]:
         """The ids of the findings, in output order."""
         return [finding.id for finding in self.findings]
+
+    def why(
+        self,
+        rule_id: str,
+        form: IntakeForm | Mapping[str, Any] | str | bytes,
+        *,
+        screener: Screener | None = None,
+    ) -> Explanation:
+        """Why the finding ``rule_id`` fired: every alternative of the rule's condition, the
+        tests that held with the inputs and thresholds they used, down any chain of findings.
+
+        An assessment keeps no copy of its form, so pass the form that was screened (and the
+        `Screener` it was screened with when not the built-in rules: its rule-set version must
+        be this assessment's). The engine decided the finding; the explanation comes from an
+        independent evaluation of the rule data that must agree with it.
+
+        Raises:
+            ValueError: an unknown rule; a rule that did not fire (see `why_not`); another rule
+                set or another form than the ones screened.
+
+        Examples:
+            >>> import hipscreen
+            >>> form = {"tightness": {"iliopsoas": 3}}
+            >>> print(hipscreen.assess(form).why("tight-hip-flexors", form).text())
+            tight-hip-flexors (Tight hip flexors, info): fired
+            ...
+        """
+        from hipscreen._explain import explain
+
+        return explain(self, form, rule_id, screener, expect=True)
+
+    def why_not(
+        self,
+        rule_id: str,
+        form: IntakeForm | Mapping[str, Any] | str | bytes,
+        *,
+        screener: Screener | None = None,
+    ) -> Explanation:
+        """Why the rule ``rule_id`` did not fire: for every alternative of its condition, which
+        tests held and which did not, with the input value (or "not assessed" for a blank), the
+        threshold and where it comes from, down any chain of findings. Arguments as `why`.
+
+        Raises:
+            ValueError: an unknown rule; a rule that fired (see `why`); another rule set or
+                another form than the ones screened.
+        """
+        from hipscreen._explain import explain
+
+        return explain(self, form, rule_id, screener, expect=False)
 
     def _repr_html_(self) -> str:
         """Jupyter's view: referral, findings with evidence, the plan, what was not assessed."""
