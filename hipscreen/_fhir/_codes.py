@@ -11,13 +11,13 @@ __all__ = [
     "EXERCISE_SYSTEM",
     "FHIR_NAMESPACE",
     "FINDING_SYSTEM",
+    "LOINC",
     "MEASUREMENT_SYSTEM",
     "NOT_ASSESSED_SYSTEM",
     "QUESTIONNAIRE_URL",
     "RULESET_SYSTEM",
     "SNOMED",
     "UCUM",
-    "LOINC",
     "content_id",
     "datetime_text",
     "reference",
@@ -82,8 +82,24 @@ def subject_reference(subject: str | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def datetime_text(when: datetime | str | None) -> str | None:
-    """A FHIR dateTime: a string is kept as given; a naive datetime is read as UTC."""
-    if when is None or isinstance(when, str):
+    """A FHIR instant: a timezone-aware ``datetime`` or an ISO 8601 string with date, time and
+    offset (a naive ``datetime`` is read as UTC); None stays None.
+
+    Raises:
+        ValueError: a string that is not such a date and time.
+    """
+    if when is None:
+        return None
+    if isinstance(when, str):
+        try:
+            parsed = datetime.fromisoformat(when)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in when:
+            raise ValueError(
+                "when must be a datetime or an ISO 8601 date and time with an offset, "
+                f"e.g. '2026-01-05T10:00:00Z' (got {when!r})"
+            )
         return when
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

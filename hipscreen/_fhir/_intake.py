@@ -171,16 +171,17 @@ def from_questionnaire_response(qr: Mapping[str, Any]) -> IntakeForm:
     seen: dict[str, str] = {}
     declined: dict[tuple[str, ...], str] = {}  # records answered "no"
     for entry, where in _answered_items(qr.get("item"), "item", problems):
-        link_id = entry.get("linkId")
-        item = index.get(link_id) if isinstance(link_id, str) else None
+        raw = entry.get("linkId")
+        item = index.get(raw) if isinstance(raw, str) else None
         if item is None:
-            shown = link_id if isinstance(link_id, str) else where
+            shown = raw if isinstance(raw, str) else where
             message = (
-                f"unknown linkId {link_id!r}{suggest(str(link_id), index)} "
+                f"unknown linkId {raw!r}{suggest(str(raw), index)} "
                 "(the intake Questionnaire's linkIds are the form's field paths)"
             )
-            problems.append(FieldProblem(shown, _short(link_id), message))
+            problems.append(FieldProblem(shown, _short(raw), message))
             continue
+        link_id = item.link_id
         if link_id in seen:
             message = f"answered twice (at {seen[link_id]} and {where}); give each item once"
             problems.append(FieldProblem(link_id, None, message))

@@ -191,12 +191,12 @@ class _Builder:
         side: str | None = None,
     ) -> Item:
         node = self.resolve(self.strip_null(schema))
-        shape = {"link_id": link_id, "text": text, "path": path, "side": side}
+        shape = Item(link_id, text, "string", path, side=side)
         if "enum" in node:
             values = node["enum"]
             system = f"urn:hipscreen:{_kebab(node.get('title', root))}"
             options = tuple(Option(v, _words(v)) for v in values)
-            return Item(**shape, type="choice", system=system, options=options)
+            return dataclasses.replace(shape, type="choice", system=system, options=options)
         if "anyOf" in node:  # a grade: an integer scale whose values also have labels
             scale = next(o for o in node["anyOf"] if o.get("type") == "integer")
             labels = next(o for o in node["anyOf"] if "enum" in o)["enum"]
@@ -205,14 +205,14 @@ class _Builder:
                 Option(label, f"{low + i} {label}", low + i) for i, label in enumerate(labels)
             )
             system = f"urn:hipscreen:{root}-grade"
-            return Item(**shape, type="choice", system=system, options=options)
+            return dataclasses.replace(shape, type="choice", system=system, options=options)
         kind = {"boolean": "boolean", "integer": "integer", "number": "decimal"}.get(
             node.get("type", ""), "string"
         )
         if node.get("type") not in ("boolean", "integer", "number", "string"):
             raise TypeError(f"{link_id}: no Questionnaire item type for the schema {node!r}")
-        return Item(
-            **shape,
+        return dataclasses.replace(
+            shape,
             type=kind,
             minimum=node.get("minimum"),
             maximum=node.get("maximum"),
@@ -365,7 +365,7 @@ def questionnaire_response(
     *,
     subject: str | Mapping[str, Any] | None = None,
     authored: datetime | str | None = None,
-    id: str | None = None,  # noqa: A002 - the FHIR element's name
+    id: str | None = None,
     status: str = "completed",
 ) -> dict[str, Any]:
     """An intake form as a FHIR R4 ``QuestionnaireResponse`` to `questionnaire`.
