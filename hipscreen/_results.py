@@ -229,9 +229,7 @@ class Assessment(_Result):
         """
         from hipscreen._fhir._resources import bundle
 
-        return bundle(
-            self, subject=subject, form=form, when=when, ids=ids, request_id=request_id
-        )
+        return bundle(self, subject=subject, form=form, when=when, ids=ids, request_id=request_id)
 
     def explain(self) -> str:
         """A readable plain-text report: findings with their evidence, the plan, the referral."""
