@@ -207,7 +207,7 @@ class Assessment(_Result):
         It holds a ``RiskAssessment`` (the findings), a ``ServiceRequest`` for a referral, a
         ``CarePlan`` for the plan and the exercises left out, a ``GuidanceResponse`` (what was not
         assessed) and a ``Provenance`` (hipscreen and rule-set versions); with ``form``, also the
-        form as a ``QuestionnaireResponse`` and its measurements as ``Observation``\\ s. See
+        form as a ``QuestionnaireResponse`` and its measurements as Observation resources. See
         `hipscreen.fhir` for one resource at a time.
 
         Args:

@@ -423,7 +423,7 @@ def measurement_observations(
     derived_from: str | None = None,
     ids: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The measured values of a form as FHIR R4 ``Observation``\\ s, one per value and side.
+    """The measured values of a form as FHIR R4 Observation resources, one per value and side.
 
     Angles (range of motion, modified Thomas test, straight-leg raise, active knee extension)
     have ``valueQuantity`` in UCUM degrees (``deg``), yes/no signs ``valueBoolean``; the body
@@ -654,7 +654,26 @@ def bundle(
     ids: Mapping[str, str] | None = None,
     request_id: str | None = None,
 ) -> dict[str, Any]:
-    """An assessment as a FHIR R4 ``Bundle`` of type ``collection`` (see `Assessment.to_fhir`)."""
+    """An assessment as a FHIR R4 ``Bundle`` of type ``collection`` (`Assessment.to_fhir`).
+
+    Entries, each with ``fullUrl`` ``urn:uuid:<id>`` (for uuid ids) that the others reference:
+    with ``form``, the QuestionnaireResponse and the measurement Observations; then the
+    RiskAssessment, the referral's ServiceRequest, the CarePlan, the GuidanceResponse and the
+    Provenance of them all.
+
+    Args:
+        assessment: the screening result.
+        subject: the patient, ``"Patient/123"`` or a Reference mapping.
+        form: the screened form (an `IntakeForm`, mapping or JSON string).
+        when: when it was screened (``Provenance.recorded`` is now when None).
+        ids: ids to use by resource type (``"RiskAssessment"``, ``"Bundle"`` …) or, for an
+            Observation, by field path; the others are uuid5s of the content.
+        request_id: the request's id (e.g. a CDS Hooks ``hookInstance``).
+
+    Raises:
+        InvalidFormError: ``form`` is invalid.
+        ValueError: ``subject`` is empty, or ``when`` is not a date and time with an offset.
+    """
     chosen = dict(ids or {})
     data = _Input(assessment, subject, form)
     resources: list[dict[str, Any]] = []
