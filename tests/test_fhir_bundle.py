@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from strategies import forms
 
 import hipscreen
@@ -19,6 +20,7 @@ from hipscreen._fhir._resources import not_assessed_link_ids
 
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WHEN = "2026-01-05T10:00:00Z"
+FHIR_STRING = re.compile(r"[ \r\n\t\S]+")
 
 RED_FLAG = {"symptoms": ["saddle_numbness"], "tightness": {"iliopsoas": 3}}
 FULL_PLAN = {
@@ -99,6 +101,7 @@ def bundle_for(form: dict[str, Any], **options: Any) -> tuple[Assessment, dict[s
 @PROPERTY
 @given(forms())
 def test_every_bundle_is_valid_fhir(form: dict[str, Any]) -> None:
+    assume(not isinstance(form.get("client_id"), str) or FHIR_STRING.fullmatch(form["client_id"]))
     result, bundle = bundle_for(form)
     check_bundle(bundle)
     assert bundle["type"] == "collection"
@@ -430,6 +433,13 @@ def test_cli_prints_a_bundle(capsys: pytest.CaptureFixture[str], tmp_path: Any) 
     assert main(["fhir", "bundle", str(path), "--subject", "Patient/p1", "--when", WHEN]) == 0
     bundle = json.loads(capsys.readouterr().out)
     assert bundle == bundle_for(MEASURED)[1]
+
+
+def test_cli_refuses_an_empty_subject(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
+    path = tmp_path / "form.json"
+    path.write_text("{}")
+    assert main(["fhir", "bundle", str(path), "--subject", ""]) == 2
+    assert "--subject" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_bad_when(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:

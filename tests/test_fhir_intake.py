@@ -6,11 +6,12 @@ import copy
 import functools
 import importlib
 import json
+import re
 import sys
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from strategies import forms
 
 import hipscreen
@@ -146,6 +147,7 @@ def test_questionnaire_is_a_fresh_copy() -> None:
 
 # Generating forms is slow on a loaded machine; the sizes come from the hypothesis profile.
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FHIR_STRING = re.compile(r"[ \r\n\t\S]+")
 LINK_IDS = frozenset(by_link_id(fhir.questionnaire()))
 
 
@@ -154,6 +156,7 @@ LINK_IDS = frozenset(by_link_id(fhir.questionnaire()))
 def test_form_round_trips_through_a_valid_questionnaire_response(data: dict[str, Any]) -> None:
     """form → QuestionnaireResponse → form gives the same form; the response is valid FHIR."""
     form = IntakeForm.model_validate(data)
+    assume(form.client_id is None or FHIR_STRING.fullmatch(form.client_id))
     qr = fhir.questionnaire_response(form, subject="Patient/1")
     assert fhir.from_questionnaire_response(qr) == form
     assert set(by_link_id(qr)) <= LINK_IDS
@@ -190,6 +193,15 @@ def test_response_id_is_the_same_for_the_same_form() -> None:
     other = fhir.questionnaire_response({"age": 51}, subject="Patient/1")
     assert first["id"] == again["id"] != other["id"]
     assert fhir.questionnaire_response({"age": 50}, id="qr-1")["id"] == "qr-1"
+
+
+@pytest.mark.parametrize("client_id", ["\x0b", "a\u2028b"])
+def test_text_a_fhir_string_cannot_hold_is_refused(client_id: str) -> None:
+    with pytest.raises(InvalidFormError) as caught:
+        fhir.questionnaire_response({"client_id": client_id})
+    [problem] = caught.value.problems
+    assert problem.field == "client_id"
+    assert "FHIR string" in problem.message
 
 
 def test_a_record_answered_yes_alone_keeps_it_without_details() -> None:

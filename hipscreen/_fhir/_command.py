@@ -125,5 +125,11 @@ def _bundle(
     except InvalidFormError as error:
         raise usage_error(f"{_where(args.file)}: {error}") from None
     result = screener_from(args).assess(form)
-    _write(result.to_fhir(subject=args.subject, form=form, when=args.when))
+    try:
+        bundle = result.to_fhir(subject=args.subject, form=form, when=args.when)
+    except InvalidFormError as error:
+        raise usage_error(f"{_where(args.file)}: {error}") from None
+    except ValueError as error:  # an empty --subject
+        raise usage_error(f"--subject: {error}") from None
+    _write(bundle)
     return 0

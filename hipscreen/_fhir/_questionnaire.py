@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hipscreen._errors import FieldProblem, InvalidFormError
 from hipscreen._fhir._codes import QUESTIONNAIRE_URL, content_id, datetime_text, subject_reference
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._version import __version__
@@ -324,7 +325,16 @@ def _lookup(data: Any, path: tuple[str, ...]) -> Any:
     return data
 
 
+# A FHIR string: any characters but whitespace other than space, tab, CR and LF.
+_FHIR_STRING = re.compile(r"[ \r\n\t\S]+")
+
+
 def _answer(item: Item, value: Any) -> dict[str, Any]:
+    if item.type == "string" and not _FHIR_STRING.fullmatch(value):
+        message = (
+            f"a FHIR string may hold no whitespace but spaces, tabs and line breaks (got {value!r})"
+        )
+        raise InvalidFormError([FieldProblem(item.link_id, value, message)])
     if item.type == "choice":
         option = next(
             o for o in item.options if (o.ordinal if o.ordinal is not None else o.code) == value
@@ -384,7 +394,8 @@ def questionnaire_response(
         A JSON-ready dict.
 
     Raises:
-        InvalidFormError: the form is invalid.
+        InvalidFormError: the form is invalid, or a text field holds characters a FHIR string
+            cannot (whitespace other than spaces, tabs and line breaks).
 
     Examples:
         >>> from hipscreen import fhir
