@@ -80,6 +80,30 @@ def test_every_form_field_is_a_top_level_item() -> None:
     assert top == list(IntakeForm.model_fields)
 
 
+def test_a_new_field_becomes_an_item_by_itself() -> None:
+    """The items are read off the model's schema: a field added to the form needs no FHIR code."""
+    from enum import StrEnum
+
+    from pydantic import Field
+
+    from hipscreen._fhir._questionnaire import _Builder
+
+    class Sleep(StrEnum):
+        POOR = "poor"
+        GOOD = "good"
+
+    class Extended(IntakeForm):
+        sleep: Sleep | None = Field(default=None, description="How the person sleeps.")
+        steps: int | None = Field(default=None, ge=0, le=100_000)
+
+    schema = Extended.model_json_schema(mode="validation")
+    items = {item.link_id: item for item in _Builder(schema).properties(schema, ())}
+    assert items["sleep"].type == "choice"
+    assert [o.code for o in items["sleep"].options] == ["poor", "good"]
+    assert items["sleep"].text == "How the person sleeps"
+    assert (items["steps"].type, items["steps"].maximum) == ("integer", 100_000)
+
+
 def test_item_types_follow_the_form() -> None:
     items = by_link_id(fhir.questionnaire())
     assert items["client_id"]["type"] == "string"
