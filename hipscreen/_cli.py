@@ -466,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_serve(commands)
     _register_batch(commands)
+    from hipscreen._fhir._command import register as register_fhir  # the logic lives there
+
+    register_fhir(
+        commands,
+        read_json=_read_json,
+        screener_from=_screener,
+        rule_options=_add_rule_options,
+        usage_error=UsageError,
+    )
     return parser
 
 

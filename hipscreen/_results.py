@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -242,6 +243,44 @@ class Assessment(_Result):
         from hipscreen._cds import cards_for
 
         return cards_for(self, min_indicator=min_indicator)
+
+    def to_fhir(
+        self,
+        *,
+        subject: str | Mapping[str, Any],
+        form: IntakeForm | Mapping[str, Any] | str | None = None,
+        when: datetime | str | None = None,
+        ids: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The assessment as a FHIR R4 ``Bundle`` (type ``collection``) of plain JSON dicts.
+
+        It holds a ``RiskAssessment`` (the findings), a ``ServiceRequest`` for a referral, a
+        ``CarePlan`` for the plan and the exercises left out, a ``GuidanceResponse`` (what was not
+        assessed) and a ``Provenance`` (hipscreen and rule-set versions); with ``form``, also the
+        form as a ``QuestionnaireResponse`` and its measurements as Observation resources. See
+        `hipscreen.fhir` for one resource at a time.
+
+        Args:
+            subject: the patient, as ``"Patient/123"`` or a FHIR Reference mapping.
+            form: the form that was screened (an `IntakeForm`, mapping or JSON string).
+            when: when it was screened: the resources' dates, and ``Provenance.recorded`` (now
+                when None: the only element that changes between calls).
+            ids: resource ids to use instead of the uuid5s of the content, by resource type
+                (``"RiskAssessment"``, ``"Bundle"`` …) or, for an Observation, field path.
+            request_id: the request's id (e.g. a CDS Hooks ``hookInstance``) for the
+                GuidanceResponse.
+
+        Examples:
+            >>> import hipscreen
+            >>> result = hipscreen.assess({"tightness": {"iliopsoas": 3}})
+            >>> fhir_bundle = result.to_fhir(subject="Patient/1", when="2026-01-05T10:00:00Z")
+            >>> [e["resource"]["resourceType"] for e in fhir_bundle["entry"]]
+            ['RiskAssessment', 'CarePlan', 'GuidanceResponse', 'Provenance']
+        """
+        from hipscreen._fhir._resources import bundle
+
+        return bundle(self, subject=subject, form=form, when=when, ids=ids, request_id=request_id)
 
     def explain(self) -> str:
         """A readable plain-text report: findings with their evidence, the plan, the referral."""
