@@ -15,7 +15,6 @@ import importlib as _importlib
 import typing as _typing
 
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
-from hipscreen._explain import Explanation
 from hipscreen._form import IntakeForm
 from hipscreen._results import (
     Assessment,
@@ -38,6 +37,7 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and edit
     from hipscreen._batch._stream import screen_csv
     from hipscreen._batch._tables import TableError
     from hipscreen._compare import Comparison, FindingChange, compare
+    from hipscreen._explain import Explanation
     from hipscreen._schema import schema
 
 _LAZY = {
@@ -56,6 +56,7 @@ _LAZY = {
     "Comparison": "hipscreen._compare",
     "FindingChange": "hipscreen._compare",
     "compare": "hipscreen._compare",
+    "Explanation": "hipscreen._explain",
     "schema": "hipscreen._schema",
 }
 """Public names loaded on first use: name -> the private module that defines it."""

@@ -11,6 +11,7 @@ import pytest
 import hipscreen
 
 HEAVY = (
+    "hipscreen._explain",
     "asyncio",
     "pandas",
     "polars",
