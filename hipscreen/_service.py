@@ -5,9 +5,17 @@ Endpoints:
     GET  /healthz                   {"status": "ok", "ruleset_version": ...}
     GET  /schema                    the JSON contract: {"input": ..., "output": ...}
     POST /assess                    an intake form (JSON) → the Assessment (JSON)
-    GET  /cds-services              CDS Hooks discovery
+    GET  /cds-services              CDS Hooks discovery (two hooks, one service id)
     POST /cds-services/hipscreen    a CDS Hooks request → {"cards": [...]}
+    POST /cds-services/hipscreen/feedback   CDS Hooks feedback (stored in the audit trail)
+    GET  /rules, /rules/{id}        the rule catalog the cards link to (HTML)
     GET  /openapi.json              the OpenAPI document, with every request and answer schema
+
+CDS Hooks (`hipscreen._cds_hooks`): a request whose ``hook`` this service does not answer, or
+with ``fhirAuthorization`` but no ``fhirServer`` (cds-r-1), is answered with 400; a
+``patient-view`` call whose intake is neither prefetched nor fetchable gets 412. Each answered
+call is recorded in the audit trail (`hipscreen._audit`); ``fhirAuthorization`` is never echoed,
+logged or stored.
 
 Bad requests get a 4xx answer, never a 500: 413 for a body over ``max_body_bytes`` (counted while
 reading, whatever Content-Length says), 415 for a body that is not declared as JSON, 422 for a
@@ -25,18 +33,39 @@ extra; building an app without FastAPI raises ``ModuleNotFoundError`` naming the
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at run
 # time, and the endpoints import FastAPI inside create_app so that this module imports without it.
 
+import asyncio
+import html
 import importlib
 import json
 import threading
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hipscreen._aio import assess_async
-from hipscreen._cds import CdsCard
+from hipscreen._audit import AssessmentRecord, AuditLog, digest
+from hipscreen._cds import CdsCard, ResourceFactory, cards_for
+from hipscreen._cds_hooks import (
+    FORM_KEY,
+    HOOK,
+    INTAKE_KEY,
+    REDACTED,
+    SECRET_KEYS,
+    SERVICE_ID,
+    SERVICES,
+    CdsFailure,
+    CdsRequest,
+    FeedbackRequest,
+    FormMapper,
+    default_mapper,
+    intake_of,
+    parse_feedback,
+    parse_request,
+    redact,
+)
 from hipscreen._errors import InvalidFormError
 from hipscreen._form import IntakeForm
 from hipscreen._results import Assessment
@@ -75,13 +104,6 @@ __all__ = [
     "serve",
 ]
 
-SERVICE_ID = "hipscreen"
-HOOK = "org.hipscreen.intake-submit"
-"""The hook this service answers: an organisation-specific hook named in reverse-domain notation,
-as CDS Hooks asks. Its context carries the intake form as ``intakeForm``."""
-
-FORM_KEY = "intakeForm"
-
 INSTALL = 'pip install "hipscreen[service]"'
 
 MAX_BODY_BYTES = 1_048_576
@@ -102,6 +124,11 @@ MAX_MESSAGE_CHARS = 1_000
 is ~900 characters), not for a multi-megabyte value quoted inside it."""
 
 _JSON = "application/json"
+
+FETCH_TIMEOUT = 5.0
+"""Seconds the patient-view service waits for the client's FHIR server."""
+
+_DEFAULT: Any = object()
 
 
 # -- the shapes of requests and answers (the OpenAPI document shows them) ------------------------
@@ -149,40 +176,19 @@ class Contract(BaseModel):
 
 
 class CdsServiceEntry(BaseModel):
-    """One service in a CDS Hooks discovery answer."""
+    """One service in a CDS Hooks discovery answer (``prefetch`` only when it has templates)."""
 
     hook: str
     id: str
     title: str
     description: str
-    prefetch: dict[str, str]
+    prefetch: dict[str, str] | None = None
 
 
 class CdsDiscovery(BaseModel):
     """The CDS Hooks discovery answer: the services offered here."""
 
     services: list[CdsServiceEntry]
-
-
-_CONTEXT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": f"The hook's context; the intake form is its {FORM_KEY!r}.",
-    "properties": {FORM_KEY: {"$ref": "#/components/schemas/IntakeForm"}},
-    "required": [FORM_KEY],
-}
-
-
-class CdsRequest(BaseModel):
-    """A CDS Hooks request for the hipscreen hook; fields this service does not read are ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    hook: str = Field(description=f"The hook that fired: {HOOK!r}.")
-    hookInstance: str = Field(min_length=1, description="A unique id of this call (a UUID).")
-    fhirServer: str | None = None
-    fhirAuthorization: dict[str, Any] | None = None
-    context: Annotated[dict[str, Any], WithJsonSchema(_CONTEXT_SCHEMA)]
-    prefetch: dict[str, Any] | None = None
 
 
 class CdsResponse(BaseModel):
@@ -200,6 +206,7 @@ _COMPONENTS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (CdsRequest, "validation"),
     (CdsResponse, "serialization"),
     (CdsDiscovery, "serialization"),
+    (FeedbackRequest, "validation"),
 ]
 
 
@@ -216,12 +223,30 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _answers(ok: str, *, body: bool, max_body_bytes: int = 0) -> dict[int | str, Any]:
-    answers: dict[int | str, Any] = {
-        200: {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}}
-    }
+def _answers(
+    ok: str | None, *, body: bool, max_body_bytes: int = 0, cds: bool = False
+) -> dict[int | str, Any]:
+    answers: dict[int | str, Any] = (
+        {200: {"description": "OK", "content": {_JSON: {"schema": _ref(ok)}}}}
+        if ok is not None
+        else {200: {"description": "OK (no body)"}}
+    )
     if body:
         refused = {_JSON: {"schema": _ref("ProblemReport")}}
+        answers[408] = {
+            "description": "The body was not sent within the read timeout.",
+            "content": refused,
+        }
+        if cds:
+            answers[400] = {
+                "description": "The hook is not one this service answers, or "
+                "fhirAuthorization came without fhirServer (cds-r-1).",
+                "content": refused,
+            }
+            answers[412] = {
+                "description": "patient-view: the intake is neither prefetched nor fetchable.",
+                "content": refused,
+            }
         answers[413] = {
             "description": f"The body is larger than {max_body_bytes} bytes.",
             "content": refused,
@@ -251,13 +276,8 @@ def _request_body(name: str, description: str) -> dict[str, Any]:
 # -- refusing bad requests, with bounded answers ---------------------------------------------------
 
 
-class _Refusal(Exception):
-    """A request the service answers with a 4xx and a list of problems."""
-
-    def __init__(self, status: int, problems: Sequence[JsonProblem]) -> None:
-        super().__init__(status)
-        self.status = status
-        self.problems = list(problems)
+_Refusal = CdsFailure
+"""A request the service answers with a 4xx and a list of problems."""
 
 
 def _clip(text: str, limit: int) -> str:
@@ -284,6 +304,7 @@ def _problem(
     kind: str, path: Sequence[str | int], message: str, value: Any, where: str = "body"
 ) -> Problem:
     parts = [part if isinstance(part, int) else _clip(part, MAX_TEXT_CHARS) for part in path]
+    value = REDACTED if any(part in SECRET_KEYS for part in path) else redact(value)
     return Problem(
         type=kind,
         loc=[where, *parts],
@@ -440,6 +461,12 @@ def create_app(
     max_problems: int = MAX_PROBLEMS,
     max_depth: int = MAX_DEPTH,
     max_values: int = MAX_VALUES,
+    audit: AuditLog | str | None = None,
+    public_url: str | None = None,
+    fhir_servers: Sequence[str] = (),
+    form_mapper: FormMapper | object | None = _DEFAULT,
+    resources: ResourceFactory | None = None,
+    fetch_timeout: float = FETCH_TIMEOUT,
 ) -> "FastAPI":
     """The web service as an ASGI app (FastAPI), screening with ``screener``.
 
@@ -451,18 +478,31 @@ def create_app(
         max_problems: most problems listed in one error answer.
         max_depth: most arrays and objects nested in one another in a body.
         max_values: most JSON values in a body.
+        audit: where the audit trail and CDS feedback go: an `AuditLog`, a SQLAlchemy URL or a
+            SQLite file path; in memory (``sqlite://``) when omitted.
+        public_url: the service's absolute base URL as clients reach it (behind a proxy), for
+            the cards' ``source.url`` and ``links``; taken from each request when omitted.
+        fhir_servers: FHIR base URLs the ``patient-view`` service may fetch an intake from when
+            it was not prefetched (with the request's ``fhirAuthorization``); none by default.
+        form_mapper: maps a prefetched QuestionnaireResponse to a form;
+            ``hipscreen.fhir.from_questionnaire_response`` when that module exists. None: only
+            intake forms as JSON are accepted in ``prefetch.intake``.
+        resources: makes the FHIR resources of the cards' ``create`` actions (see
+            `hipscreen._cds.ResourceFactory`); no actions when omitted.
+        fetch_timeout: seconds to wait for the FHIR server.
 
     Returns:
         The app, for uvicorn or any ASGI server (``uvicorn.run(app)``).
 
     Raises:
-        ModuleNotFoundError: FastAPI is not installed (the message names the install command).
+        ModuleNotFoundError: FastAPI or SQLAlchemy is not installed (the message names the
+            install command).
         ValueError: a limit is below 1, or ``min_indicator`` is not a severity.
     """
     _require("fastapi")
     from fastapi import FastAPI, Request
     from fastapi.openapi.utils import get_openapi
-    from starlette.responses import Response
+    from starlette.responses import HTMLResponse, Response
 
     for name, limit in [
         ("max_body_bytes", max_body_bytes),
@@ -474,21 +514,36 @@ def create_app(
             raise ValueError(f"{name} must be an integer of at least 1 (got {limit!r})")
     indicator = Severity(min_indicator)
     chosen = screener if screener is not None else default_screener()
+    log = audit if isinstance(audit, AuditLog) else AuditLog(audit or "sqlite://")
+    mapper: FormMapper | None = (
+        default_mapper() if form_mapper is _DEFAULT else form_mapper  # type: ignore[assignment]
+    )
+    servers = tuple(fhir_servers)
 
     app = FastAPI(
         title="hipscreen",
         version=__version__,
         description="Screen hip flexor / extensor balance. A screening aid, not a diagnosis.",
     )
+    app.state.audit = log
 
     def answer(text: str, status: int = 200) -> Response:
         return Response(content=text, status_code=status, media_type=_JSON)
 
     def refused(refusal: _Refusal) -> Response:
-        return answer(_report(refusal.problems, max_problems), refusal.status)
+        headers = {"Connection": "close"} if refusal.status == 408 else None
+        return Response(
+            content=_report(refusal.problems, max_problems),
+            status_code=refusal.status,
+            media_type=_JSON,
+            headers=headers,
+        )
 
     async def read(request: Request) -> Any:
         return await _read_json(request, max_body_bytes, max_depth, max_values)
+
+    def base_url(request: Request) -> str:
+        return (public_url or str(request.base_url)).rstrip("/")
 
     @app.get("/healthz", responses=_answers("Health", body=False))
     async def healthz() -> Response:
@@ -515,37 +570,100 @@ def create_app(
 
     @app.get("/cds-services", responses=_answers("CdsDiscovery", body=False))
     async def discovery() -> Response:
-        entry = CdsServiceEntry(
-            hook=HOOK,
-            id=SERVICE_ID,
-            title="hipscreen hip balance screen",
-            description="Screens an intake form for hip flexor / extensor balance "
-            f"(the form is context.{FORM_KEY}); one card per finding.",
-            prefetch={},
-        )
-        return answer(CdsDiscovery(services=[entry]).model_dump_json())
+        services = [service.discovery() for service in SERVICES]
+        return answer(json.dumps({"services": services}, ensure_ascii=False))
 
     @app.post(
         f"/cds-services/{SERVICE_ID}",
-        responses=_answers("CdsResponse", body=True, max_body_bytes=max_body_bytes),
+        responses=_answers("CdsResponse", body=True, max_body_bytes=max_body_bytes, cds=True),
         openapi_extra=_request_body(
-            "CdsRequest", f"A CDS Hooks request; the intake form is context.{FORM_KEY}."
+            "CdsRequest",
+            f"A CDS Hooks request: hook {HOOK!r} with the intake form as context.{FORM_KEY}, "
+            "or 'patient-view' with context.patientId and prefetch.intake.",
         ),
     )
     async def cds_service(request: Request) -> Response:
         prefix: tuple[str | int, ...] = ("context", FORM_KEY)
         try:
-            call = _cds_request(await read(request))
-            form = _object_or_refuse(
-                call.context.get(FORM_KEY, _MISSING), "the intake form", prefix
+            call = parse_request(await read(request))
+            if call.hook != HOOK:
+                prefix = ("prefetch", INTAKE_KEY)
+            intake = await intake_of(
+                call,
+                mapper=mapper,
+                fhir_servers=servers,
+                fetch_timeout=fetch_timeout,
+                max_bytes=max_body_bytes,
             )
-            result = await assess_async(form, screener=chosen)
+            prefix = intake.path
+            if not intake.found:  # the patient has no intake: nothing to say
+                result = None
+            else:
+                form: IntakeForm | dict[str, Any] = (
+                    intake.form
+                    if isinstance(intake.form, IntakeForm)
+                    else _object_or_refuse(intake.form, "the intake form", prefix)
+                )
+                result = await assess_async(form, screener=chosen)
         except _Refusal as refusal:
             return refused(refusal)
         except InvalidFormError as error:
             return refused(_Refusal(422, _form_problems(error, prefix)))
-        cards = result.to_cds_cards(min_indicator=indicator)
+        cards: list[CdsCard] = []
+        if result is not None:
+            cards = cards_for(
+                result,
+                min_indicator=indicator,
+                hook_instance=call.hookInstance,
+                base_url=base_url(request),
+                resources=resources,
+                patient_id=intake.patient_id,
+            )
+            record = AssessmentRecord(
+                service_id=SERVICE_ID,
+                hook=call.hook,
+                hook_instance=call.hookInstance,
+                input_digest=digest(
+                    form.model_dump(mode="json", exclude_unset=True)
+                    if isinstance(form, IntakeForm)
+                    else form
+                ),
+                ruleset_version=result.ruleset_version,
+                findings=result.finding_ids(),
+                referral=(
+                    None if result.referral is None else result.referral.model_dump(mode="json")
+                ),
+                cards=[_card_record(card) for card in cards],
+                client=_client_of(request),
+            )
+            await asyncio.to_thread(log.record_assessment, record)
         return answer(json.dumps({"cards": cards}, ensure_ascii=False))
+
+    @app.post(
+        f"/cds-services/{SERVICE_ID}/feedback",
+        responses=_answers(None, body=True, max_body_bytes=max_body_bytes),
+        openapi_extra=_request_body(
+            "FeedbackRequest",
+            "CDS Hooks feedback: one or more entries; repeats are recognised and stored once.",
+        ),
+    )
+    async def cds_feedback(request: Request) -> Response:
+        try:
+            entries = parse_feedback(await read(request))
+        except _Refusal as refusal:
+            return refused(refusal)
+        await asyncio.to_thread(log.record_feedback, SERVICE_ID, entries, _client_of(request))
+        return Response(status_code=200)
+
+    @app.get("/rules", response_class=HTMLResponse, include_in_schema=False)
+    async def rule_catalog() -> HTMLResponse:
+        return HTMLResponse(_catalog_page(chosen, None))
+
+    @app.get("/rules/{rule_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def rule_page(rule_id: str) -> HTMLResponse:
+        if all(rule.id != rule_id for rule in chosen.ruleset.rules):
+            return HTMLResponse("<!doctype html><title>not found</title>", status_code=404)
+        return HTMLResponse(_catalog_page(chosen, rule_id))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -565,17 +683,41 @@ def create_app(
     return app
 
 
-def _cds_request(value: Any) -> CdsRequest:
-    try:
-        return CdsRequest.model_validate(value)
-    except ValidationError as error:
-        raise _Refusal(
-            422,
-            [
-                JsonProblem(item["type"], tuple(item["loc"]), item["msg"], item.get("input"))
-                for item in error.errors(include_url=False, include_context=False)
-            ],
-        ) from None
+def _card_record(card: CdsCard) -> dict[str, Any]:
+    """What the audit trail keeps of a card: enough to tie feedback to it."""
+    return {
+        "uuid": card["uuid"],
+        "code": card["source"]["topic"]["code"],
+        "indicator": card["indicator"],
+        "suggestions": [s["uuid"] for s in card.get("suggestions", [])],
+    }
+
+
+def _client_of(request: "Request") -> str | None:
+    """The verified JWT issuer of the request (set by the client authentication), if any."""
+    issuer = getattr(request.state, "client_iss", None)
+    return issuer if isinstance(issuer, str) else None
+
+
+def _catalog_page(screener: Screener, rule_id: str | None) -> str:
+    """The rule catalog (or one rule) as a small HTML page: what the cards' links open."""
+    rules = [r for r in screener.ruleset.rules if rule_id is None or r.id == rule_id]
+    esc = html.escape
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        f"<title>hipscreen rules {esc(screener.ruleset_version)}</title>",
+        f"<h1>hipscreen rules {esc(screener.ruleset_version)}</h1>",
+        f"<p><em>{esc(screener.ruleset.disclaimer)}</em></p>",
+    ]
+    for rule in rules:
+        spec = rule.spec
+        parts.append(
+            f"<section id='{esc(rule.id)}'><h2>{esc(spec.title)}</h2>"
+            f"<p><code>{esc(rule.id)}</code> · {esc(spec.severity.value)} · "
+            f"<a href='{'' if rule_id is None else '../'}rules/{esc(rule.id)}'>link</a></p>"
+            f"<p>{esc(spec.summary)}</p><p>Source: {esc(spec.source)}</p></section>"
+        )
+    return "\n".join(parts) + "\n"
 
 
 def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:

@@ -64,7 +64,8 @@ def test_card_carries_summary_source_and_topic_from_the_finding() -> None:
     finding = result.findings[0]
     card = result.to_cds_cards()[0]
     assert card["summary"] == finding.summary
-    assert card["source"]["label"] == finding.source
+    assert card["source"]["label"] == _cds.SOURCE_LABEL == "hipscreen"
+    assert f"**Source:** {_cds._md(finding.source)}" in card["detail"]
     assert card["source"]["topic"] == {
         "system": _cds.TOPIC_SYSTEM,
         "version": result.ruleset_version,
