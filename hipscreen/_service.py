@@ -37,6 +37,7 @@ import asyncio
 import html
 import importlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from types import ModuleType
@@ -71,6 +72,14 @@ from hipscreen._form import IntakeForm
 from hipscreen._results import Assessment
 from hipscreen._schema import _summary_only, schema
 from hipscreen._screen import Screener, default_screener
+from hipscreen._service_auth import AuthError, ClientAuth
+from hipscreen._service_limits import (
+    HEADER_TIMEOUT,
+    MAX_CONCURRENT,
+    MAX_INFLIGHT_BYTES,
+    RequestLimiter,
+    header_timeout_protocol,
+)
 from hipscreen._strictjson import (
     MAX_DEPTH,
     MAX_VALUES,
@@ -124,6 +133,13 @@ MAX_MESSAGE_CHARS = 1_000
 is ~900 characters), not for a multi-megabyte value quoted inside it."""
 
 _JSON = "application/json"
+_LOG = logging.getLogger("hipscreen.service")
+
+BODY_IDLE_TIMEOUT = 10.0
+"""Seconds a request body may pause; then the answer is 408 and the connection is closed."""
+
+BODY_DEADLINE = 30.0
+"""Seconds a whole request body may take."""
 
 FETCH_TIMEOUT = 5.0
 """Seconds the patient-view service waits for the client's FHIR server."""
@@ -389,16 +405,43 @@ def _too_large(limit: int, size: str) -> _Refusal:
 
 
 async def _read_json(
-    request: "Request", max_body_bytes: int, max_depth: int, max_values: int
+    request: "Request",
+    max_body_bytes: int,
+    max_depth: int,
+    max_values: int,
+    idle_timeout: float = BODY_IDLE_TIMEOUT,
+    deadline: float = BODY_DEADLINE,
 ) -> Any:
-    """The request's body, parsed as strict JSON; a `_Refusal` for anything else."""
+    """The request's body, parsed as strict JSON; a `_Refusal` for anything else (408 when the
+    body stalls for ``idle_timeout`` seconds or takes longer than ``deadline``)."""
     _check_media_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and (len(declared) > 18 or int(declared) > max_body_bytes):
         raise _too_large(max_body_bytes, f"Content-Length: {_clip(declared, 40)}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    stream = request.stream().__aiter__()
+    while True:
+        wait = min(idle_timeout, end - loop.time())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise _Refusal(
+                408,
+                [
+                    JsonProblem(
+                        "body_timeout",
+                        (),
+                        f"the body was not sent in time (a pause over {idle_timeout:g} s, or "
+                        f"over {deadline:g} s in all)",
+                    )
+                ],
+            ) from None
         size += len(chunk)
         if size > max_body_bytes:  # whatever Content-Length said, or when there was none
             raise _too_large(max_body_bytes, f"more than {max_body_bytes} bytes were sent")
@@ -467,6 +510,12 @@ def create_app(
     form_mapper: FormMapper | object | None = _DEFAULT,
     resources: ResourceFactory | None = None,
     fetch_timeout: float = FETCH_TIMEOUT,
+    auth: ClientAuth | None = None,
+    cors_origins: Sequence[str] = (),
+    max_concurrent: int = MAX_CONCURRENT,
+    max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
+    body_idle_timeout: float = BODY_IDLE_TIMEOUT,
+    body_deadline: float = BODY_DEADLINE,
 ) -> "FastAPI":
     """The web service as an ASGI app (FastAPI), screening with ``screener``.
 
@@ -490,6 +539,14 @@ def create_app(
         resources: makes the FHIR resources of the cards' ``create`` actions (see
             `hipscreen._cds.ResourceFactory`); no actions when omitted.
         fetch_timeout: seconds to wait for the FHIR server.
+        auth: client authentication (`hipscreen._service_auth.ClientAuth`): every POST must
+            carry a signed JWT, else 401; none when omitted.
+        cors_origins: browser origins allowed to call the service (CORS, with preflight);
+            ``["*"]`` allows any.
+        max_concurrent: requests in the app at once; more are answered 503 with Retry-After.
+        max_inflight_bytes: request body bytes being received at once; more: 503.
+        body_idle_timeout: seconds a body may pause before the answer is 408.
+        body_deadline: seconds a whole body may take.
 
     Returns:
         The app, for uvicorn or any ASGI server (``uvicorn.run(app)``).
@@ -509,9 +566,18 @@ def create_app(
         ("max_problems", max_problems),
         ("max_depth", max_depth),
         ("max_values", max_values),
+        ("max_concurrent", max_concurrent),
+        ("max_inflight_bytes", max_inflight_bytes),
     ]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"{name} must be an integer of at least 1 (got {limit!r})")
+    for name, seconds in [
+        ("body_idle_timeout", body_idle_timeout),
+        ("body_deadline", body_deadline),
+        ("fetch_timeout", fetch_timeout),
+    ]:
+        if not 0 < seconds <= 3600:
+            raise ValueError(f"{name} must be in (0, 3600] seconds (got {seconds!r})")
     indicator = Severity(min_indicator)
     chosen = screener if screener is not None else default_screener()
     log = audit if isinstance(audit, AuditLog) else AuditLog(audit or "sqlite://")
@@ -526,6 +592,23 @@ def create_app(
         description="Screen hip flexor / extensor balance. A screening aid, not a diagnosis.",
     )
     app.state.audit = log
+    app.state.auth = auth
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(
+        RequestLimiter,
+        max_concurrent=max_concurrent,
+        max_inflight_bytes=max_inflight_bytes,
+        max_body_bytes=max_body_bytes,
+    )
 
     def answer(text: str, status: int = 200) -> Response:
         return Response(content=text, status_code=status, media_type=_JSON)
@@ -540,7 +623,24 @@ def create_app(
         )
 
     async def read(request: Request) -> Any:
-        return await _read_json(request, max_body_bytes, max_depth, max_values)
+        return await _read_json(
+            request, max_body_bytes, max_depth, max_values, body_idle_timeout, body_deadline
+        )
+
+    async def authenticate(request: Request) -> Response | None:
+        """None when the request may go on; the 401 answer otherwise (no detail, ever)."""
+        if auth is None:
+            return None
+        audience = base_url(request) + request.url.path
+        try:
+            claims = await asyncio.to_thread(
+                auth.verify, request.headers.get("authorization"), audience
+            )
+        except AuthError as error:
+            _LOG.info("client authentication failed: %s", error)
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        request.state.client_iss = claims["iss"]
+        return None
 
     def base_url(request: Request) -> str:
         return (public_url or str(request.base_url)).rstrip("/")
@@ -559,6 +659,8 @@ def create_app(
         openapi_extra=_request_body("IntakeForm", "An intake form (JSON): see GET /schema."),
     )
     async def assess(request: Request) -> Response:
+        if (denied := await authenticate(request)) is not None:
+            return denied
         try:
             form = _object_or_refuse(await read(request), "the intake form")
             result = await assess_async(form, screener=chosen)
@@ -583,6 +685,8 @@ def create_app(
         ),
     )
     async def cds_service(request: Request) -> Response:
+        if (denied := await authenticate(request)) is not None:
+            return denied
         prefix: tuple[str | int, ...] = ("context", FORM_KEY)
         try:
             call = parse_request(await read(request))
@@ -648,6 +752,8 @@ def create_app(
         ),
     )
     async def cds_feedback(request: Request) -> Response:
+        if (denied := await authenticate(request)) is not None:
+            return denied
         try:
             entries = parse_feedback(await read(request))
         except _Refusal as refusal:
@@ -720,10 +826,200 @@ def _catalog_page(screener: Screener, rule_id: str | None) -> str:
     return "\n".join(parts) + "\n"
 
 
-def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Serve ``app`` with uvicorn until interrupted (one process; see docs/embedding.md)."""
+KEEP_ALIVE_TIMEOUT = 5
+"""Seconds an idle keep-alive connection is kept open between requests."""
+
+MAX_CONNECTIONS = 1_000
+"""Connections uvicorn holds at once; beyond, it answers 503."""
+
+MAX_HEAD_BYTES = 16_384
+"""Largest request head (request line and headers) h11 buffers."""
+
+
+def serve(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    header_timeout: float = HEADER_TIMEOUT,
+    keep_alive_timeout: int = KEEP_ALIVE_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+) -> None:
+    """Serve ``app`` with uvicorn until interrupted (one process; see docs/embedding.md).
+
+    Slow clients are bounded: a request head must arrive within ``header_timeout`` seconds, an
+    idle keep-alive connection is closed after ``keep_alive_timeout``, a head is at most
+    `MAX_HEAD_BYTES`, and more than ``max_connections`` connections get 503 from uvicorn. (Body
+    timeouts and the caps on concurrent requests and body bytes are in the app: `create_app`.)
+    """
     uvicorn = _require("uvicorn")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=header_timeout_protocol(header_timeout),
+        timeout_keep_alive=keep_alive_timeout,
+        limit_concurrency=max_connections,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+    )
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def add_serve_options(parser: Any) -> None:
+    """The ``hipscreen serve`` options of the CDS Hooks side, security and limits."""
+    group = parser.add_argument_group("CDS Hooks, security and limits (docs/embedding.md)")
+    group.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the service's absolute base URL as clients reach it (the JWT audience and the "
+        "cards' links); default: taken from each request",
+    )
+    group.add_argument(
+        "--trusted-issuer",
+        action="append",
+        default=[],
+        metavar="ISS=JWKS_FILE",
+        help="trust JWTs from this iss, verified with the JWK Set in this file (repeatable)",
+    )
+    group.add_argument(
+        "--trusted-jku",
+        action="append",
+        default=[],
+        metavar="ISS=URL",
+        help="let tokens from this iss name this JWK Set URL in their jku header (repeatable)",
+    )
+    group.add_argument(
+        "--no-client-auth",
+        action="store_true",
+        help="accept requests without a signed JWT (the default only on 127.0.0.1/::1)",
+    )
+    group.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser calls from this origin, e.g. http://localhost:8080 (repeatable)",
+    )
+    group.add_argument(
+        "--audit-db",
+        default="hipscreen-audit.sqlite3",
+        metavar="URL_OR_PATH",
+        help="the audit trail and CDS feedback: a SQLite file or a SQLAlchemy URL "
+        "(default hipscreen-audit.sqlite3)",
+    )
+    group.add_argument(
+        "--fhir-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a FHIR server patient-view may read an intake from when not prefetched "
+        "(repeatable; none by default)",
+    )
+    group.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=MAX_CONCURRENT,
+        metavar="N",
+        help=f"requests in the app at once; more get 503 (default {MAX_CONCURRENT})",
+    )
+    group.add_argument(
+        "--max-inflight-bytes",
+        type=int,
+        default=MAX_INFLIGHT_BYTES,
+        metavar="N",
+        help=f"request body bytes received at once; more get 503 (default {MAX_INFLIGHT_BYTES})",
+    )
+    group.add_argument(
+        "--read-timeout",
+        type=float,
+        default=BODY_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="a request head must arrive, and a body may pause, at most this long "
+        f"(default {BODY_IDLE_TIMEOUT:g})",
+    )
+
+
+def _pairs(values: Sequence[str], option: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise ValueError(f"{option} must be ISS=VALUE (got {value!r})")
+        pairs.append((key, rest))
+    return pairs
+
+
+def client_auth_from(
+    issuers: Sequence[str], jkus: Sequence[str], *, host: str, disabled: bool
+) -> ClientAuth | None:
+    """The client authentication `hipscreen serve` asks for; on by default beyond loopback.
+
+    Raises:
+        ValueError: beyond loopback with no trusted issuer and without ``--no-client-auth``, or
+            an option that is not ``ISS=VALUE``.
+    """
+    from hipscreen._service_auth import TrustedIssuer
+
+    if disabled:
+        return None
+    files = _pairs(issuers, "--trusted-issuer")
+    urls = _pairs(jkus, "--trusted-jku")
+    if not files and not urls:
+        if host in _LOOPBACK:
+            return None
+        raise ValueError(
+            f"listening on {host} needs client authentication: give --trusted-issuer "
+            "ISS=JWKS_FILE (or --trusted-jku ISS=URL), or --no-client-auth behind a gateway "
+            "that authenticates"
+        )
+    trusted: dict[str, TrustedIssuer] = {}
+    for iss, path in files:
+        try:
+            trusted[iss] = TrustedIssuer.from_file(iss, path)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--trusted-issuer {iss}: cannot read the JWK Set: {error}") from None
+    for iss, url in urls:
+        known = trusted.get(iss, TrustedIssuer(iss=iss))
+        trusted[iss] = TrustedIssuer(iss=iss, jwks=known.jwks, jku=(*known.jku, url))
+    return ClientAuth(trusted.values())
+
+
+def serve_from_args(args: Any, screener: Screener) -> None:
+    """``hipscreen serve``: build the app from the parsed options and serve it.
+
+    Raises:
+        ValueError: an option value the service refuses (the CLI shows it as a usage error).
+    """
+    auth = client_auth_from(
+        args.trusted_issuer, args.trusted_jku, host=args.host, disabled=args.no_client_auth
+    )
+    if not 0 < args.read_timeout <= 3600:
+        raise ValueError(f"--read-timeout must be in (0, 3600] seconds (got {args.read_timeout})")
+    app = create_app(
+        screener,
+        min_indicator=args.min_indicator,
+        max_body_bytes=args.max_body_bytes,
+        max_problems=args.max_problems,
+        audit=args.audit_db,
+        public_url=args.public_url,
+        fhir_servers=args.fhir_server,
+        auth=auth,
+        cors_origins=args.cors_origin,
+        max_concurrent=args.max_concurrent,
+        max_inflight_bytes=args.max_inflight_bytes,
+        body_idle_timeout=args.read_timeout,
+    )
+    serve(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        header_timeout=args.read_timeout,
+    )
 
 
 _app_lock = threading.Lock()
