@@ -65,45 +65,53 @@ class AssessmentRecord:
     client: str | None = None
 
 
-def _migrate_to_1(conn: Connection) -> None:
-    from sqlalchemy import text
+def _tables() -> tuple[Any, Any]:
+    """The tables at the current schema version, as SQLAlchemy Core objects (any dialect)."""
+    from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
 
-    conn.execute(
-        text(
-            "CREATE TABLE assessments ("
-            " id INTEGER PRIMARY KEY,"
-            " recorded_at VARCHAR(40) NOT NULL,"
-            " service_id VARCHAR(200) NOT NULL,"
-            " hook VARCHAR(200) NOT NULL,"
-            " hook_instance VARCHAR(200) NOT NULL,"
-            " client VARCHAR(2000),"
-            " input_digest CHAR(64) NOT NULL,"
-            " ruleset_version VARCHAR(200) NOT NULL,"
-            " findings TEXT NOT NULL,"
-            " referral TEXT,"
-            " cards TEXT NOT NULL)"
-        )
+    metadata = MetaData()
+    assessments = Table(
+        "assessments",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("recorded_at", String(40), nullable=False),
+        Column("service_id", String(200), nullable=False),
+        Column("hook", String(200), nullable=False),
+        Column("hook_instance", String(200), nullable=False),
+        Column("client", String(2000)),
+        Column("input_digest", String(64), nullable=False),
+        Column("ruleset_version", String(200), nullable=False),
+        Column("findings", Text, nullable=False),
+        Column("referral", Text),
+        Column("cards", Text, nullable=False),
+        Index("assessments_hook_instance", "hook_instance"),
     )
-    conn.execute(text("CREATE INDEX assessments_hook_instance ON assessments (hook_instance)"))
-    conn.execute(
-        text(
-            "CREATE TABLE feedback ("
-            " id INTEGER PRIMARY KEY,"
-            " received_at VARCHAR(40) NOT NULL,"
-            " service_id VARCHAR(200) NOT NULL,"
-            " card VARCHAR(200) NOT NULL,"
-            " outcome VARCHAR(20) NOT NULL,"
-            " outcome_timestamp VARCHAR(40) NOT NULL,"
-            " accepted_suggestions TEXT NOT NULL,"
-            " override_system VARCHAR(2000),"
-            " override_code VARCHAR(200),"
-            " override_display VARCHAR(2000),"
-            " user_comment TEXT,"
-            " client VARCHAR(2000),"
-            " entry_digest CHAR(64) NOT NULL UNIQUE)"
-        )
+    feedback = Table(
+        "feedback",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("received_at", String(40), nullable=False),
+        Column("service_id", String(200), nullable=False),
+        Column("card", String(200), nullable=False),
+        Column("outcome", String(20), nullable=False),
+        Column("outcome_timestamp", String(40), nullable=False),
+        Column("accepted_suggestions", Text, nullable=False),
+        Column("override_system", String(2000)),
+        Column("override_code", String(200)),
+        Column("override_display", String(2000)),
+        Column("user_comment", Text),
+        Column("client", String(2000)),
+        Column("entry_digest", String(64), nullable=False, unique=True),
+        Index("feedback_card", "card"),
     )
-    conn.execute(text("CREATE INDEX feedback_card ON feedback (card)"))
+    return assessments, feedback
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    """Version 1: the assessments and feedback tables."""
+    assessments, feedback = _tables()
+    assessments.create(conn)
+    feedback.create(conn)
 
 
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1,)
@@ -169,6 +177,7 @@ class AuditLog:
         else:
             engine = create_engine(url, pool_pre_ping=True)
         self._engine = engine
+        self._assessments, self._feedback = _tables()
         self.url = engine.url.render_as_string(hide_password=True)
         self._migrate()
 
@@ -198,7 +207,6 @@ class AuditLog:
 
     def record_assessment(self, record: AssessmentRecord) -> int:
         """Store one service call's decision; returns the row id."""
-        from sqlalchemy import text
 
         row = {
             "recorded_at": _now(),
@@ -213,16 +221,9 @@ class AuditLog:
             "cards": json.dumps(list(record.cards), ensure_ascii=False),
         }
         with self._lock, self._engine.begin() as conn:
-            result = conn.execute(
-                text(
-                    "INSERT INTO assessments (recorded_at, service_id, hook, hook_instance,"
-                    " client, input_digest, ruleset_version, findings, referral, cards) VALUES"
-                    " (:recorded_at, :service_id, :hook, :hook_instance, :client,"
-                    " :input_digest, :ruleset_version, :findings, :referral, :cards)"
-                ),
-                row,
-            )
-            return int(result.lastrowid or 0)
+            result = conn.execute(self._assessments.insert().values(**row))
+            key = result.inserted_primary_key
+            return int(key[0]) if key is not None else 0
 
     def record_feedback(
         self, service_id: str, entries: Sequence[Mapping[str, Any]], client: str | None = None
@@ -243,29 +244,22 @@ class AuditLog:
                 reason = entry.get("overrideReason") or {}
                 coding = reason.get("reason") or {}
                 conn.execute(
-                    text(
-                        "INSERT INTO feedback (received_at, service_id, card, outcome,"
-                        " outcome_timestamp, accepted_suggestions, override_system,"
-                        " override_code, override_display, user_comment, client, entry_digest)"
-                        " VALUES (:received_at, :service_id, :card, :outcome, :ts, :accepted,"
-                        " :system, :code, :display, :comment, :client, :digest)"
-                    ),
-                    {
-                        "received_at": _now(),
-                        "service_id": service_id,
-                        "card": entry["card"],
-                        "outcome": entry["outcome"],
-                        "ts": entry["outcomeTimestamp"],
-                        "accepted": json.dumps(
+                    self._feedback.insert().values(
+                        received_at=_now(),
+                        service_id=service_id,
+                        card=entry["card"],
+                        outcome=entry["outcome"],
+                        outcome_timestamp=entry["outcomeTimestamp"],
+                        accepted_suggestions=json.dumps(
                             [s["id"] for s in entry.get("acceptedSuggestions", [])]
                         ),
-                        "system": coding.get("system"),
-                        "code": coding.get("code"),
-                        "display": coding.get("display"),
-                        "comment": reason.get("userComment"),
-                        "client": client,
-                        "digest": key,
-                    },
+                        override_system=coding.get("system"),
+                        override_code=coding.get("code"),
+                        override_display=coding.get("display"),
+                        user_comment=reason.get("userComment"),
+                        client=client,
+                        entry_digest=key,
+                    )
                 )
                 stored += 1
         return stored, repeats
