@@ -80,6 +80,7 @@ from hipscreen._service_limits import (
     RequestLimiter,
     header_timeout_protocol,
 )
+from hipscreen._service_pages import INTAKE_PAGE, swagger_assets
 from hipscreen._strictjson import (
     MAX_DEPTH,
     MAX_VALUES,
@@ -590,6 +591,8 @@ def create_app(
         title="hipscreen",
         version=__version__,
         description="Screen hip flexor / extensor balance. A screening aid, not a diagnosis.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.audit = log
     app.state.auth = auth
@@ -669,6 +672,59 @@ def create_app(
         except InvalidFormError as error:
             return refused(_Refusal(422, _form_problems(error, ())))
         return answer(result.model_dump_json())
+
+    @app.post(
+        "/assess/html",
+        responses={
+            **_answers(None, body=True, max_body_bytes=max_body_bytes),
+            200: {"description": "The assessment as HTML", "content": {"text/html": {}}},
+        },
+        openapi_extra=_request_body("IntakeForm", "An intake form (JSON): see GET /schema."),
+    )
+    async def assess_html(request: Request) -> Response:
+        if (denied := await authenticate(request)) is not None:
+            return denied
+        try:
+            form = _object_or_refuse(await read(request), "the intake form")
+            result = await assess_async(form, screener=chosen)
+        except _Refusal as refusal:
+            return refused(refusal)
+        except InvalidFormError as error:
+            return refused(_Refusal(422, _form_problems(error, ())))
+        from hipscreen._html import assessment_html
+
+        return HTMLResponse(assessment_html(result))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def intake_page() -> HTMLResponse:
+        return HTMLResponse(INTAKE_PAGE)
+
+    assets = swagger_assets()
+    if assets is not None:
+        from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")
+
+        @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+        async def swagger() -> HTMLResponse:
+            return get_swagger_ui_html(
+                openapi_url="openapi.json",
+                title="hipscreen API",
+                swagger_js_url="static/docs/swagger-ui-bundle.js",
+                swagger_css_url="static/docs/swagger-ui.css",
+                swagger_favicon_url="static/docs/favicon.png",
+            )
+
+        @app.get("/redoc", response_class=HTMLResponse, include_in_schema=False)
+        async def redoc() -> HTMLResponse:
+            return get_redoc_html(
+                openapi_url="openapi.json",
+                title="hipscreen API",
+                redoc_js_url="static/docs/redoc.standalone.js",
+                redoc_favicon_url="static/docs/favicon.png",
+                with_google_fonts=False,
+            )
 
     @app.get("/cds-services", responses=_answers("CdsDiscovery", body=False))
     async def discovery() -> Response:

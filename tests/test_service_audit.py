@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (the service extra)")
 
-from hipscreen._audit import SCHEMA_VERSION, AssessmentRecord, AuditLog, digest  # noqa: E402
+from hipscreen._audit import SCHEMA_VERSION, AssessmentRecord, AuditLog, digest
 
 RECORD = AssessmentRecord(
     service_id="hipscreen",
