@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT)
+    server = subprocess.Popen([*command, "--log-level", "warning", "--audit-db", "sqlite://"], cwd=ROOT)
     try:
         wait_until_up(port, server)
         before = rss_mb(server.pid)

@@ -252,7 +252,7 @@ def live() -> Iterator[int]:
     port = _free_port()
     command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
     server = subprocess.Popen(
-        [*command, "--max-body-bytes", "1000", "--log-level", "warning"],
+        [*command, "--max-body-bytes", "1000", "--log-level", "warning", "--audit-db", "sqlite://"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
