@@ -39,6 +39,7 @@ import importlib
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -630,6 +631,32 @@ def create_app(
             request, max_body_bytes, max_depth, max_values, body_idle_timeout, body_deadline
         )
 
+    async def audit_call(
+        request: Request,
+        hook: str,
+        instance: str,
+        form: IntakeForm | dict[str, Any],
+        result: Assessment,
+        cards: list[CdsCard],
+    ) -> None:
+        """Record what one call decided (never the form itself, never a token)."""
+        record = AssessmentRecord(
+            service_id=SERVICE_ID,
+            hook=hook,
+            hook_instance=instance,
+            input_digest=digest(
+                form.model_dump(mode="json", exclude_unset=True)
+                if isinstance(form, IntakeForm)
+                else form
+            ),
+            ruleset_version=result.ruleset_version,
+            findings=result.finding_ids(),
+            referral=None if result.referral is None else result.referral.model_dump(mode="json"),
+            cards=[_card_record(card) for card in cards],
+            client=_client_of(request),
+        )
+        await asyncio.to_thread(log.record_assessment, record)
+
     async def authenticate(request: Request) -> Response | None:
         """None when the request may go on; the 401 answer otherwise (no detail, ever)."""
         if auth is None:
@@ -671,6 +698,7 @@ def create_app(
             return refused(refusal)
         except InvalidFormError as error:
             return refused(_Refusal(422, _form_problems(error, ())))
+        await audit_call(request, "assess", str(uuid.uuid4()), form, result, [])
         return answer(result.model_dump_json())
 
     @app.post(
@@ -693,6 +721,7 @@ def create_app(
             return refused(_Refusal(422, _form_problems(error, ())))
         from hipscreen._html import assessment_html
 
+        await audit_call(request, "assess", str(uuid.uuid4()), form, result, [])
         return HTMLResponse(assessment_html(result))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -779,24 +808,7 @@ def create_app(
                 resources=resources,
                 patient_id=intake.patient_id,
             )
-            record = AssessmentRecord(
-                service_id=SERVICE_ID,
-                hook=call.hook,
-                hook_instance=call.hookInstance,
-                input_digest=digest(
-                    form.model_dump(mode="json", exclude_unset=True)
-                    if isinstance(form, IntakeForm)
-                    else form
-                ),
-                ruleset_version=result.ruleset_version,
-                findings=result.finding_ids(),
-                referral=(
-                    None if result.referral is None else result.referral.model_dump(mode="json")
-                ),
-                cards=[_card_record(card) for card in cards],
-                client=_client_of(request),
-            )
-            await asyncio.to_thread(log.record_assessment, record)
+            await audit_call(request, call.hook, call.hookInstance, form, result, cards)
         return answer(json.dumps({"cards": cards}, ensure_ascii=False))
 
     @app.post(

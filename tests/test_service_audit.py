@@ -119,3 +119,23 @@ def test_postgresql() -> None:
     _exercise(log)
     assert "password" not in log.url
     log.close()
+
+
+def test_the_service_audits_plain_assessments_too() -> None:
+    pytest.importorskip("fastapi", reason="the service extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from hipscreen._service import create_app
+
+    app = create_app()
+    form = {"tightness": {"iliopsoas": 3}}
+    with TestClient(app) as client:
+        assert client.post("/assess", json=form).status_code == 200
+        assert client.post("/assess/html", json=form).status_code == 200
+        assert client.post("/assess", json={"age": -1}).status_code == 422
+    rows = app.state.audit.assessments()
+    assert [(r["hook"], r["cards"], r["input_digest"]) for r in rows] == [
+        ("assess", [], digest(form)),
+        ("assess", [], digest(form)),
+    ]
+    assert rows[0]["hook_instance"] != rows[1]["hook_instance"]
