@@ -542,7 +542,8 @@ def create_app(
             `hipscreen._cds.ResourceFactory`); no actions when omitted.
         fetch_timeout: seconds to wait for the FHIR server.
         auth: client authentication (`hipscreen._service_auth.ClientAuth`): every POST must
-            carry a signed JWT, else 401; none when omitted.
+            carry a signed JWT whose ``aud`` is ``public_url`` + the path, else 401; none when
+            omitted. Needs ``public_url``.
         cors_origins: browser origins allowed to call the service (CORS, with preflight);
             ``["*"]`` allows any.
         max_concurrent: requests in the app at once; more are answered 503 with Retry-After.
@@ -556,7 +557,8 @@ def create_app(
     Raises:
         ModuleNotFoundError: FastAPI or SQLAlchemy is not installed (the message names the
             install command).
-        ValueError: a limit is below 1, or ``min_indicator`` is not a severity.
+        ValueError: a limit is below 1, ``min_indicator`` is not a severity, or ``auth`` is
+            given without ``public_url``.
     """
     _require("fastapi")
     from fastapi import FastAPI, Request
@@ -580,6 +582,11 @@ def create_app(
     ]:
         if not 0 < seconds <= 3600:
             raise ValueError(f"{name} must be in (0, 3600] seconds (got {seconds!r})")
+    if auth is not None and public_url is None:
+        raise ValueError(
+            "client authentication needs public_url (--public-url): the JWT audience must be "
+            "this service's own URL, not one taken from the request's Host header"
+        )
     indicator = Severity(min_indicator)
     chosen = screener if screener is not None else default_screener()
     log = audit if isinstance(audit, AuditLog) else AuditLog(audit or "sqlite://")

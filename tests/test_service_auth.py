@@ -81,7 +81,7 @@ def keys() -> Keys:
 @pytest.fixture
 def app_and_client(keys: Keys) -> Iterator[tuple[Any, TestClient]]:
     auth = ClientAuth([TrustedIssuer(iss=ISS, jwks=keys.jwks)], algorithms=("ES384", "RS384"))
-    app = _service.create_app(auth=auth, cors_origins=["http://localhost:8080"])
+    app = _service.create_app(auth=auth, public_url=BASE, cors_origins=["http://localhost:8080"])
     with TestClient(app) as client:
         yield app, client
 
@@ -229,12 +229,25 @@ def test_a_jku_on_the_allowlist_supplies_the_keys(keys: Keys) -> None:
     jku = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
     try:
         auth = ClientAuth([TrustedIssuer(iss=ISS, jku=(jku,))])
-        with TestClient(_service.create_app(auth=auth)) as client:
+        with TestClient(_service.create_app(auth=auth, public_url=BASE)) as client:
             assert _post(client, keys.token(headers={"jku": jku})).status_code == 200
             assert _post(client, keys.token()).status_code == 401  # no jku, no key set
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_client_auth_needs_the_public_url(keys: Keys) -> None:
+    """The audience is never taken from the Host header, which the caller chooses."""
+    auth = ClientAuth([TrustedIssuer(iss=ISS, jwks=keys.jwks)])
+    with pytest.raises(ValueError, match="public_url"):
+        _service.create_app(auth=auth)
+    app = _service.create_app(auth=auth, public_url="https://cds.example.org")
+    with TestClient(app) as client:
+        token = keys.token(aud=SERVICE)  # http://testserver/..., the Host header's URL
+        assert _post(client, token).status_code == 401
+        token = keys.token(aud="https://cds.example.org/cds-services/hipscreen")
+        assert _post(client, token).status_code == 200
 
 
 def test_client_auth_refuses_symmetric_or_none_algorithms(keys: Keys) -> None:
@@ -293,3 +306,24 @@ def test_serve_beyond_loopback_without_an_issuer_is_a_usage_error(
 ) -> None:
     assert _cli.main(["serve", "--host", "0.0.0.0", "--audit-db", "sqlite://"]) == 2
     assert "--trusted-issuer" in capsys.readouterr().err
+
+
+def test_serve_with_an_issuer_but_no_public_url_is_a_usage_error(
+    tmp_path: Any, keys: Keys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(keys.jwks), encoding="utf-8")
+    argv = ["serve", "--trusted-issuer", f"{ISS}={jwks}", "--audit-db", "sqlite://"]
+    assert _cli.main(argv) == 2
+    assert "--public-url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--max-concurrent", "0"), ("--max-inflight-bytes", "-5"), ("--read-timeout", "0")],
+)
+def test_serve_refuses_bad_limits(
+    capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    assert _cli.main(["serve", option, value, "--audit-db", "sqlite://"]) == 2
+    assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err.replace("-", "_")
