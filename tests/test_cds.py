@@ -220,12 +220,12 @@ def test_a_hook_instance_gives_each_call_its_own_uuids() -> None:
     result = hipscreen.assess(IMBALANCE)
     one = _cds.cards_for(result, hook_instance="a")
     two = _cds.cards_for(result, hook_instance="b")
-    ids = lambda cards: (
-        {c["uuid"] for c in cards}
-        | {  # noqa: E731
+
+    def ids(cards: list[_cds.CdsCard]) -> set[str]:
+        return {c["uuid"] for c in cards} | {
             s["uuid"] for c in cards for s in c.get("suggestions", [])
         }
-    )
+
     assert ids(one).isdisjoint(ids(two))
     assert ids(one) == ids(_cds.cards_for(result, hook_instance="a"))
     assert ids(one).isdisjoint(ids(result.to_cds_cards()))
