@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
-    server = subprocess.Popen([*command, "--log-level", "warning"], cwd=ROOT)
+    options = ["--log-level", "warning", "--audit-db", "sqlite://"]
+    server = subprocess.Popen([*command, *options], cwd=ROOT)
     try:
         wait_until_up(port, server)
         before = rss_mb(server.pid)

@@ -285,15 +285,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as error:
         raise UsageError(f"the serve command needs the web service extra: {error}") from None
     try:
-        app = _service.create_app(
-            _screener(args),
-            min_indicator=args.min_indicator,
-            max_body_bytes=args.max_body_bytes,
-            max_problems=args.max_problems,
-        )
+        _service.serve_from_args(args, _screener(args))
     except ValueError as error:
         raise UsageError(str(error)) from None
-    _service.serve(app, host=args.host, port=args.port, log_level=args.log_level)
     return EXIT_OK
 
 
@@ -308,7 +302,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_serve(commands: Any) -> None:
-    from hipscreen._service import MAX_BODY_BYTES, MAX_PROBLEMS
+    from hipscreen._service import MAX_BODY_BYTES, MAX_PROBLEMS, add_serve_options
 
     serve = commands.add_parser(
         "serve",
@@ -347,6 +341,7 @@ def _add_serve(commands: Any) -> None:
         help="uvicorn's log level (info)",
     )
     _add_rule_options(serve)
+    add_serve_options(serve)
     serve.set_defaults(func=_cmd_serve)
 
 

@@ -64,7 +64,8 @@ def test_card_carries_summary_source_and_topic_from_the_finding() -> None:
     finding = result.findings[0]
     card = result.to_cds_cards()[0]
     assert card["summary"] == finding.summary
-    assert card["source"]["label"] == finding.source
+    assert card["source"]["label"] == _cds.SOURCE_LABEL == "hipscreen"
+    assert f"**Source:** {_cds._md(finding.source)}" in card["detail"]
     assert card["source"]["topic"] == {
         "system": _cds.TOPIC_SYSTEM,
         "version": result.ruleset_version,
@@ -187,3 +188,60 @@ def test_cds_module_holds_no_clinical_text() -> None:
     ).lower()
     clinical = r"\b(hip|flexors?|extensors?|glutes?|stretch\w*|pain|clinician|weak|tight)\b"
     assert re.findall(clinical, strings) == []
+
+
+def _empties(value: object, path: str = "$") -> list[str]:
+    if value is None or value in ("", [], {}):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _empties(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _empties(v, f"{path}[{i}]")]
+    return []
+
+
+def test_no_card_element_is_null_or_empty() -> None:
+    """CDS Hooks "Use of JSON": optional elements without a value are left out."""
+    for form in (IMBALANCE, RED_FLAG, {"strength": {"gluteus_maximus": 2}}):
+        for card in _cds.cards_for(hipscreen.assess(form), hook_instance="h", base_url="http://x"):
+            assert _empties(card) == []
+
+
+def test_override_reasons_are_hl7_non_adherence_codes_with_displays() -> None:
+    card = hipscreen.assess(IMBALANCE).to_cds_cards()[0]
+    codes = {c["code"] for c in card["overrideReasons"]}
+    assert {"patient-contraindication", "action-completed", "need-more-info"} <= codes
+    for coding in card["overrideReasons"]:
+        assert coding["system"] == _cds.OVERRIDE_SYSTEM
+        assert coding["display"].strip()
+
+
+def test_a_hook_instance_gives_each_call_its_own_uuids() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    one = _cds.cards_for(result, hook_instance="a")
+    two = _cds.cards_for(result, hook_instance="b")
+
+    def ids(cards: list[_cds.CdsCard]) -> set[str]:
+        return {c["uuid"] for c in cards} | {
+            s["uuid"] for c in cards for s in c.get("suggestions", [])
+        }
+
+    assert ids(one).isdisjoint(ids(two))
+    assert ids(one) == ids(_cds.cards_for(result, hook_instance="a"))
+    assert ids(one).isdisjoint(ids(result.to_cds_cards()))
+
+
+def test_links_and_source_url_come_with_a_base_url_only() -> None:
+    result = hipscreen.assess(IMBALANCE)
+    plain = result.to_cds_cards()[0]
+    assert "links" not in plain
+    assert "url" not in plain["source"]
+    linked = _cds.cards_for(result, base_url="https://cds.example.org/")[0]
+    code = linked["source"]["topic"]["code"]
+    assert linked["links"] == [
+        {
+            "label": f"{linked['source']['topic']['display']} ({code}): the rule",
+            "url": f"https://cds.example.org/rules/{code}",
+            "type": "absolute",
+        }
+    ]

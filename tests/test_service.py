@@ -32,6 +32,8 @@ if importlib.util.find_spec("fastapi") is None:
 
 from fastapi.testclient import TestClient  # noqa: E402 -- after the install hint
 
+HOOK = "org.hipscreen.intake-submit"
+
 IMBALANCE = {
     "client_id": "c-3",
     "tightness": {"iliopsoas": "severe"},
@@ -124,14 +126,22 @@ def test_a_body_that_is_not_a_form_is_422(client: TestClient, body: bytes, kind:
 
 def test_cds_discovery_lists_the_service(client: TestClient) -> None:
     services = client.get("/cds-services").json()["services"]
-    assert [(s["id"], s["hook"]) for s in services] == [("hipscreen", service.HOOK)]
+    assert [(s["id"], s["hook"]) for s in services] == [
+        ("hipscreen", service.HOOK),
+        ("hipscreen", "patient-view"),
+    ]
     assert all(s["description"] and s["title"] for s in services)
 
 
 def test_cds_service_answers_cards(client: TestClient) -> None:
+    from hipscreen._cds import cards_for
+
     answer = client.post("/cds-services/hipscreen", json=_cds_call(IMBALANCE))
     assert answer.status_code == 200
-    assert answer.json() == {"cards": hipscreen.assess(IMBALANCE).to_cds_cards()}
+    expected = cards_for(
+        hipscreen.assess(IMBALANCE), hook_instance="d1b3c0de", base_url="http://testserver"
+    )
+    assert answer.json() == {"cards": expected}
 
 
 def test_cds_service_with_nothing_to_say_answers_no_cards(client: TestClient) -> None:
@@ -160,12 +170,12 @@ def test_cds_invalid_form_is_422_under_context(client: TestClient) -> None:
         ),
         pytest.param({"hook": "x", "hookInstance": "1"}, ["body", "context"], id="no-context"),
         pytest.param(
-            {"hook": "x", "hookInstance": "1", "context": {}},
+            {"hook": HOOK, "hookInstance": "1", "context": {}},
             ["body", "context", "intakeForm"],
             id="no-form",
         ),
         pytest.param(
-            {"hook": "x", "hookInstance": "1", "context": {"intakeForm": [1]}},
+            {"hook": HOOK, "hookInstance": "1", "context": {"intakeForm": [1]}},
             ["body", "context", "intakeForm"],
             id="form-not-object",
         ),
@@ -242,7 +252,7 @@ def live() -> Iterator[int]:
     port = _free_port()
     command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
     server = subprocess.Popen(
-        [*command, "--max-body-bytes", "1000", "--log-level", "warning"],
+        [*command, "--max-body-bytes", "1000", "--log-level", "warning", "--audit-db", "sqlite://"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

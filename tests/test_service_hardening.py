@@ -509,6 +509,7 @@ def test_serve_builds_the_app_from_its_options(
         "serve", "--port", "8123", "--host", "0.0.0.0", "--max-body-bytes", "90",
         "--max-problems", "2", "--extra-rules", "examples/clinic_rules",
         "--threshold", "weak_grade=4", "--log-level", "warning",
+        "--no-client-auth", "--audit-db", "sqlite://",
     ]  # fmt: skip
     monkeypatch.chdir(ROOT)
     assert _cli.main(argv) == 0
