@@ -19,7 +19,6 @@ form as JSON is accepted in ``prefetch.intake`` (a QuestionnaireResponse is answ
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 import urllib.error
 import urllib.parse
@@ -32,6 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hipscreen._fhir import _codes
 from hipscreen._strictjson import JsonProblem, StrictJsonError, loads_strict
 
 __all__ = [
@@ -61,18 +61,8 @@ INTAKE_KEY = "intake"
 """The prefetch key of the patient's latest intake."""
 
 
-def _questionnaire_url() -> str:
-    try:
-        module = importlib.import_module("hipscreen.fhir")
-    except ModuleNotFoundError:
-        module = None
-    found = getattr(module, "QUESTIONNAIRE_URL", None)
-    return found if isinstance(found, str) else "http://hipscreen.org/fhir/Questionnaire/intake"
-
-
-QUESTIONNAIRE_URL = _questionnaire_url()
-"""The canonical URL of the intake Questionnaire (``hipscreen.fhir.QUESTIONNAIRE_URL`` when that
-module defines it)."""
+QUESTIONNAIRE_URL = _codes.QUESTIONNAIRE_URL
+"""The canonical URL of the intake Questionnaire (``hipscreen.fhir.QUESTIONNAIRE_URL``)."""
 
 SECRET_KEYS = frozenset({"fhirAuthorization", "access_token", "authorization", "Authorization"})
 """Keys whose values never appear in an answer, a log line or the audit trail."""
@@ -207,14 +197,31 @@ FormMapper = Callable[[dict[str, Any]], Any]
 """Maps a QuestionnaireResponse (a JSON dict) to an intake form (an IntakeForm or its JSON)."""
 
 
-def default_mapper() -> FormMapper | None:
-    """``hipscreen.fhir.from_questionnaire_response`` when that module exists, else None."""
-    try:
-        module = importlib.import_module("hipscreen.fhir")
-    except ModuleNotFoundError:
+def default_mapper() -> FormMapper:
+    """``hipscreen.fhir.from_questionnaire_response``: a QuestionnaireResponse to an IntakeForm."""
+    from hipscreen._fhir._intake import from_questionnaire_response
+
+    return from_questionnaire_response
+
+
+def default_resources(
+    assessment: Any, resource_type: str, patient_id: str | None
+) -> dict[str, Any] | None:
+    """The resources of the cards' ``create`` actions, from `hipscreen.fhir` (a `ResourceFactory`).
+
+    ``"ServiceRequest"``: the referral; ``"CarePlan"``: the exercise plan; None when the
+    assessment has neither, or when the patient is not known (a resource needs its subject).
+    """
+    if patient_id is None:
         return None
-    found = getattr(module, "from_questionnaire_response", None)
-    return found if callable(found) else None
+    from hipscreen._fhir import _resources
+
+    subject = f"Patient/{patient_id}"
+    if resource_type == "ServiceRequest":
+        return _resources.referral_service_request(assessment, subject=subject)
+    if resource_type == "CarePlan":
+        return _resources.care_plan(assessment, subject=subject)
+    return None
 
 
 @dataclass(frozen=True)

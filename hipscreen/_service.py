@@ -63,6 +63,7 @@ from hipscreen._cds_hooks import (
     FeedbackRequest,
     FormMapper,
     default_mapper,
+    default_resources,
     intake_of,
     parse_feedback,
     parse_request,
@@ -510,7 +511,7 @@ def create_app(
     public_url: str | None = None,
     fhir_servers: Sequence[str] = (),
     form_mapper: FormMapper | object | None = _DEFAULT,
-    resources: ResourceFactory | None = None,
+    resources: ResourceFactory | object | None = _DEFAULT,
     fetch_timeout: float = FETCH_TIMEOUT,
     auth: ClientAuth | None = None,
     cors_origins: Sequence[str] = (),
@@ -539,7 +540,8 @@ def create_app(
             ``hipscreen.fhir.from_questionnaire_response`` when that module exists. None: only
             intake forms as JSON are accepted in ``prefetch.intake``.
         resources: makes the FHIR resources of the cards' ``create`` actions (see
-            `hipscreen._cds.ResourceFactory`); no actions when omitted.
+            `hipscreen._cds.ResourceFactory`): the `hipscreen.fhir` ServiceRequest and CarePlan
+            when omitted; None: suggestions carry no actions.
         fetch_timeout: seconds to wait for the FHIR server.
         auth: client authentication (`hipscreen._service_auth.ClientAuth`): every POST must
             carry a signed JWT whose ``aud`` is ``public_url`` + the path, else 401; none when
@@ -592,6 +594,9 @@ def create_app(
     log = audit if isinstance(audit, AuditLog) else AuditLog(audit or "sqlite://")
     mapper: FormMapper | None = (
         default_mapper() if form_mapper is _DEFAULT else form_mapper  # type: ignore[assignment]
+    )
+    factory: ResourceFactory | None = (
+        default_resources if resources is _DEFAULT else resources  # type: ignore[assignment]
     )
     servers = tuple(fhir_servers)
 
@@ -812,7 +817,7 @@ def create_app(
                 min_indicator=indicator,
                 hook_instance=call.hookInstance,
                 base_url=base_url(request),
-                resources=resources,
+                resources=factory,
                 patient_id=intake.patient_id,
             )
             await audit_call(request, call.hook, call.hookInstance, form, result, cards)

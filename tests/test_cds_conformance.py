@@ -46,7 +46,7 @@ REFERRED = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}}
 
 
 def _fake_resources(assessment: Any, kind: str, patient: str | None) -> dict[str, Any]:
-    """Stands in for hipscreen.fhir until it is wired in: a minimal resource of the kind asked."""
+    """A minimal resource of the kind asked (the tests of the default factory are below)."""
     resource: dict[str, Any] = {"resourceType": kind, "status": "draft", "intent": "proposal"}
     if patient is not None:
         resource["subject"] = {"reference": f"Patient/{patient}"}
@@ -343,6 +343,38 @@ def test_referral_and_plan_suggestions_carry_create_actions(client: TestClient) 
 
 
 def test_without_a_resource_factory_suggestions_have_no_actions() -> None:
+    with TestClient(_service.create_app(resources=None)) as local:
+        body = local.post("/cds-services/hipscreen", json=_call(REFERRED)).json()
+    assert not [s for c in body["cards"] for s in c.get("suggestions", []) if "actions" in s]
+
+
+def test_by_default_actions_create_hipscreen_fhir_resources_for_the_patient() -> None:
+    """The default factory is hipscreen.fhir: a valid R4 ServiceRequest and CarePlan about the
+    patient in context, and a QuestionnaireResponse in prefetch is read with the FHIR mapper."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from hipscreen import fhir
+
+    with TestClient(_service.create_app()) as local:
+        referred = local.post("/cds-services/hipscreen", json=_patient_view({"intake": REFERRED}))
+        response = fhir.questionnaire_response(hipscreen.IntakeForm.model_validate(IMBALANCE))
+        planned = local.post("/cds-services/hipscreen", json=_patient_view({"intake": response}))
+    resources = {}
+    for answer in (referred, planned):
+        assert answer.status_code == 200, answer.text
+        check_response(answer.json())
+        for card in answer.json()["cards"]:
+            for suggestion in card.get("suggestions", []):
+                for action in suggestion.get("actions", []):
+                    resource = action["resource"]
+                    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+                    assert resource["subject"] == {"reference": "Patient/p-1"}
+                    resources[resource["resourceType"]] = resource
+    assert sorted(resources) == ["CarePlan", "ServiceRequest"]
+    assert resources["ServiceRequest"]["intent"] == "proposal"
+
+
+def test_without_a_patient_the_default_factory_makes_no_actions() -> None:
     with TestClient(_service.create_app()) as local:
         body = local.post("/cds-services/hipscreen", json=_call(REFERRED)).json()
     assert not [s for c in body["cards"] for s in c.get("suggestions", []) if "actions" in s]
