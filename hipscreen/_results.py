@@ -18,6 +18,7 @@ __all__ = [
     "ExcludedExercise",
     "Exercise",
     "Finding",
+    "InstrumentScore",
     "Recommendation",
     "Referral",
 ]
@@ -144,6 +145,35 @@ class Referral(_Result):
     because: tuple[str, ...] = ()
 
 
+class InstrumentScore(_Result):
+    """One standard instrument's score (``rules/instruments/``), as a screening input.
+
+    ``value`` is given only when the items answered fix it; otherwise ``range`` is what the
+    missing items could still make it. ``band`` is given only when the missing items cannot
+    change it.
+    """
+
+    instrument: str = Field(description="Instrument id, e.g. 'lefs'.")
+    version: str = Field(description="The instrument version the answers were scored as.")
+    value: float | None = Field(description="The score, or None when it is not determined.")
+    band: str | None = Field(
+        default=None, description="The score band, only when missing items cannot change it."
+    )
+    complete: bool = Field(description="Every item needed for the score was answered.")
+    missing: tuple[str, ...] = Field(default=(), description="Item ids not answered.")
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="When the score is not complete: the lowest and highest it could still be.",
+    )
+    subscores: dict[str, float] = Field(
+        default={}, description="Named part scores, e.g. STarT Back 'distress', HOOS JR 'raw'."
+    )
+    computed_by_caller: bool = Field(
+        default=False,
+        description="The caller sent the score itself; hipscreen did not score items.",
+    )
+
+
 class Assessment(_Result):
     """The result of screening one intake form."""
 
@@ -153,6 +183,9 @@ class Assessment(_Result):
     excluded: tuple[ExcludedExercise, ...] = ()
     not_assessed: tuple[str, ...] = Field(
         default=(), description="Inputs that were not given: never read as normal."
+    )
+    scores: tuple[InstrumentScore, ...] = Field(
+        default=(), description="Standard instruments given on the form, scored."
     )
     client_id: str | None = None
     ruleset_version: str
