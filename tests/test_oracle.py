@@ -370,3 +370,35 @@ def test_built_in_rules_have_no_conjunction_one_fact_could_satisfy_twice() -> No
     """So the groupings of shared facts add no engine rule to the built-in rule set."""
     assert shared_fact_conjunctions(screener("builtin").ruleset) == []
     assert shared_fact_conjunctions(screener("clinic").ruleset) == []
+
+
+def _instrument_block() -> st.SearchStrategy[dict[str, Any]]:
+    """An ``instruments`` block: each instrument absent, answered in part or whole, or given as
+    a caller-computed score."""
+    from hipscreen._instruments import builtin_instruments
+
+    entries: dict[str, st.SearchStrategy[Any]] = {}
+    for instrument, spec in builtin_instruments().items():
+        answers = {}
+        for item in spec.items.ids:
+            scale = spec.items.scale_of(item)
+            answers[item] = (
+                st.booleans()
+                if scale.boolean
+                else st.integers(min_value=scale.low, max_value=scale.high)
+            )
+        items = st.fixed_dictionaries({}, optional=answers).map(lambda a: {"items": a})
+        low, high = spec.scoring.range
+        given = st.integers(min_value=int(low), max_value=int(high)).map(
+            lambda v: {"score": v, "computed_by_caller": True}
+        )
+        entries[instrument] = st.one_of(items, given)
+    return st.fixed_dictionaries({}, optional=entries)
+
+
+@DIFFERENTIAL
+@given(raw=screening_forms(), block=_instrument_block())
+def test_engine_and_oracle_agree_with_instruments(
+    raw: dict[str, Any], block: dict[str, Any]
+) -> None:
+    agree("builtin", {**raw, "instruments": block}, label=True)
