@@ -13,7 +13,7 @@ from hipscreen._batch._frames import assess_frame, result_meta, spark_schema
 from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
-from hipscreen._compare import Comparison, FindingChange, compare
+from hipscreen._compare import Comparison, FindingChange, ScoreChange, compare
 from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
 from hipscreen._form import IntakeForm
 from hipscreen._results import (
@@ -23,6 +23,7 @@ from hipscreen._results import (
     ExcludedExercise,
     Exercise,
     Finding,
+    InstrumentScore,
     Recommendation,
     Referral,
 )
@@ -44,12 +45,14 @@ __all__ = [
     "Finding",
     "FindingChange",
     "HipscreenError",
+    "InstrumentScore",
     "IntakeForm",
     "InvalidFormError",
     "Recommendation",
     "Referral",
     "RowError",
     "RuleDataError",
+    "ScoreChange",
     "Screener",
     "TableError",
     "__version__",

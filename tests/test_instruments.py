@@ -245,3 +245,64 @@ def test_scores_reach_the_assessment() -> None:
         "high",
         ("19", "20"),
     )
+
+
+# -- compare(): change against the MCID and MDC ------------------------------------------------
+
+
+def _scores(block: dict[str, Any]) -> hipscreen.Assessment:
+    return hipscreen.assess({"instruments": block})
+
+
+def _verdicts(before: dict[str, Any], after: dict[str, Any]) -> dict[str, hipscreen.ScoreChange]:
+    changes = hipscreen.compare(_scores(before), _scores(after)).score_changes
+    return {change.instrument: change for change in changes}
+
+
+def test_lefs_change_against_mcid_and_mdc() -> None:
+    # Binkley 1999: MDC = MCID = 9 points; higher LEFS is better.
+    def lefs(total: int) -> dict[str, Any]:
+        items = {str(i): min(4, max(0, total - 4 * (i - 1))) for i in range(1, 21)}
+        assert sum(items.values()) == total
+        return {"lefs": {"items": items}}
+
+    assert _verdicts(lefs(30), lefs(39))["lefs"].verdict == "meaningful_improvement"
+    assert _verdicts(lefs(39), lefs(30))["lefs"].verdict == "meaningful_worsening"
+    small = _verdicts(lefs(30), lefs(38))["lefs"]
+    assert (small.delta, small.verdict) == (8, "within_measurement_error")
+
+
+def test_pain_nrs_lower_is_better() -> None:
+    # Farrar 2001: about 2 points; no MDC given, so a 1-point change is below the MCID.
+    def nrs(value: int) -> dict[str, Any]:
+        return {"pain_nrs": {"items": {"1": value}}}
+
+    assert _verdicts(nrs(8), nrs(6))["pain_nrs"].verdict == "meaningful_improvement"
+    assert _verdicts(nrs(3), nrs(6))["pain_nrs"].verdict == "meaningful_worsening"
+    assert _verdicts(nrs(8), nrs(7))["pain_nrs"].verdict == "below_mcid"
+
+
+def test_psfs_pairs_the_activities_rated_both_times() -> None:
+    change = _verdicts(
+        {"psfs": {"items": {"1": 2, "2": 3, "3": 9}}}, {"psfs": {"items": {"1": 5, "2": 6}}}
+    )["psfs"]
+    assert (change.before, change.after, change.verdict) == (2.5, 5.5, "meaningful_improvement")
+    assert "1, 2" in (change.note or "")
+    none = _verdicts({"psfs": {"items": {"1": 2}}}, {"psfs": {"items": {"2": 5}}})["psfs"]
+    assert none.verdict == "not_comparable"
+
+
+def test_incomplete_or_stratification_scores() -> None:
+    partial = _verdicts(
+        {"lefs": {"items": {"1": 1}}}, {"lefs": {"items": {str(i): 4 for i in range(1, 21)}}}
+    )["lefs"]
+    assert partial.verdict == "not_comparable"
+    sbst = _verdicts(
+        {"start_back": {"score": 2, "computed_by_caller": True}},
+        {"start_back": {"score": 6, "band": "high", "computed_by_caller": True}},
+    )["start_back"]
+    assert (sbst.verdict, sbst.band_before, sbst.band_after) == ("no_threshold", "low", "high")
+    text = hipscreen.compare(
+        _scores({"pain_nrs": {"items": {"1": 8}}}), _scores({"pain_nrs": {"items": {"1": 4}}})
+    ).explain()
+    assert "pain_nrs: 8 → 4 (-4), meaningful improvement [MCID 2]" in text

@@ -55,6 +55,10 @@ def score_items(spec: InstrumentSpec, answers: Mapping[str, Answer]) -> Instrume
         done = len(rated) >= (spec.items.min_answered or 1)
         value = round(sum(rated) / len(rated), 3) if done else None
         low, high = spec.scoring.range
+        # Each activity's rating too, so a re-screen can pair the same activities (compare()).
+        ratings = {
+            f"activity_{i}": float(_points(spec, i, answers[i])) for i in ids if i in answers
+        }
         return InstrumentScore(
             instrument=spec.id,
             version=spec.version,
@@ -63,6 +67,7 @@ def score_items(spec: InstrumentSpec, answers: Mapping[str, Answer]) -> Instrume
             complete=done,
             missing=(),
             range=None if done else (low, high),
+            subscores=ratings,
         )
     missing = tuple(i for i in ids if i not in answers)
     if formula == "start_back":
