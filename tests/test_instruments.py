@@ -306,3 +306,36 @@ def test_incomplete_or_stratification_scores() -> None:
         _scores({"pain_nrs": {"items": {"1": 8}}}), _scores({"pain_nrs": {"items": {"1": 4}}})
     ).explain()
     assert "pain_nrs: 8 → 4 (-4), meaningful improvement [MCID 2]" in text
+
+
+# -- batch: one column per item, from the form model ---------------------------------------------
+
+
+def test_batch_columns_per_item_and_score() -> None:
+    from hipscreen._batch._columns import BY_NAME, form_to_row
+
+    assert BY_NAME["instruments.lefs.items.20"].kind.value == "grade"
+    assert BY_NAME["instruments.parq_plus.items.7"].kind.value == "flag"
+    assert "instruments.lefs.items.21" not in BY_NAME
+    assert "instruments.hoos_jr.items.7" not in BY_NAME
+    assert BY_NAME["instruments.hoos_jr.score"].kind.value == "number"
+    form = {
+        "instruments": {
+            "lefs": {"items": {"1": 3}},
+            "pain_nrs": {"score": 4, "computed_by_caller": True},
+        }
+    }
+    assert form_to_row(form) == {
+        "instruments.pain_nrs.score": 4,
+        "instruments.pain_nrs.computed_by_caller": True,
+        "instruments.lefs.items.1": 3,
+    }
+
+
+def test_a_frame_with_item_columns_fires_the_instrument_rules() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {"instruments.parq_plus.items.3": ["yes", "no"], "instruments.pain_nrs.items.1": [2, 8]}
+    )
+    result = hipscreen.assess_frame(frame)
+    assert list(result["finding_ids"]) == [["parq-not-cleared"], ["severe-pain-score"]]

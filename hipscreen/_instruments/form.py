@@ -3,8 +3,10 @@ instrument definitions with field-named errors (``instruments.lefs.items.21``)."
 
 from __future__ import annotations
 
+import enum
 import math
-from typing import Annotated, Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self, cast
 
 from pydantic import (
     BaseModel,
@@ -14,12 +16,13 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    create_model,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hipscreen._instruments.loader import builtin_instruments
-from hipscreen._instruments.models import MAX_ITEMS, InstrumentSpec
+from hipscreen._instruments.models import INSTRUMENT_IDS, InstrumentSpec
 from hipscreen._instruments.scoring import score_given, score_items
 from hipscreen._results import InstrumentScore
 from hipscreen._vocabulary import suggest
@@ -29,16 +32,20 @@ Score = Annotated[float, Field(allow_inf_nan=False, ge=-1000, le=1000)]
 
 
 class InstrumentEntry(BaseModel):
-    """One instrument on the form: its item answers, or the score the caller computed."""
+    """One instrument on the form: its item answers, or the score the caller computed.
+
+    Each instrument has its own subclass (`_entry_model`) whose ``items`` keys are exactly its
+    item numbers, so the batch column convention gets one column per item
+    (``instruments.lefs.items.1``) from the model alone.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Annotated[str, Field(strict=True, min_length=1, max_length=20)] | None = Field(
         default=None, description="The instrument version answered; must match hipscreen's."
     )
-    items: dict[Annotated[str, Field(max_length=8)], Answer] | None = Field(
+    items: Mapping[str, Answer] | None = Field(
         default=None,
-        max_length=MAX_ITEMS,
         description='Answers by item number in the published order ("1" … "n"; PSFS: by '
         "activity), as the published numeric codes (true/false for PAR-Q+).",
     )
@@ -52,6 +59,85 @@ class InstrumentEntry(BaseModel):
         default=None, description="True when ``score`` was computed outside hipscreen."
     )
 
+    instrument: ClassVar[str | None] = None
+    """The instrument id of a per-instrument subclass (`_entry_model`)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _checked(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Checked against the instrument's definition, every problem named by its field."""
+        instrument = cls.instrument
+        try:
+            entry = handler(data)
+        except ValidationError as error:
+            items = error.errors(include_url=False)
+            if instrument is None or not any(
+                _unknown_item(item["loc"]) or _answer(item["loc"]) for item in items
+            ):
+                raise
+            spec = builtin_instruments()[instrument]
+            ids = spec.items.ids
+            details = []
+            unknown = set()  # item keys refused: left out when the rest is checked
+            for item in items:
+                if _unknown_item(item["loc"]):  # a key the item-number enum refused
+                    key = str(item["loc"][-2])
+                    unknown.add(key)
+                    message = (
+                        f"unknown item {key!r}{suggest(key, ids)} (allowed: {ids[0]}–{ids[-1]})"
+                    )
+                    details.append(_detail("instrument", item["loc"][:-1], key, message))
+                elif _answer(item["loc"]):  # not an integer / not true or false
+                    unknown.add(str(item["loc"][1]))
+                    scale = spec.items.scale_of(str(item["loc"][1]))
+                    value = item.get("input")
+                    message = f"must be {scale.describe()} (got {value!r})"
+                    details.append(_detail("instrument", item["loc"], value, message))
+                else:
+                    details.append(
+                        _detail(item["type"], item["loc"], item.get("input"), item["msg"])
+                    )
+            if all(_unknown_item(i["loc"]) or _answer(i["loc"]) for i in items) and isinstance(
+                data, dict
+            ):
+                # Only bad item numbers or answers: check the rest too, so every problem is named.
+                known = {k: v for k, v in data["items"].items() if str(k) not in unknown}
+                try:
+                    rest = handler({**data, "items": known})
+                except ValidationError:
+                    rest = None
+                if rest is not None:
+                    details += [
+                        _detail("instrument", loc, value, message)
+                        for loc, value, message in _check(instrument, spec, rest)
+                    ]
+            raise ValidationError.from_exception_data(cls.__name__, details) from None
+        if instrument is None:
+            return entry
+        problems = _check(instrument, builtin_instruments()[instrument], entry)
+        if problems:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [_detail("instrument", loc, value, message) for loc, value, message in problems],
+            )
+        return entry
+
+
+def _unknown_item(loc: tuple[int | str, ...]) -> bool:
+    return len(loc) == 3 and loc[0] == "items" and loc[2] == "[key]"
+
+
+def _answer(loc: tuple[int | str, ...]) -> bool:
+    return len(loc) == 2 and loc[0] == "items"
+
+
+def _detail(kind: str, loc: tuple[int | str, ...], value: Any, message: str) -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError(kind, "{message}", {"message": message}),
+        loc=loc,
+        input=value,
+    )
+
 
 _Problem = tuple[tuple[str, ...], Any, str]
 
@@ -60,7 +146,7 @@ def _check(instrument: str, spec: InstrumentSpec, entry: InstrumentEntry) -> lis
     problems: list[_Problem] = []
 
     def add(loc: tuple[str, ...], value: Any, message: str) -> None:
-        problems.append(((instrument, *loc), value, message))
+        problems.append((loc, value, message))
 
     if entry.version is not None and entry.version != spec.version:
         add(
@@ -78,16 +164,7 @@ def _check(instrument: str, spec: InstrumentSpec, entry: InstrumentEntry) -> lis
         for fld in ("band", "computed_by_caller"):
             if getattr(entry, fld) is not None:
                 add((fld,), getattr(entry, fld), "only with a caller-computed score")
-        ids = spec.items.ids
-        for item, answer in entry.items.items():
-            if item not in ids:
-                hint = suggest(item, ids)
-                add(
-                    ("items", item),
-                    answer,
-                    f"unknown item {item!r}{hint} (allowed: {ids[0]}–{ids[-1]})",
-                )
-                continue
+        for item, answer in entry.items.items():  # keys: the instrument's item numbers only
             scale = spec.items.scale_of(item)
             if scale.boolean:
                 ok = isinstance(answer, bool)
@@ -128,32 +205,16 @@ def _check(instrument: str, spec: InstrumentSpec, entry: InstrumentEntry) -> lis
     return problems
 
 
-class InstrumentsBlock(BaseModel):
+class _InstrumentsBase(BaseModel):
     """Standard instruments given on the form, by instrument id."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pain_nrs: InstrumentEntry | None = Field(default=None, description="Pain NRS 0–10 (item 1).")
-    psfs: InstrumentEntry | None = Field(
-        default=None, description="Patient-Specific Functional Scale (activities 1–5, 0–10)."
-    )
-    hoos_jr: InstrumentEntry | None = Field(default=None, description="HOOS JR (items 1–6, 0–4).")
-    lefs: InstrumentEntry | None = Field(
-        default=None, description="Lower Extremity Functional Scale (items 1–20, 0–4)."
-    )
-    start_back: InstrumentEntry | None = Field(
-        default=None,
-        description="Keele STarT Back (items 1–8: 0/1; item 9: 0–4). Low back pain only.",
-    )
-    parq_plus: InstrumentEntry | None = Field(
-        default=None, description="PAR-Q+ general questions (items 1–7: true/false)."
-    )
-
     @model_validator(mode="wrap")
     @classmethod
-    def _checked(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+    def _name_instruments(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         try:
-            block = handler(data)
+            return handler(data)
         except ValidationError as error:
             items = error.errors(include_url=False)
             if not any(item["type"] == "extra_forbidden" for item in items):
@@ -162,40 +223,16 @@ class InstrumentsBlock(BaseModel):
             details = []
             for item in items:
                 message = item["msg"]
-                if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+                kind = item["type"]
+                if kind == "extra_forbidden" and len(item["loc"]) == 1:
                     key = str(item["loc"][0])
                     message = (
                         f"unknown instrument {key!r}{suggest(key, allowed)} "
                         f"(allowed: {', '.join(allowed)})"
                     )
-                kind = "unknown_field" if item["type"] == "extra_forbidden" else item["type"]
-                details.append(
-                    InitErrorDetails(
-                        type=PydanticCustomError(kind, "{message}", {"message": message}),
-                        loc=item["loc"],
-                        input=item.get("input"),
-                    )
-                )
+                    kind = "unknown_field"
+                details.append(_detail(kind, item["loc"], item.get("input"), message))
             raise ValidationError.from_exception_data(cls.__name__, details) from None
-        specs = builtin_instruments()
-        problems = [
-            problem
-            for instrument, entry in block.entries()
-            for problem in _check(instrument, specs[instrument], entry)
-        ]
-        if problems:
-            raise ValidationError.from_exception_data(
-                cls.__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("instrument", "{message}", {"message": message}),
-                        loc=loc,
-                        input=value,
-                    )
-                    for loc, value, message in problems
-                ],
-            )
-        return block
 
     def entries(self) -> list[tuple[str, InstrumentEntry]]:
         """The instruments given, in the block's field order."""
@@ -216,3 +253,55 @@ class InstrumentsBlock(BaseModel):
             elif entry.score is not None and not math.isnan(entry.score):
                 out.append(score_given(spec, entry.score, entry.band))
         return tuple(out)
+
+
+def _entry_model(spec: InstrumentSpec) -> type[InstrumentEntry]:
+    """The entry model of one instrument: ``items`` keyed by its item numbers only, answered as
+    integers (or yes/no for a yes/no scale)."""
+    title = "".join(part.title() for part in spec.id.split("_"))
+    keys = enum.StrEnum(f"{title}Item", [(f"item_{i}", i) for i in spec.items.ids])  # type: ignore[misc]
+    answer = StrictBool if spec.items.scale.boolean else StrictInt
+    items: Any = cast(Any, dict)[keys, answer] | None
+    entry: type[InstrumentEntry] = create_model(
+        f"{title}Entry",
+        __base__=InstrumentEntry,
+        __doc__=f"{spec.name}: item answers, or a score computed by the caller.",
+        items=(
+            items,
+            Field(
+                default=None,
+                description=f'Answers by item number "1" … "{spec.items.count}" in the published '
+                f"order, as {spec.items.scale.describe()}"
+                + "".join(
+                    f" (item {i}: {scale.describe()})" for i, scale in spec.items.scales.items()
+                )
+                + ".",
+            ),
+        ),
+    )
+    entry.instrument = spec.id
+    return entry
+
+
+def _block_model() -> type[_InstrumentsBase]:
+    specs = builtin_instruments()
+    fields: dict[str, Any] = {
+        instrument: (
+            _entry_model(specs[instrument]) | None,
+            Field(default=None, description=f"{specs[instrument].name}."),
+        )
+        for instrument in INSTRUMENT_IDS
+    }
+    block: type[_InstrumentsBase] = create_model(
+        "InstrumentsBlock",
+        __base__=_InstrumentsBase,
+        __doc__="Standard instruments given on the form, by instrument id.",
+        **fields,
+    )
+    return block
+
+
+if TYPE_CHECKING:
+    InstrumentsBlock = _InstrumentsBase
+else:
+    InstrumentsBlock = _block_model()
