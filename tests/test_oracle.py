@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from oracle import Oracle, OracleError, check_atom, shared_fact_conjunctions, summary, walk
-from strategies import forms, rule_files, screening_forms
+from strategies import forms, instrument_blocks, rule_files, screening_forms
 
 import hipscreen
 from hipscreen import IntakeForm
@@ -372,32 +372,8 @@ def test_built_in_rules_have_no_conjunction_one_fact_could_satisfy_twice() -> No
     assert shared_fact_conjunctions(screener("clinic").ruleset) == []
 
 
-def _instrument_block() -> st.SearchStrategy[dict[str, Any]]:
-    """An ``instruments`` block: each instrument absent, answered in part or whole, or given as
-    a caller-computed score."""
-    from hipscreen._instruments import builtin_instruments
-
-    entries: dict[str, st.SearchStrategy[Any]] = {}
-    for instrument, spec in builtin_instruments().items():
-        answers = {}
-        for item in spec.items.ids:
-            scale = spec.items.scale_of(item)
-            answers[item] = (
-                st.booleans()
-                if scale.boolean
-                else st.integers(min_value=scale.low, max_value=scale.high)
-            )
-        items = st.fixed_dictionaries({}, optional=answers).map(lambda a: {"items": a})
-        low, high = spec.scoring.range
-        given = st.integers(min_value=int(low), max_value=int(high)).map(
-            lambda v: {"score": v, "computed_by_caller": True}
-        )
-        entries[instrument] = st.one_of(items, given)
-    return st.fixed_dictionaries({}, optional=entries)
-
-
 @DIFFERENTIAL
-@given(raw=screening_forms(), block=_instrument_block())
+@given(raw=screening_forms(), block=instrument_blocks())
 def test_engine_and_oracle_agree_with_instruments(
     raw: dict[str, Any], block: dict[str, Any]
 ) -> None:
