@@ -173,6 +173,31 @@ class InstrumentScore(_Result):
         description="The caller sent the score itself; hipscreen did not score items.",
     )
 
+    def describe(self) -> str:
+        """One line: the score with its band, or the range it could still take.
+
+        Examples:
+            >>> InstrumentScore(instrument="lefs", version="1999", value=None, complete=False,
+            ...                 missing=("19", "20"), range=(72, 80), band="high").describe()
+            'lefs (1999): incomplete, 72–80 with items 19, 20 missing; band high'
+        """
+        if self.value is not None:
+            shown = f"{self.value:g}"
+        elif self.range is not None:
+            shown = f"incomplete, {self.range[0]:g}–{self.range[1]:g}"
+        else:
+            shown = "incomplete" if not self.complete else "no score"
+        if self.missing:
+            shown += f" with items {', '.join(self.missing)} missing"
+        parts = [f"{self.instrument} ({self.version}): {shown}"]
+        if self.band is not None:
+            parts.append(f"band {self.band}")
+        if self.subscores and self.instrument != "psfs":
+            parts.append(", ".join(f"{k} {v:g}" for k, v in self.subscores.items()))
+        if self.computed_by_caller:
+            parts.append("computed by the caller")
+        return "; ".join(parts)
+
 
 class Assessment(_Result):
     """The result of screening one intake form."""
@@ -271,6 +296,10 @@ class Assessment(_Result):
             lines.append("Left out:")
             for ex_out in self.excluded:
                 lines.append(f"  - {ex_out.exercise_id}: {ex_out.reason}")
+        if self.scores:
+            lines.append("")
+            lines.append("Scores:")
+            lines += [f"  - {score.describe()}" for score in self.scores]
         if self.not_assessed:
             lines.append("")
             lines.append(f"Not assessed (not read as normal): {', '.join(self.not_assessed)}")

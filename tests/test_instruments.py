@@ -339,3 +339,17 @@ def test_a_frame_with_item_columns_fires_the_instrument_rules() -> None:
     )
     result = hipscreen.assess_frame(frame)
     assert list(result["finding_ids"]) == [["parq-not-cleared"], ["severe-pain-score"]]
+
+
+def test_scores_show_in_the_report_and_the_html_view() -> None:
+    result = _scores(
+        {
+            "start_back": {"items": {"5": 1, "6": 1, "7": 1, "8": 1}},
+            "pain_nrs": {"items": {"1": 3}},
+        }
+    )
+    line = "start_back (2008): incomplete, 4–9 with items 1, 2, 3, 4, 9 missing; band high"
+    assert f"  - {line}" in result.explain().splitlines()
+    html = result._repr_html_()
+    assert "<h4>Scores</h4>" in html
+    assert "<li>pain_nrs (1): 3; band mild</li>" in html
