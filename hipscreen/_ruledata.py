@@ -687,6 +687,10 @@ def load_ruleset(
     check_rule_set(rules, out.add)
     _check_cycles(rules, out)
     vocabulary = _load_vocabulary(base, read, out)
+    # The instrument definitions (bands, tables) decide what score rules match: they are part of
+    # the rule data the digest names (rules/instruments/*.yaml, loaded by hipscreen._instruments).
+    for path in sorted((builtin_rules_dir() / "instruments").glob("*.yaml")):
+        digest.update(b"instruments/" + path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     if meta is not None:
         _check_referrals(rules, meta, catalog, out)
     if vocabulary is not None and not out.problems:

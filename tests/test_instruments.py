@@ -353,3 +353,18 @@ def test_scores_show_in_the_report_and_the_html_view() -> None:
     html = result._repr_html_()
     assert "<h4>Scores</h4>" in html
     assert "<li>pain_nrs (1): 3; band mild</li>" in html
+
+
+def test_the_rules_digest_covers_the_instrument_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hipscreen import _ruledata
+
+    copy = tmp_path / "rules"
+    shutil.copytree(builtin_rules_dir(), copy)
+    monkeypatch.setattr(_ruledata, "builtin_rules_dir", lambda: copy)
+    before = _ruledata.load_ruleset().digest
+    assert before == _ruledata.load_ruleset(builtin_rules_dir()).digest
+    pain = copy / "instruments" / "pain_nrs.yaml"
+    pain.write_text(pain.read_text() + "\n# a comment changes the bytes\n")
+    assert _ruledata.load_ruleset().digest != before
