@@ -364,9 +364,11 @@ class FormFacts:
         Questionnaire answers are reported, not measured."""
         for score in scores:
             where = f"instruments.{score.instrument}"
-            if score.value is not None:
+            value = score.value
+            if value is not None:
+                shown = int(value) if value.is_integer() else value  # 8, not 8.0
                 head = fact_head("score", ("instrument", score.instrument), ("part", "value"))
-                self._add(head, Observation(where, score.value, None, False), score.value)
+                self._add(head, Observation(where, shown, None, False), value)
             if score.band is not None:
                 head = fact_head("score", ("instrument", score.instrument), ("band", score.band))
                 self._add(head, Observation(where, score.band, None, False))

@@ -360,7 +360,8 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             where = f"instruments.{instrument}"
             if value is not None:
                 attrs = {"instrument": instrument, "part": "value"}
-                add(OFact("score", attrs, value, None, where, value, False))
+                shown = int(value) if float(value).is_integer() else value
+                add(OFact("score", attrs, value, None, where, shown, False))
             if band is not None:
                 attrs = {"instrument": instrument, "band": band}
                 add(OFact("score", attrs, None, None, where, band, False))
