@@ -174,6 +174,7 @@ class Words:
 
     def __init__(self, ruleset: RuleSet, page: str) -> None:
         self.ruleset = ruleset
+        self.page = page
         self.rules_href = "" if page == RULES_PAGE else relative(page, RULES_PAGE)
         self.exercises_href = "" if page == EXERCISES_PAGE else relative(page, EXERCISES_PAGE)
         self.references_href = relative(page, REFERENCES_PAGE)
@@ -291,6 +292,14 @@ class Words:
     def _atom_asymmetry(self, spec: Mapping[str, Any]) -> str:
         group = f" of the {code(spec['group'])}" if "group" in spec else ""
         return f"left/right difference in {spec.get('measure')}{group} {self.bounds(spec)}"
+
+    def _atom_score(self, spec: Mapping[str, Any]) -> str:
+        instrument = spec.get("instrument", "")
+        page = relative(self.page, f"instruments/{instrument}.md")
+        name = f"[{code(instrument)}]({page})"
+        if "band" in spec:
+            return f"{name} score in band {code(spec['band'])}"
+        return f"{name} score {self.bounds(spec)}"
 
     def _atom_finding(self, rule_id: str) -> str:
         return f"the finding {self.finding(rule_id)}"
@@ -893,7 +902,167 @@ def render_pages(ruleset: RuleSet | None = None) -> dict[str, str]:
         RULES_PAGE: rules_page(ruleset),
         EXERCISES_PAGE: exercises_page(ruleset),
         SAFETY_PAGE: safety_page(ruleset),
+        **instrument_pages(ruleset),
     }
+
+
+# -- instruments (rules/instruments/*.yaml) -------------------------------------------------------
+
+
+def _instrument_rules(ruleset: RuleSet) -> dict[str, list[str]]:
+    """Instrument id → the rules whose condition reads its score."""
+    readers: dict[str, list[str]] = {}
+    for rule in ruleset.rules:
+        for alt in alternatives(rule.condition):
+            for atom in alt:
+                if atom.fact == "score":
+                    ids = readers.setdefault(dict(atom.equals)["instrument"], [])
+                    if rule.id not in ids:
+                        ids.append(rule.id)
+    return readers
+
+
+def _instrument_bands(spec: Any) -> str:
+    if not spec.bands:
+        return "None."
+    shown = []
+    for band in spec.bands:
+        parts = [
+            f"{symbol} {number(bound)}"
+            for symbol, bound in (
+                ("≥", band.at_least),
+                (">", band.above),
+                ("≤", band.at_most),
+                ("<", band.below),
+            )
+            if bound is not None
+        ]
+        shown.append(code(band.name) + (f" ({', '.join(parts)})" if parts else ""))
+    return f"{', '.join(shown)}. Source: {spec.bands_source}"
+
+
+def _scale_text(scale: Any) -> str:
+    return "`true` (yes) / `false` (no)" if scale.boolean else f"{scale.min}–{scale.max}"
+
+
+def instrument_pages(ruleset: RuleSet) -> dict[str, str]:
+    """``instruments/index.md`` and one page per instrument, from its data file."""
+    from hipscreen._instruments import builtin_instruments
+
+    readers = _instrument_rules(ruleset)
+    pages: dict[str, str] = {}
+    table = ["| instrument | items | score | rules | licence decision |", "|---|---|---|---|---|"]
+    for instrument, spec in builtin_instruments().items():
+        low, high = spec.scoring.range
+        rules = readers.get(instrument, [])
+        links = ", ".join(f"[`{r}`](../{RULES_PAGE}#{r})" for r in rules) or "none yet"
+        table.append(
+            f"| [{spec.name}]({instrument}.md) | {spec.items.count} "
+            f"({_scale_text(spec.items.scale)}) | `{spec.scoring.formula}`, "
+            f"{number(low)}–{number(high)} | {links} | item numbers and scoring only |"
+        )
+        codes_ = spec.codes
+        code_parts = [
+            f"{what} {value}"
+            for what, value in (
+                ("panel", codes_.loinc_panel),
+                ("score", codes_.loinc_score),
+                ("band", codes_.loinc_band),
+            )
+            if value
+        ]
+        if codes_.loinc_items:
+            code_parts.append(f"items {', '.join(codes_.loinc_items)}")
+        code_parts += [f"{k} {v}" for k, v in codes_.loinc_subscores.items()]
+        change = [
+            f"{what} {number(value)}"
+            for what, value in (("MCID", spec.change.mcid), ("MDC", spec.change.mdc))
+            if value
+        ]
+        other_scales = "".join(
+            f"; item {item}: {_scale_text(scale)}" for item, scale in spec.items.scales.items()
+        )
+        lines = [
+            f"{HEADER}\n# {spec.name}",
+            "",
+            f"Instrument id `{instrument}`, version `{spec.version}` "
+            f"(`rules/instruments/{instrument}.yaml`). A screening input, not a diagnosis.",
+            "",
+            f"**What it measures.** {spec.measures}"
+            + (f" **{spec.population}**" if spec.population else ""),
+            "",
+            f'**Items and answers.** Items `"1"` … `"{spec.items.count}"` in the published '
+            f"order, answered {_scale_text(spec.items.scale)}{other_scales}.",
+            "",
+            f"**Scoring.** Formula `{spec.scoring.formula}`, {number(low)}–{number(high)} ("
+            + ("higher is better" if spec.scoring.higher_is_better else "higher is worse")
+            + f"). {spec.scoring.source}",
+            "",
+            f"**Missing items.** {spec.missing.rule} Source: {spec.missing.source}",
+            "",
+            f"**Bands.** {_instrument_bands(spec)}",
+            "",
+            "**Change that matters** (used by `compare()`). "
+            + (", ".join(change) + ". " if change else "")
+            + spec.change.source,
+            "",
+            "**Codes.** " + ("; ".join(code_parts) + ". " if code_parts else "") + codes_.note,
+            "",
+            f"**Licence.** Holder: {spec.licence.holder}. {spec.licence.terms} Source: "
+            f"{spec.licence.source}. Decision: **item numbers and scoring only; no item text "
+            "ships with hipscreen.**",
+            "",
+            f"**Official form.** {spec.licence.official_form}",
+            "",
+            "**Rules that read it.** "
+            + (
+                ", ".join(f"[`{r}`](../{RULES_PAGE}#{r})" for r in rules)
+                if rules
+                else "None yet: the score is reported in `Assessment.scores` and compared."
+            ),
+            "",
+        ]
+        pages[f"instruments/{instrument}.md"] = "\n".join(lines)
+    index = [
+        f"{HEADER}\n# Standard instruments",
+        "",
+        "hipscreen scores six standard questionnaires given in the form's `instruments` block and",
+        "hands the scores to the rules as facts. Each instrument is data in",
+        "`rules/instruments/<id>.yaml` (items, answer scale, formula, missing-item rule, bands,",
+        "MCID/MDC, codes and licence), validated when it is loaded.",
+        "",
+        "```json",
+        '{"instruments": {',
+        '  "pain_nrs": {"items": {"1": 7}},',
+        '  "lefs": {"version": "1999", "items": {"1": 3, "2": 4}},',
+        '  "hoos_jr": {"score": 62.5, "computed_by_caller": true}',
+        "}}",
+        "```",
+        "",
+        "- Items are keyed by their number in the published order, as strings",
+        '  (`"1"` … `"n"`; PSFS: one per activity), with the published numeric codes as',
+        "  answers (`true`/`false` for PAR-Q+). An unknown item, an answer off the scale or a",
+        "  different `version` is an error naming the field, e.g. `instruments.lefs.items.21`.",
+        "- A score the caller computed is sent as `{score, computed_by_caller: true}`, with an",
+        "  optional `band` (useful for STarT Back, whose medium and high need the distress",
+        "  score).",
+        "- Results are in `Assessment.scores`: `instrument`, `version`, `value`, `band`,",
+        "  `complete`, `missing`, `range` and `subscores`. **Nothing is prorated**: with items",
+        "  missing there is no value, `range` is what the score could still be, and the band is",
+        "  given only when no answer to the missing items could change it.",
+        "- Rules read scores with the `score` condition ([writing rules](../writing-rules.md)); a",
+        "  score with no value or band matches nothing.",
+        "- `compare()` judges each instrument's change against its MCID and MDC",
+        "  (`Comparison.score_changes`: meaningful improvement or worsening, within measurement",
+        "  error, below the MCID); PSFS pairs the activities rated both times.",
+        "- **No item text ships** for any instrument: get the official form from the source named",
+        "  on its page.",
+        "",
+        *table,
+        "",
+    ]
+    pages["instruments/index.md"] = "\n".join(index)
+    return pages
 
 
 def stale_pages(pages: Mapping[str, str], docs: Path = DOCS) -> list[str]:

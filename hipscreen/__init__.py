@@ -23,6 +23,7 @@ from hipscreen._results import (
     ExcludedExercise,
     Exercise,
     Finding,
+    InstrumentScore,
     Recommendation,
     Referral,
 )
@@ -36,7 +37,7 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and edit
     from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
     from hipscreen._batch._stream import screen_csv
     from hipscreen._batch._tables import TableError
-    from hipscreen._compare import Comparison, FindingChange, compare
+    from hipscreen._compare import Comparison, FindingChange, ScoreChange, compare
     from hipscreen._explain import Explanation
     from hipscreen._schema import schema
 
@@ -55,6 +56,7 @@ _LAZY = {
     "TableError": "hipscreen._batch._tables",
     "Comparison": "hipscreen._compare",
     "FindingChange": "hipscreen._compare",
+    "ScoreChange": "hipscreen._compare",
     "compare": "hipscreen._compare",
     "Explanation": "hipscreen._explain",
     "schema": "hipscreen._schema",
@@ -90,12 +92,14 @@ __all__ = [
     "Finding",
     "FindingChange",
     "HipscreenError",
+    "InstrumentScore",
     "IntakeForm",
     "InvalidFormError",
     "Recommendation",
     "Referral",
     "RowError",
     "RuleDataError",
+    "ScoreChange",
     "Screener",
     "TableError",
     "__version__",

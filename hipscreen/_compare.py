@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hipscreen._results import Assessment, Finding, Referral
+from hipscreen._results import Assessment, Finding, InstrumentScore, Referral
 from hipscreen._vocabulary import Severity
 
-__all__ = ["Comparison", "FindingChange", "compare"]
+__all__ = ["Comparison", "FindingChange", "ScoreChange", "compare"]
 
 
 class _Model(BaseModel):
@@ -34,6 +34,122 @@ class FindingChange(_Model):
     def worsened(self) -> bool:
         """New, or more severe than before."""
         return _rank(self.after) > _rank(self.before)
+
+
+Verdict = Literal[
+    "meaningful_improvement",
+    "meaningful_worsening",
+    "within_measurement_error",
+    "below_mcid",
+    "no_threshold",
+    "not_comparable",
+]
+
+_VERDICT_WORDS: dict[str, str] = {
+    "meaningful_improvement": "meaningful improvement",
+    "meaningful_worsening": "meaningful worsening",
+    "within_measurement_error": "within measurement error",
+    "below_mcid": "smaller than the clinically important change",
+    "no_threshold": "no published threshold for a meaningful change",
+    "not_comparable": "not comparable",
+}
+
+
+class ScoreChange(_Model):
+    """One instrument's score across the two assessments, judged against its MCID and MDC.
+
+    ``verdict``: ``meaningful_improvement`` / ``meaningful_worsening`` (the change reaches the
+    MCID, and the MDC where one is published), ``within_measurement_error`` (smaller than the
+    MDC), ``below_mcid`` (beyond the MDC or with none published, but short of the MCID),
+    ``no_threshold`` (a stratification or readiness tool: only the band is compared), or
+    ``not_comparable`` (a score missing or incomplete, different versions, or no PSFS activity
+    rated both times).
+    """
+
+    instrument: str
+    version: str | None = Field(description="The version both were scored as (None: they differ).")
+    before: float | None
+    after: float | None
+    delta: float | None = Field(description="after − before, in score points.")
+    band_before: str | None = None
+    band_after: str | None = None
+    mcid: float | None = Field(default=None, description="Minimal clinically important difference.")
+    mdc: float | None = Field(default=None, description="Minimal detectable change.")
+    verdict: Verdict
+    note: str | None = Field(default=None, description="Why not comparable, or how it was paired.")
+    source: str | None = Field(default=None, description="Where the MCID/MDC come from.")
+
+    def describe(self) -> str:
+        """One line for a progress view."""
+        words = _VERDICT_WORDS[self.verdict]
+        if self.delta is None:
+            shown = f"{self.instrument}: {words}"
+        else:
+            shown = (
+                f"{self.instrument}: {self.before:g} → {self.after:g} ({self.delta:+g}), {words}"
+            )
+        limits = [f"{name} {v:g}" for name, v in (("MCID", self.mcid), ("MDC", self.mdc)) if v]
+        if limits:
+            shown += f" [{', '.join(limits)}]"
+        if self.band_before != self.band_after and (self.band_before or self.band_after):
+            shown += f"; band {self.band_before or '—'} → {self.band_after or '—'}"
+        if self.note:
+            shown += f" ({self.note})"
+        return shown
+
+
+def score_change(old: InstrumentScore, new: InstrumentScore) -> ScoreChange:
+    """Judge the change of one instrument's score (same instrument on both sides)."""
+    from hipscreen._instruments import builtin_instruments  # it imports the results module
+
+    spec = builtin_instruments()[new.instrument]
+    base: dict[str, Any] = {
+        "instrument": new.instrument,
+        "version": new.version if old.version == new.version else None,
+        "before": old.value,
+        "after": new.value,
+        "delta": None,
+        "band_before": old.band,
+        "band_after": new.band,
+        "mcid": spec.change.mcid,
+        "mdc": spec.change.mdc,
+        "source": spec.change.source,
+    }
+    if old.version != new.version:
+        note = f"versions differ ({old.version} and {new.version})"
+        return ScoreChange(**base, verdict="not_comparable", note=note)
+    before, after = old.value, new.value
+    if spec.scoring.formula == "mean":
+        # PSFS: only the activities rated both times are compared.
+        common = sorted(set(old.subscores) & set(new.subscores))
+        if not common:
+            note = "no activity rated both times"
+            return ScoreChange(**base, verdict="not_comparable", note=note)
+        if set(old.subscores) != set(new.subscores):
+            before = round(sum(old.subscores[k] for k in common) / len(common), 3)
+            after = round(sum(new.subscores[k] for k in common) / len(common), 3)
+            base.update(before=before, after=after)
+            base["note"] = "mean of the activities rated both times: " + ", ".join(
+                k.removeprefix("activity_") for k in common
+            )
+    if before is None or after is None:
+        note = "a score is missing or incomplete"
+        return ScoreChange(**base, verdict="not_comparable", note=note)
+    delta = round(after - before, 3)
+    base["delta"] = delta
+    mcid, mdc = spec.change.mcid, spec.change.mdc
+    size = abs(delta)
+    verdict: Verdict
+    if mcid is None and mdc is None:
+        verdict = "no_threshold"
+    elif mdc is not None and size < mdc:
+        verdict = "within_measurement_error"
+    elif mcid is not None and size < mcid:
+        verdict = "below_mcid"
+    else:
+        better = (delta > 0) == spec.scoring.higher_is_better
+        verdict = "meaningful_improvement" if better else "meaningful_worsening"
+    return ScoreChange(**base, verdict=verdict)
 
 
 def _rank(severity: Severity | None) -> int:
@@ -69,6 +185,11 @@ class Comparison(_Model):
     )
     exercises_dropped: tuple[str, ...] = Field(
         default=(), description="Exercise ids recommended before but not now."
+    )
+    score_changes: tuple[ScoreChange, ...] = Field(
+        default=(),
+        description="Instruments scored in both assessments, with the change judged against "
+        "their MCID and MDC.",
     )
 
     @property
@@ -126,6 +247,10 @@ class Comparison(_Model):
                 )
             else:
                 lines.append(f"Referral: still {after.urgency.value}, see {after.see}.")
+        if self.score_changes:
+            lines.append("")
+            lines.append("Scores:")
+            lines += [f"  - {change.describe()}" for change in self.score_changes]
         if self.exercises_added or self.exercises_dropped:
             lines.append("")
             if self.exercises_added:
@@ -171,7 +296,8 @@ def compare(before: AssessmentLike, after: AssessmentLike) -> Comparison:
 
     Returns:
         A `Comparison` listing findings resolved, new, changed in severity and unchanged, the
-        referral before and after, and the exercises added to or dropped from the plan.
+        referral before and after, the exercises added to or dropped from the plan, and each
+        instrument scored both times with its change judged against the MCID and MDC.
 
     Raises:
         ValueError: the two assessments name different clients, or one is not an assessment.
@@ -202,6 +328,7 @@ def compare(before: AssessmentLike, after: AssessmentLike) -> Comparison:
             changed.append(_change(finding, previous.severity, finding.severity))
         else:
             unchanged.append(_change(finding, previous.severity, finding.severity))
+    old_scores = {s.instrument: s for s in old.scores}
     old_exercises = [r.exercise.id for r in old.recommendations]
     new_exercises = [r.exercise.id for r in new.recommendations]
     return Comparison(
@@ -216,4 +343,9 @@ def compare(before: AssessmentLike, after: AssessmentLike) -> Comparison:
         referral_after=new.referral,
         exercises_added=tuple(e for e in new_exercises if e not in old_exercises),
         exercises_dropped=tuple(e for e in old_exercises if e not in new_exercises),
+        score_changes=tuple(
+            score_change(old_scores[s.instrument], s)
+            for s in new.scores
+            if s.instrument in old_scores
+        ),
     )

@@ -98,6 +98,9 @@ FACT_KEYS = {
     "id": "id",  # a finding's id ("fi" in shared sessions: see SHARED_FACT_KEYS)
     "leg_pain": "lp",
     "length_tested": "lt",
+    "instrument": "in",  # a standard instrument's score (hipscreen._instruments)
+    "band": "bd",
+    "part": "pt",
 }
 
 

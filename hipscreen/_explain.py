@@ -28,6 +28,7 @@ are computed on the given values.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from hipscreen._errors import HipscreenError
 from hipscreen._form import IntakeForm
+from hipscreen._instruments import builtin_instruments
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
@@ -68,6 +70,7 @@ KNOWN_ATTRIBUTES: Mapping[str, frozenset[str]] = {
     "age": frozenset(),
     "finding": frozenset({"id"}),
     "unmeasured": frozenset({"name"}),
+    "score": frozenset({"instrument", "band", "part"}),
 }
 
 # For a left/right difference, the side of concern is the weaker, tighter or more restricted
@@ -366,7 +369,93 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             context("back_pain_weeks", "back_pain.weeks", back.weeks, back.weeks)
         if back.intensity is not None:
             context("back_pain_intensity", "back_pain.intensity", back.intensity, back.intensity)
+    if form.instruments is not None:
+        for instrument, value, band in instrument_scores(form):
+            where = f"instruments.{instrument}"
+            if value is not None:
+                attrs = {"instrument": instrument, "part": "value"}
+                shown = int(value) if float(value).is_integer() else value
+                add(OFact("score", attrs, value, None, where, shown, False))
+            if band is not None:
+                attrs = {"instrument": instrument, "band": band}
+                add(OFact("score", attrs, None, None, where, band, False))
     return facts
+
+
+def instrument_scores(form: IntakeForm) -> list[tuple[str, float | None, str | None]]:
+    """(instrument, value, band) per instrument given, scored from the definitions' data
+    (``rules/instruments``) by brute force: the value only when every item is answered, the band
+    only when every completion of the missing items falls in the same one."""
+    assert form.instruments is not None
+    out: list[tuple[str, float | None, str | None]] = []
+    for instrument, entry in form.instruments.entries():
+        spec = builtin_instruments()[instrument]
+        formula = spec.scoring.formula
+        if entry.items is None:
+            assert entry.score is not None
+            value = entry.score
+            band = entry.band
+            if band is None and formula == "start_back":
+                band = "low" if value <= 3 else None
+            elif band is None and formula == "parq":
+                band = "cleared" if value == 0 else "not_cleared"
+            elif band is None:
+                band = _value_band(spec, value)
+            out.append((instrument, value, band))
+            continue
+        answers = {k: int(v) for k, v in entry.items.items()}
+        if formula == "mean":
+            mean = round(sum(answers.values()) / len(answers), 3) if answers else None
+            out.append((instrument, mean, None if mean is None else _value_band(spec, mean)))
+            continue
+        missing = [i for i in spec.items.ids if i not in answers]
+        # Every completion of the missing items, as the multiset of their possible points.
+        options = []
+        for item in missing:
+            scale = spec.items.scale_of(item)
+            options.append(range(scale.low, scale.high + 1))
+        outcomes: set[tuple[float | None, str | None]] = set()
+        if spec.items.reverse:
+            raise EvaluatorError(f"{instrument}: reverse-scored items are unknown to the evaluator")
+        for fill in _completions(options, formula in ("sum", "table", "value")):
+            full = {**answers, **dict(zip(missing, fill, strict=True))}
+            outcomes.add(_score_full(spec, full))
+        bands = {band for _, band in outcomes}
+        scored = next(iter(outcomes))[0] if not missing else None
+        out.append((instrument, scored, bands.pop() if len(bands) == 1 else None))
+    return out
+
+
+def _completions(options: list[range], summed: bool) -> Iterator[tuple[int, ...]]:
+    """Every completion, except that items with the same range are interchangeable in a sum:
+    beyond 6 missing items of a summed score only the combinations (not orderings) are tried."""
+    if not summed or len(options) <= 6 or len({(r.start, r.stop) for r in options}) > 1:
+        yield from itertools.product(*options)
+    else:
+        yield from itertools.combinations_with_replacement(options[0], len(options))
+
+
+def _value_band(spec: Any, value: float) -> str | None:
+    for band in spec.bands:
+        if band.holds(value):
+            return str(band.name)
+    return None
+
+
+def _score_full(spec: Any, answers: Mapping[str, int]) -> tuple[float | None, str | None]:
+    formula = spec.scoring.formula
+    if formula == "start_back":
+        points = {k: (int(v >= 3) if k == "9" else v) for k, v in answers.items()}
+        total = sum(points.values())
+        distress = sum(points[k] for k in ("5", "6", "7", "8", "9"))
+        band = "low" if total <= 3 else "high" if distress >= 4 else "medium"
+        return total, band
+    if formula == "parq":
+        yes = sum(answers.values())
+        return yes, "not_cleared" if yes else "cleared"
+    raw = sum(answers.values())
+    value = spec.scoring.table.get(raw) if formula == "table" else float(raw)
+    return value, None if value is None else _value_band(spec, value)
 
 
 def _length_tested_sides(form: IntakeForm) -> dict[str, set[Side]]:
@@ -740,6 +829,7 @@ IDENTITY: Mapping[str, tuple[str, ...]] = {
     "asym": ("measure", "group"),
     "age": (),
     "unmeasured": ("name",),
+    "score": ("instrument",),
 }
 
 SIGN_FIELDS: Mapping[str, str] = {
@@ -1004,6 +1094,12 @@ def _blank(atom: Atom, intake: IntakeForm) -> InputCheck:
         return InputCheck(path, value, False, NOT_ASSESSED if value is None else f"not {name}")
     if atom.fact == "unmeasured":
         return InputCheck(f"rom.{name}", "measured", False, "the rule asks for no measurement")
+    if atom.fact == "score":
+        path = f"instruments.{tests['instrument']}"
+        value = _form_value(intake, path)
+        if value is None:
+            return InputCheck(path, None, False, NOT_ASSESSED)
+        return InputCheck(path, value, False, "items missing: the score or band is not certain")
     return InputCheck(atom.fact, _form_value(intake, atom.fact), False, NOT_ASSESSED)
 
 

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
+from hipscreen._results import InstrumentScore
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
     Activity,
@@ -354,6 +355,23 @@ class FormFacts:
             or (symptoms and not PREGNANCY_ONLY_SYMPTOMS.isdisjoint(symptoms))
         ):
             self._context(form)
+        if form.instruments is not None:
+            self._scores(form.instruments.scores())
+
+    def _scores(self, scores: Sequence[InstrumentScore]) -> None:
+        """A standard instrument's score: its value when complete, its band when the missing
+        items cannot change it (each a fact of its own, so an undetermined one matches nothing).
+        Questionnaire answers are reported, not measured."""
+        for score in scores:
+            where = f"instruments.{score.instrument}"
+            value = score.value
+            if value is not None:
+                shown = int(value) if value.is_integer() else value  # 8, not 8.0
+                head = fact_head("score", ("instrument", score.instrument), ("part", "value"))
+                self._add(head, Observation(where, shown, None, False), value)
+            if score.band is not None:
+                head = fact_head("score", ("instrument", score.instrument), ("band", score.band))
+                self._add(head, Observation(where, score.band, None, False))
 
     def _add(self, head: str, observation: Observation, value: float | None = None) -> None:
         self.facts.append(encode_fact(len(self.observations), head, value))

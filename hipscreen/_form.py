@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hipscreen._errors import FieldProblem, InvalidFormError
+from hipscreen._instruments.form import InstrumentsBlock
 from hipscreen._limits import (
     MAX_FORM_BYTES,
     MAX_FORM_DEPTH,
@@ -457,6 +458,11 @@ class IntakeForm(_Strict):
     anticoagulant: Flag | None = Field(
         default=None,
         description="Takes an anticoagulant (blood thinner) (true/false; blank means not asked).",
+    )
+    instruments: InstrumentsBlock | None = Field(
+        default=None,
+        description="Standard instruments (pain NRS, PSFS, HOOS JR, LEFS, STarT Back, PAR-Q+): "
+        "item answers by number, or a score computed by the caller; see docs/instruments/.",
     )
 
     @model_validator(mode="after")

@@ -139,6 +139,9 @@ def assessment_html(assessment: Assessment) -> str:
             f"<li><code>{_e(x.exercise_id)}</code>: {_e(x.reason)}</li>" for x in a.excluded
         )
         parts.append(f"<h4>Left out</h4><ul>{items}</ul>")
+    if a.scores:
+        items = "".join(f"<li>{_e(score.describe())}</li>" for score in a.scores)
+        parts.append(f"<h4>Scores</h4><ul>{items}</ul>")
     if a.not_assessed:
         parts.append(
             f"<p><b>Not assessed</b> (not read as normal): {_e(', '.join(a.not_assessed))}</p>"

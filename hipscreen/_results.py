@@ -23,6 +23,7 @@ __all__ = [
     "ExcludedExercise",
     "Exercise",
     "Finding",
+    "InstrumentScore",
     "Recommendation",
     "Referral",
 ]
@@ -149,6 +150,60 @@ class Referral(_Result):
     because: tuple[str, ...] = ()
 
 
+class InstrumentScore(_Result):
+    """One standard instrument's score (``rules/instruments/``), as a screening input.
+
+    ``value`` is given only when the items answered fix it; otherwise ``range`` is what the
+    missing items could still make it. ``band`` is given only when the missing items cannot
+    change it.
+    """
+
+    instrument: str = Field(description="Instrument id, e.g. 'lefs'.")
+    version: str = Field(description="The instrument version the answers were scored as.")
+    value: float | None = Field(description="The score, or None when it is not determined.")
+    band: str | None = Field(
+        default=None, description="The score band, only when missing items cannot change it."
+    )
+    complete: bool = Field(description="Every item needed for the score was answered.")
+    missing: tuple[str, ...] = Field(default=(), description="Item ids not answered.")
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="When the score is not complete: the lowest and highest it could still be.",
+    )
+    subscores: dict[str, float] = Field(
+        default={}, description="Named part scores, e.g. STarT Back 'distress', HOOS JR 'raw'."
+    )
+    computed_by_caller: bool = Field(
+        default=False,
+        description="The caller sent the score itself; hipscreen did not score items.",
+    )
+
+    def describe(self) -> str:
+        """One line: the score with its band, or the range it could still take.
+
+        Examples:
+            >>> InstrumentScore(instrument="lefs", version="1999", value=None, complete=False,
+            ...                 missing=("19", "20"), range=(72, 80), band="high").describe()
+            'lefs (1999): incomplete, 72–80 with items 19, 20 missing; band high'
+        """
+        if self.value is not None:
+            shown = f"{self.value:g}"
+        elif self.range is not None:
+            shown = f"incomplete, {self.range[0]:g}–{self.range[1]:g}"
+        else:
+            shown = "incomplete" if not self.complete else "no score"
+        if self.missing:
+            shown += f" with items {', '.join(self.missing)} missing"
+        parts = [f"{self.instrument} ({self.version}): {shown}"]
+        if self.band is not None:
+            parts.append(f"band {self.band}")
+        if self.subscores and self.instrument != "psfs":
+            parts.append(", ".join(f"{k} {v:g}" for k, v in self.subscores.items()))
+        if self.computed_by_caller:
+            parts.append("computed by the caller")
+        return "; ".join(parts)
+
+
 class Assessment(_Result):
     """The result of screening one intake form."""
 
@@ -158,6 +213,9 @@ class Assessment(_Result):
     excluded: tuple[ExcludedExercise, ...] = ()
     not_assessed: tuple[str, ...] = Field(
         default=(), description="Inputs that were not given: never read as normal."
+    )
+    scores: tuple[InstrumentScore, ...] = Field(
+        default=(), description="Standard instruments given on the form, scored."
     )
     client_id: str | None = None
     ruleset_version: str
@@ -330,6 +388,10 @@ class Assessment(_Result):
             lines.append("Left out:")
             for ex_out in self.excluded:
                 lines.append(f"  - {ex_out.exercise_id}: {ex_out.reason}")
+        if self.scores:
+            lines.append("")
+            lines.append("Scores:")
+            lines += [f"  - {score.describe()}" for score in self.scores]
         if self.not_assessed:
             lines.append("")
             lines.append(f"Not assessed (not read as normal): {', '.join(self.not_assessed)}")

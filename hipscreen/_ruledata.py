@@ -279,6 +279,7 @@ FactType = Literal[
     "context",
     "asym",
     "unmeasured",
+    "score",
 ]
 
 
@@ -686,6 +687,10 @@ def load_ruleset(
     check_rule_set(rules, out.add)
     _check_cycles(rules, out)
     vocabulary = _load_vocabulary(base, read, out)
+    # The instrument definitions (bands, tables) decide what score rules match: they are part of
+    # the rule data the digest names (rules/instruments/*.yaml, loaded by hipscreen._instruments).
+    for path in sorted((builtin_rules_dir() / "instruments").glob("*.yaml")):
+        digest.update(b"instruments/" + path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     if meta is not None:
         _check_referrals(rules, meta, catalog, out)
     if vocabulary is not None and not out.problems:
@@ -939,6 +944,7 @@ _KEYS: dict[str, set[str]] = {
     "test": {"name", "side", "at_least", "at_most", "below", "above", "leg_pain"},
     "context": {"name", "at_least", "below"},
     "asymmetry": {"measure", "group", "at_least"},
+    "score": {"instrument", "band", "at_least", "at_most", "below", "above"},
 }
 CONDITION_KEYS = [
     "all_of",
@@ -954,6 +960,7 @@ CONDITION_KEYS = [
     "finding",
     "age",
     "unmeasured",
+    "score",
 ]
 
 
@@ -1241,6 +1248,45 @@ class _ConditionParser:
             return None
         bounds["describe"] = "left/right difference " + bounds["describe"]
         return Atom("asym", (("measure", measure), *equals), **bounds)
+
+    def _one_of(self, value: Any, allowed: Sequence[str], where: str, what: str) -> str | None:
+        if isinstance(value, str) and value in allowed:
+            return value
+        hint = suggest(value, allowed) if isinstance(value, str) else ""
+        listing = ", ".join(allowed) or "none"
+        self.problem(where, f"unknown {what} {value!r}{hint} (allowed: {listing})")
+        return None
+
+    def _atom_score(self, value: Any, where: str) -> Condition | None:
+        # A standard instrument's score (rules/instruments/): its band, or its value against
+        # bounds. A band is a fact only when the missing items cannot change it, and a value
+        # only when the score is complete, so an undetermined score matches neither.
+        from hipscreen._instruments import INSTRUMENT_IDS, builtin_instruments  # imports this
+
+        spec = self._mapping(value, where, "score")
+        if spec is None:
+            return None
+        instrument = self._one_of(
+            spec.get("instrument"), INSTRUMENT_IDS, f"{where}.instrument", "instrument"
+        )
+        if instrument is None:
+            return None
+        definition = builtin_instruments()[instrument]
+        head = (("instrument", instrument),)
+        if "band" in spec:
+            if set(spec) & {"at_least", "at_most", "below", "above"}:
+                self.problem(where, "give either band or bounds (at_least, …), not both")
+                return None
+            names = tuple(band.name for band in definition.bands)
+            band = self._one_of(spec["band"], names, f"{where}.band", f"{instrument} band")
+            if band is None:
+                return None
+            return Atom("score", (*head, ("band", band)), describe=f"{instrument} band {band}")
+        bounds = self._bounds(spec, where, "")
+        if bounds is None:
+            return None
+        bounds["describe"] = f"{instrument} {bounds['describe']}"
+        return Atom("score", (*head, ("part", "value")), **bounds)
 
     def _atom_finding(self, value: Any, where: str) -> Condition | None:
         if not isinstance(value, str) or value not in self.rule_ids:

@@ -370,6 +370,7 @@ class Screener:
                 "referral": self._referral(findings),
                 "excluded": excluded,
                 "not_assessed": _not_assessed(intake, grades),
+                "scores": () if intake.instruments is None else intake.instruments.scores(),
                 "client_id": intake.client_id,
                 "ruleset_version": self.ruleset.label,
                 "disclaimer": self.ruleset.disclaimer,

@@ -165,7 +165,30 @@ def _extra_fields() -> dict[str, st.SearchStrategy[Any]]:
         ),
         "recent_joint_procedure": st.one_of(st.none(), flag),
         "anticoagulant": st.one_of(st.none(), flag),
+        "instruments": instrument_blocks(),
     }
+
+
+def instrument_blocks() -> st.SearchStrategy[dict[str, Any]]:
+    """An ``instruments`` block: each instrument absent, answered in part or whole (at least one
+    item), or given as a caller-computed score."""
+    from hipscreen._instruments import builtin_instruments
+
+    entries: dict[str, st.SearchStrategy[Any]] = {}
+    for instrument, spec in builtin_instruments().items():
+        answers = {
+            item: st.booleans()
+            if spec.items.scale_of(item).boolean
+            else st.integers(spec.items.scale_of(item).low, spec.items.scale_of(item).high)
+            for item in spec.items.ids
+        }
+        items = st.fixed_dictionaries({}, optional=answers).filter(bool).map(lambda a: {"items": a})
+        low, high = spec.scoring.range
+        given = st.integers(int(low), int(high)).map(
+            lambda v: {"score": v, "computed_by_caller": True}
+        )
+        entries[instrument] = st.one_of(items, given)
+    return st.fixed_dictionaries({}, optional=entries)
 
 
 EXTRA_FIELDS: tuple[str, ...] = tuple(

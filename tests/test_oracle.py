@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, reject, settings
 from hypothesis import strategies as st
 from oracle import Oracle, OracleError, check_atom, shared_fact_conjunctions, summary, walk
-from strategies import forms, rule_files, screening_forms
+from strategies import forms, instrument_blocks, rule_files, screening_forms
 
 import hipscreen
 from hipscreen import IntakeForm
@@ -370,3 +370,11 @@ def test_built_in_rules_have_no_conjunction_one_fact_could_satisfy_twice() -> No
     """So the groupings of shared facts add no engine rule to the built-in rule set."""
     assert shared_fact_conjunctions(screener("builtin").ruleset) == []
     assert shared_fact_conjunctions(screener("clinic").ruleset) == []
+
+
+@DIFFERENTIAL
+@given(raw=screening_forms(), block=instrument_blocks())
+def test_engine_and_oracle_agree_with_instruments(
+    raw: dict[str, Any], block: dict[str, Any]
+) -> None:
+    agree("builtin", {**raw, "instruments": block}, label=True)

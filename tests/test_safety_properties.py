@@ -55,6 +55,7 @@ def _without_referral_triggers(form: dict[str, Any]) -> dict[str, Any]:
         "back_pain",
         "recent_fall",
         "recent_joint_procedure",
+        "instruments",  # STarT Back high and PAR-Q+ not cleared refer
     ):
         clean.pop(key, None)
     strength = clean.get("strength", {})

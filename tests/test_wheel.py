@@ -48,6 +48,10 @@ def test_wheel_contains_the_rules_the_catalog_and_py_typed(wheel: Path) -> None:
         "hipscreen/rules/ruleset.yaml",
         "hipscreen/rules/exercises.yaml",
         *(f"hipscreen/rules/findings/{name}" for name in rule_files),
+        *(
+            f"hipscreen/rules/instruments/{p.name}"
+            for p in (REPO / "rules" / "instruments").glob("*.yaml")
+        ),
     }
     assert expected <= names, sorted(expected - names)
 
