@@ -184,3 +184,16 @@ def test_explanations_agree_with_the_engine_on_every_rule(raw: dict[str, Any]) -
                 elif not atom.held:
                     assert atom.inputs, atom
                     assert not any(i.held for i in atom.inputs), atom
+
+
+def test_an_instrument_whose_band_is_not_certain_is_explained_as_such() -> None:
+    """STarT Back with item 9 missing: distress could still be 4, so no band; why-not says so."""
+    items = {"1": 0, "2": 0, "3": 0, "4": 0, "5": 1, "6": 1, "7": 1, "8": 0}
+    form = {"instruments": {"start_back": {"items": items}}}
+    why_not = hipscreen.assess(form).why_not("start-back-high-risk", form)
+    (atom,) = [a for a in _atoms(why_not) if a.test.startswith("score")]
+    assert not atom.held
+    assert atom.inputs[0].field == "instruments.start_back"
+    assert "not certain" in atom.inputs[0].text()
+    blank = hipscreen.assess({}).why_not("start-back-high-risk", {})
+    assert [a.inputs[0].text() for a in _atoms(blank)] == ["instruments.start_back: not assessed"]
