@@ -42,8 +42,8 @@ __all__ = [
     "TableReader",
     "TableRow",
     "is_missing",
-    "summarised",
     "screened_rows",
+    "summarised",
     "text_cell",
 ]
 
