@@ -304,4 +304,5 @@ def test_no_cache_and_a_quiet_cache_give_the_same_results(tmp_path: Path) -> Non
 
 def test_a_negative_cache_size_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "o.csv"), "--cache-size", "-1") == 2
-    assert "cache_size must be a whole number ≥ 0 (got -1)" in capsys.readouterr().err
+    assert "--cache-size must be a whole number ≥ 0 (got -1)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before any file was made

@@ -141,6 +141,11 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _by_name(path: Path) -> Path:
+    """Where a path points without following a link at its last part."""
+    return path.parent.resolve() / path.name
+
+
 def _where(path: Path) -> str:
     """A path as given, and as resolved when that differs."""
     resolved = path.resolve()
@@ -183,10 +188,19 @@ def _check_paths(
         ]
     named += [("the partial errors file", _partial(errors))]
     named += [("a lock file", lock) for lock in locks]
+    # The run's own files (partial, state, lock) are compared by name: a link found at one of
+    # those names is removed, never written through (see `_Files`).
+    own = {"the partial results", "the resume state", "the partial errors file", "a lock file"}
     problems = []
     for i, (what, path) in enumerate(named):
         for other, other_path in named[i + 1 :]:
-            if path is not None and other_path is not None and _same(path, other_path):
+            if path is None or other_path is None:
+                continue
+            if what in own or other in own:
+                same = _by_name(path) == _by_name(other_path)
+            else:
+                same = _same(path, other_path)
+            if same:
                 problems.append(f"{what} and {other} are the same file ({path})")
     if problems:
         raise TableError([*problems, "nothing was written: give another -o or --errors"], "paths")
@@ -880,6 +894,52 @@ def screen_csv(
             died; the rows done so far are in the partial files, ready for ``resume=True``.
         ImportError: Parquet output without pyarrow, or ``progress=True`` without tqdm.
     """
+    try:
+        return _screen_csv(
+            source,
+            output,
+            errors=errors,
+            output_format=output_format,
+            screener=screener,
+            workers=workers,
+            chunk_size=chunk_size,
+            cache_size=cache_size,
+            encoding=encoding,
+            delimiter=delimiter,
+            ignore_columns=ignore_columns,
+            progress=progress,
+            overwrite=overwrite,
+            resume=resume,
+        )
+    except OSError as error:
+        # A file that could not be written is named by `OutputError`; closing that file may
+        # fail again on the way out (its buffer still full), with the bare error: say ours.
+        named: BaseException | None = error
+        while named is not None and not isinstance(named, OutputError):
+            named = named.__context__
+        if named is not None and named is not error:
+            raise named from None
+        raise
+
+
+def _screen_csv(
+    source: str | os.PathLike[str] | IO[bytes],
+    output: str | os.PathLike[str] | IO[str],
+    *,
+    errors: str | os.PathLike[str] | None = None,
+    output_format: Literal["csv", "parquet"] | None = None,
+    screener: Screener | None = None,
+    workers: int = 1,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    cache_size: int = RECORD_CACHE_SIZE,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    ignore_columns: Sequence[str] = (),
+    progress: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> CsvReport:
+    """`screen_csv` itself (its files' errors are sorted out by the caller)."""
     source_path = Path(source) if isinstance(source, str | os.PathLike) else None
     name = str(source_path) if source_path is not None else "input"
     out_path = Path(output) if isinstance(output, str | os.PathLike) else None
@@ -1010,12 +1070,14 @@ def screen_csv(
         written = done
         partials = [] if out_path is None else [_partial(out_path), errors_partial]
 
+        checkpointed = [resume]  # whether a resume state is on disk: resume=True can go on
+
         def checkpoint(**extra: Any) -> None:
             if state_path is None:
                 return
-            with _writing(errors_partial, written, resumable):
+            with _writing(errors_partial, written, checkpointed):
                 error_stream.flush()
-            with _writing(state_path, written, resumable):
+            with _writing(state_path, written, checkpointed):
                 files.write_json(
                     state_path,
                     {
@@ -1027,6 +1089,7 @@ def screen_csv(
                         **extra,
                     },
                 )
+            checkpointed[0] = True
 
         def rows() -> Iterator[TableRow]:
             try:
@@ -1049,9 +1112,9 @@ def screen_csv(
             """Write the pending rows to both files and checkpoint, with stop signals held."""
             nonlocal written, pending
             with _stop_signals_held():
-                with _writing(partials[0] if partials else None, written, resumable):
+                with _writing(partials[0] if partials else None, written, checkpointed):
                     sink.write([result for result, _ in pending])
-                with _writing(errors_partial, written, resumable):
+                with _writing(errors_partial, written, checkpointed):
                     error_writer.writerows(failed for _, failed in pending if failed is not None)
                 if bar is not None:
                     bar.update(len(pending))
@@ -1059,6 +1122,10 @@ def screen_csv(
                 pending = []
                 checkpoint()
 
+        if not resume and state_path is not None:
+            with _writing(partials[0], written, checkpointed):
+                sink.checkpoint()
+            checkpoint()  # the run is on disk from its start: resume=True can continue it
         try:
             with screened_rows(
                 reader,
@@ -1084,7 +1151,7 @@ def screen_csv(
                         flush()
                 flush()
                 if out_path is not None:
-                    with _writing(partials[0], written, resumable):
+                    with _writing(partials[0], written, checkpointed):
                         sink.checkpoint()  # on disk before the publish starts
                     checkpoint(publishing=True)
         except (KeyboardInterrupt, BatchInterrupted) as stop:
@@ -1102,7 +1169,7 @@ def screen_csv(
             if bar is not None:
                 bar.close()
         # The whole input is done: put the results in place, then forget the partial run.
-        with _writing(out_path or errors_path, written, resumable):
+        with _writing(out_path or errors_path, written, checkpointed):
             if isinstance(sink, _ParquetSink):
                 assert out_path is not None
                 sink.commit(out_path)
@@ -1114,7 +1181,7 @@ def screen_csv(
 
 
 @contextlib.contextmanager
-def _writing(path: Path | None, rows: int, resumable: bool) -> Iterator[None]:
+def _writing(path: Path | None, rows: int, resumable: list[bool]) -> Iterator[None]:
     """An `OSError` writing ``path`` (disk full, no permission) says which file, and what now."""
     try:
         yield
@@ -1122,4 +1189,4 @@ def _writing(path: Path | None, rows: int, resumable: bool) -> Iterator[None]:
         raise
     except OSError as error:
         where = path if path is not None else Path("the output stream")
-        raise _cannot(where, "write", error, rows=rows, resumable=resumable) from None
+        raise _cannot(where, "write", error, rows=rows, resumable=resumable[0]) from None
