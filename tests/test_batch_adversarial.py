@@ -609,3 +609,38 @@ def test_a_second_signal_during_shutdown_keeps_the_exit_status(
         run.send_signal(signum)
         _, err = run.communicate(timeout=60)
         assert run.returncode == expected, err
+
+
+# -- 10. the corpus runner -------------------------------------------------------------------------
+
+
+@pytest.mark.process
+@pytest.mark.slow
+def test_the_adversarial_corpus_runner_checks_the_promises(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import adversarial_corpus
+
+    made = adversarial_corpus.make(tmp_path / "corpus")
+    picked = [
+        path
+        for path in made
+        if path.name
+        in {"cr-in-quoted-cell.csv", "truncated-late.csv.gz", "huge-int.json", "rules-fifo"}
+    ]
+    assert len(picked) == 4
+    results = [result for path in picked for result in adversarial_corpus.check(path, 60)]
+    assert [(r.door, r.code, r.problems) for r in results] == [
+        ("batch", 1, []),
+        ("assess", 2, []),
+        ("compare", 2, []),
+        ("batch", 2, []),
+        ("rules check", 1, []),
+        ("assess --extra-rules", 2, []),
+    ]
+    # A broken promise is reported: a batch run whose errors file disagrees with its results.
+    out, errors = tmp_path / "out.csv", tmp_path / "out.errors.csv"
+    out.write_text("row,ok\n0,True\n1,False\n")
+    errors.write_text("row,line,error\n")
+    assert adversarial_corpus._accounted(out, errors) == [
+        "1 failed rows in the results, 0 in the errors file"
+    ]

@@ -1154,6 +1154,18 @@ def _screen_csv(
                     with _writing(partials[0], written, checkpointed):
                         sink.checkpoint()  # on disk before the publish starts
                     checkpoint(publishing=True)
+        except TableError:
+            # The input broke off part-way (a damaged compressed stream, a row with no end): a
+            # rerun would stop at the same place, so the run's own files go; nothing is kept
+            # that could look like results.
+            stack.close()
+            for own in [*partials, *([state_path] if state_path is not None else [])]:
+                with contextlib.suppress(FileNotFoundError):
+                    if own.is_dir() and not own.is_symlink():
+                        shutil.rmtree(own)
+                    else:
+                        own.unlink()
+            raise
         except (KeyboardInterrupt, BatchInterrupted) as stop:
             # Rows finished before the stop are complete: keep them, then say where they are.
             # A second signal while they are written is held, then dropped: the run is stopping.
