@@ -644,3 +644,21 @@ def test_the_adversarial_corpus_runner_checks_the_promises(tmp_path: Path) -> No
     assert adversarial_corpus._accounted(out, errors) == [
         "1 failed rows in the results, 0 in the errors file"
     ]
+
+
+def test_without_tqdm_a_final_rows_line_says_how_to_get_a_bar(
+    intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    import importlib.util
+
+    from hipscreen._batch import _command
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        _command.importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "tqdm" else real(name, *args),
+    )
+    assert main(["batch", str(intake), "-o", str(tmp_path / "out.csv"), "--progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{ROWS} rows (for a progress bar: pip install 'hipscreen[progress]')" in err
