@@ -381,8 +381,8 @@ def _interrupt_after_first_chunk(source: Path, out: Path, **options: Any) -> Non
         patch.undo()
 
 
-STEPS = ["results renamed", "errors renamed"]
-PARQUET_STEPS = ["parquet merged", "parquet renamed", "errors renamed"]
+STEPS = ["publish started", "results renamed", "errors renamed"]
+PARQUET_STEPS = ["parquet merged", "parquet renamed", "publish started", "errors renamed"]
 
 
 class Crash(BaseException):

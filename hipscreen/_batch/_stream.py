@@ -207,8 +207,13 @@ def _check_paths(
     if resume:
         return
     if output is not None and _state_path(output).exists() and not overwrite:
+        # Checked under the output's lock: the run that left the state is not running.
+        pid = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            pid = json.loads(_state_path(output).read_text(encoding="utf-8")).get("pid")
+        who = f" (PID {pid}, no longer running)" if isinstance(pid, int) else ""
         raise FileExistsError(
-            f"an interrupted run left partial results for {output} ({_partial(output)}): "
+            f"an interrupted run{who} left partial results for {output} ({_partial(output)}): "
             "continue it with resume=True, or start again with overwrite=True"
         )
     for what, path in (("the results", output), ("the errors file", errors)):
@@ -819,6 +824,7 @@ def _publish(
     state says "publishing" before the first, so a run that dies between any two is finished
     by ``resume=True``: the steps not yet done are done.
     """
+    _crash_point("publish started")
     if out_path is not None:
         partial = _partial(out_path)
         if fmt == "parquet":
