@@ -21,6 +21,7 @@ from hipscreen._results import Assessment
 from hipscreen._ruledata import RuleSet
 from hipscreen._schema import SCHEMA_FILES, schema, write_schema_files
 from hipscreen._screen import Screener, default_screener
+from hipscreen._strictjson import StrictJsonError, loads_strict
 from hipscreen._version import __version__
 from hipscreen._vocabulary import Severity
 
@@ -39,34 +40,62 @@ class UsageError(Exception):
 # -- reading input ---------------------------------------------------------------------------------
 
 
+MAX_JSON_FILE_BYTES = 16 * 2**20
+"""The largest JSON document the command reads (16 MiB; a form is under 2 KB, an assessment
+under 100 KB). A device or an endless stream is cut off here instead of read for ever."""
+
+
 def _read_text(name: str, stdin: TextIO) -> str:
+    where = "stdin" if name == "-" else name
     if name == "-":
-        return stdin.read().removeprefix("\ufeff")
-    path = Path(name)
-    if path.is_dir():
-        raise UsageError(f"{name}: is a directory, expected a JSON file (or - for stdin)")
+        data = stdin.buffer.read(MAX_JSON_FILE_BYTES + 1) if hasattr(stdin, "buffer") else None
+        if data is None:  # a text stream without bytes (an embedding program's, or a test's)
+            text = stdin.read()
+            if len(text) > MAX_JSON_FILE_BYTES:
+                raise UsageError(_too_large(where))
+            return text.removeprefix("\ufeff")
+    else:
+        path = Path(name)
+        if path.is_dir():
+            raise UsageError(f"{name}: is a directory, expected a JSON file (or - for stdin)")
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read(MAX_JSON_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise UsageError(f"{name}: no such file{_resolved(path)}") from None
+        except OSError as error:
+            raise UsageError(f"{name}: cannot read it ({error.strerror or error})") from None
+    if len(data) > MAX_JSON_FILE_BYTES:
+        raise UsageError(_too_large(where))
     try:
-        return path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
-    except FileNotFoundError:
-        raise UsageError(f"{name}: no such file") from None
+        return data.decode("utf-8-sig")  # tolerate a byte-order mark
     except UnicodeDecodeError as error:
-        raise UsageError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise UsageError(f"{name}: cannot read it ({error.strerror or error})") from None
+        raise UsageError(
+            f"{where}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
+
+
+def _too_large(where: str) -> str:
+    return f"{where}: more than {MAX_JSON_FILE_BYTES // 2**20} MiB, not a JSON form or assessment"
 
 
 def _read_json(name: str, stdin: TextIO) -> tuple[str, Any]:
-    """The text of a JSON document and its parsed value; one-line errors for bad JSON."""
+    """The text of a JSON document and its parsed value, read strictly (no NaN, no repeated
+    keys, bounded nesting and numbers); one-line errors for bad JSON."""
     text = _read_text(name, stdin)
     where = "stdin" if name == "-" else name
     if not text.strip():
         raise UsageError(f"{where}: empty input, expected a JSON object")
     try:
-        return text, json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UsageError(
-            f"{where}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
+        return text, loads_strict(text, max_values=MAX_JSON_FILE_BYTES)
+    except StrictJsonError as error:
+        problems = [
+            (".".join(map(str, problem.path)) + ": " if problem.path else "") + problem.message
+            for problem in error.problems
+        ]
+        shown = "; ".join(problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise UsageError(f"{where}: {shown}{more}") from None
 
 
 def _read_form(name: str, stdin: TextIO) -> str:
@@ -133,13 +162,42 @@ def _screener(args: argparse.Namespace) -> Screener:
         return default_screener()
     for directory in [args.rules, *args.extra_rules]:
         if directory is not None and not Path(directory).is_dir():
-            raise UsageError(f"{directory}: no such rule directory")
+            raise UsageError(_no_rule_directory(directory))
     try:
         return Screener(
             args.rules, extra_rules=args.extra_rules, thresholds=dict(args.threshold) or None
         )
     except RuleDataError as error:
-        raise UsageError(f"cannot load the rules: {error}") from None
+        raise UsageError(
+            "cannot load the rules: rule data is invalid "
+            + _problem_list(error.problems, "({count} {noun}):")
+        ) from None
+
+
+def _no_rule_directory(given: str) -> str:
+    path = Path(given)
+    what = "not a directory" if path.exists() else "no such rule directory"
+    return f"{given}: {what}{_resolved(path)}"
+
+
+def _resolved(path: Path) -> str:
+    """`` (resolved: /abs/path)`` when that differs from the path as given."""
+    resolved = str(path.resolve())
+    return "" if resolved == str(path) else f" (resolved: {resolved})"
+
+
+MAX_PROBLEMS_SHOWN = 20
+"""Problems a message lists before it gives only the count of the rest."""
+
+
+def _problem_list(problems: Sequence[Any], head: str = "{count} {noun}:") -> str:
+    """``N problems:`` and the first `MAX_PROBLEMS_SHOWN` of them, one line each, then a count."""
+    noun = "problem" if len(problems) == 1 else "problems"
+    lines = [head.format(count=f"{len(problems):,}", noun=noun)]
+    lines += [f"  - {problem}" for problem in problems[:MAX_PROBLEMS_SHOWN]]
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"  … and {len(problems) - MAX_PROBLEMS_SHOWN:,} more")
+    return "\n".join(lines)
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -229,7 +287,8 @@ def _cmd_rules_list(args: argparse.Namespace) -> int:
 def _cmd_rules_check(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if not directory.is_dir():
-        raise UsageError(f"{args.dir}: no such directory")
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise UsageError(f"{args.dir}: {what}{_resolved(directory)}")
     complete = (directory / "ruleset.yaml").is_file()
     extra = (directory / "findings").is_dir() or (directory / "exercises.yaml").is_file()
     if not (complete or extra):
@@ -239,7 +298,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
         )
     base = Path(args.rules) if args.rules else None
     if base is not None and not base.is_dir():
-        raise UsageError(f"{args.rules}: no such rule directory")
+        raise UsageError(_no_rule_directory(args.rules))
     # Compiling too (not only loading) checks the engine network: what passes here compiles.
     try:
         with (
@@ -250,10 +309,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             ruleset: RuleSet = screener.ruleset
     except (RuleDataError, EngineError) as error:
         problems = error.problems if isinstance(error, RuleDataError) else [error]
-        noun = "problem" if len(problems) == 1 else "problems"
-        lines = [f"{args.dir}: {len(problems)} {noun}:"]
-        lines += [f"  - {problem}" for problem in problems]
-        _write("\n".join(lines))
+        _write(f"{args.dir}: {_problem_list(problems)}")
         return EXIT_PROBLEMS
     what = (
         "rule set"
@@ -293,12 +349,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = int(text) if len(text) <= 20 else 0
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1 (got {text!r})")
     return value
+
+
+def _port(text: str) -> int:
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 5 or not 0 < int(value) < 65536:
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535 (got {shown!r})")
+    return int(value)
 
 
 def _add_serve(commands: Any) -> None:
@@ -313,7 +377,7 @@ def _add_serve(commands: Any) -> None:
         "several behind a load balancer for more.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (8000)")
     serve.add_argument(
         "--max-body-bytes",
         type=_positive_int,

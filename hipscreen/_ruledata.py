@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -488,22 +490,53 @@ def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
 
 
 def _read_yaml(path: Path, root: Path, out: _Collector, budget: list[int]) -> tuple[Any, bytes]:
-    """One YAML file, within ``MAX_RULE_FILE_BYTES`` and what is left of ``budget[0]`` bytes."""
+    """One YAML file, within ``MAX_RULE_FILE_BYTES`` and what is left of ``budget[0]`` bytes.
+
+    A rule file must be a regular file: a FIFO, a device or a socket is refused by its type
+    before any byte is read (opened without blocking, so a FIFO cannot hang the load), and the
+    sizes are checked with ``fstat`` first: the file that is too large is the one named.
+    """
     name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-    limit = min(MAX_RULE_FILE_BYTES, budget[0])
     try:
-        with path.open("rb") as file:
-            raw = file.read(limit + 1)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as error:
-        out.add(name, "", "", f"cannot read file: {error}")
+        out.add(name, "", "", f"cannot read file: {error.strerror or error}")
         return None, b""
-    if len(raw) > limit:
-        if limit == MAX_RULE_FILE_BYTES:
-            message = f"the file is larger than {MAX_RULE_FILE_BYTES:,} bytes"
-        else:
-            message = f"the rule files together are larger than {MAX_RULE_DATA_BYTES:,} bytes"
-        out.add(name, "", "", f"{message} (the limit)")
-        budget[0] = 0
+    with open(fd, "rb") as file:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or special file"
+            if stat.S_ISDIR(st.st_mode):
+                kind = "a folder"
+            out.add(name, "", "", f"not a regular file ({kind}); rule files must be plain files")
+            return None, b""
+        if st.st_size > MAX_RULE_FILE_BYTES:
+            out.add(
+                name,
+                "",
+                "",
+                f"the file is {st.st_size:,} bytes, larger than {MAX_RULE_FILE_BYTES:,} "
+                "bytes (the limit); it was not read",
+            )
+            return None, b""
+        if st.st_size > budget[0]:
+            total = MAX_RULE_DATA_BYTES - budget[0] + st.st_size
+            out.add(
+                name,
+                "",
+                "",
+                f"with this file ({st.st_size:,} bytes) the rule files together are {total:,} "
+                f"bytes, larger than {MAX_RULE_DATA_BYTES:,} bytes (the limit); it was not read",
+            )
+            return None, b""
+        limit = min(MAX_RULE_FILE_BYTES, budget[0])
+        try:
+            raw = file.read(limit + 1)
+        except OSError as error:
+            out.add(name, "", "", f"cannot read file: {error.strerror or error}")
+            return None, b""
+    if len(raw) > limit:  # it grew while being read
+        out.add(name, "", "", f"the file grew past {limit:,} bytes while it was read")
         return None, b""
     budget[0] -= len(raw)
     try:
@@ -514,6 +547,48 @@ def _read_yaml(path: Path, root: Path, out: _Collector, budget: list[int]) -> tu
     except (ValueError, OverflowError, RecursionError) as error:  # e.g. an integer of 5,000 digits
         out.add(name, "", "", f"not valid YAML: {type(error).__name__}: {error}")
     return None, raw
+
+
+def _given_and_resolved(path: Path) -> str:
+    resolved = path.resolve()
+    return str(path) if str(resolved) == str(path) else f"{path} (resolved: {resolved})"
+
+
+def _check_rule_dirs(base: Path | None, extra: Sequence[Path]) -> None:
+    """Every rule directory a caller names exists, is a directory and holds rule files: a path
+    that does not would otherwise be ignored, and the rules screened without it.
+
+    Raises:
+        RuleDataError: naming each such path as given and as resolved.
+    """
+    problems: list[RuleProblem] = []
+    for directory, what in [
+        (base, "rule directory"),
+        *((p, "extra rules directory") for p in extra),
+    ]:
+        if directory is None:
+            continue
+        where = _given_and_resolved(directory)
+        if not directory.exists():
+            problems.append(RuleProblem(where, "", "", f"no such {what}"))
+        elif not directory.is_dir():
+            problems.append(RuleProblem(where, "", "", f"not a directory (a {what} is needed)"))
+        elif what == "extra rules directory":
+            findings = directory / "findings"
+            has_rules = findings.is_dir() and any(findings.glob("*.yaml"))
+            if not has_rules and not (directory / "exercises.yaml").exists():
+                problems.append(
+                    RuleProblem(
+                        where,
+                        "",
+                        "",
+                        "holds no rule file: extra rules are findings/*.yaml (and an optional "
+                        "exercises.yaml)"
+                        + ("" if findings.is_dir() else "; there is no findings/ folder"),
+                    )
+                )
+    if problems:
+        raise RuleDataError(problems)
 
 
 def load_ruleset(
@@ -534,6 +609,7 @@ def load_ruleset(
     Raises:
         RuleDataError: listing every problem found; nothing is returned unless all is valid.
     """
+    _check_rule_dirs(base, extra)
     base = base or builtin_rules_dir()
     dirs = (base, *extra)
     out = _Collector()
@@ -566,7 +642,7 @@ def load_ruleset(
 
     for directory in extra:
         path = directory / "exercises.yaml"
-        if not path.is_file():
+        if not path.exists():  # present but not a plain file: refused by _read_yaml
             continue
         name = str(path)
         more_raw = read(path)

@@ -179,11 +179,29 @@ class Screener:
         thresholds: Mapping[str, float] | None = None,
         cache_size: int = 512,
     ) -> None:
-        self.ruleset: RuleSet = load_ruleset(
-            Path(rules_dir) if rules_dir is not None else None,
-            [Path(p) for p in extra_rules],
-            thresholds,
+        self._build(
+            load_ruleset(
+                Path(rules_dir) if rules_dir is not None else None,
+                [Path(p) for p in extra_rules],
+                thresholds,
+            ),
+            cache_size,
         )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle by the rule set: its validated rule data (thresholds included) and digest.
+
+        Unpickling compiles the rules again in the receiving process (``multiprocessing``,
+        ``concurrent.futures``, a Spark or dask closure) and checks the digest; the built-in
+        screener comes back as that process's own `default_screener`. Nothing is read from
+        disk, so a screener built from a rules directory works where that directory is absent.
+        """
+        if self is _default:
+            return (_default_unpickled, (self.ruleset.digest,))
+        return (_unpickled, (self.ruleset, self._cache.size, self.ruleset.digest))
+
+    def _build(self, ruleset: RuleSet, cache_size: int) -> None:
+        self.ruleset = ruleset
         self._cache = SelfTuningCache(cache_size)
         self._firings: dict[str, _Firing] = {}
         engine_rules: list[EngineRule] = []
@@ -632,6 +650,35 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
 
 _default: Screener | None = None
 _default_lock = ForkSafeLock()
+
+
+def _unpickled(ruleset: RuleSet, cache_size: int, digest: str) -> Screener:
+    """A pickled `Screener`, compiled again from its rule set, checked by digest."""
+    if not isinstance(ruleset, RuleSet) or ruleset.digest != digest:
+        raise RuleDataError(
+            [RuleProblem("", "", "", "the pickled screener's rule set does not match its digest")]
+        )
+    screener = Screener.__new__(Screener)
+    screener._build(ruleset, cache_size)
+    return screener
+
+
+def _default_unpickled(digest: str) -> Screener:
+    """The pickled built-in screener: this process's own, if its rules are the same."""
+    screener = default_screener()
+    if screener.ruleset.digest != digest:
+        raise RuleDataError(
+            [
+                RuleProblem(
+                    "",
+                    "",
+                    "",
+                    "the pickled screener used other built-in rules (another hipscreen version: "
+                    f"{digest[:12]}, here {screener.ruleset.digest[:12]})",
+                )
+            ]
+        )
+    return screener
 
 
 def default_screener() -> Screener:

@@ -252,7 +252,9 @@ def test_progress_bar_goes_to_standard_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "out.csv"), "--progress") == 1
-    assert "B/s" in capsys.readouterr().err or "it/s" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3000 rows" in err  # rows, not bytes
+    assert "rows/s" in err
 
 
 def test_screen_csv_reports_paths_and_summary(tmp_path: Path) -> None:
@@ -302,4 +304,5 @@ def test_no_cache_and_a_quiet_cache_give_the_same_results(tmp_path: Path) -> Non
 
 def test_a_negative_cache_size_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "o.csv"), "--cache-size", "-1") == 2
-    assert "cache_size must be a whole number ≥ 0 (got -1)" in capsys.readouterr().err
+    assert "--cache-size must be a whole number ≥ 0 (got -1)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # refused before any file was made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -91,11 +92,19 @@ def wait_for_workers(child: subprocess.Popen[str], out: Path) -> set[int]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         workers = descendants(child.pid)
-        if state.exists() and len(workers) >= 2:
+        if len(workers) >= 2 and _rows_done(state) > 0:
             return workers
         assert child.poll() is None, child.communicate()
         time.sleep(0.05)
     pytest.fail("the run wrote no chunk within 120 s")
+
+
+def _rows_done(state: Path) -> int:
+    """Rows the resume state counts (it is written from the start of the run, with 0)."""
+    try:
+        return int(json.loads(state.read_text(encoding="utf-8"))["rows"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def wait_gone(pids: set[int], seconds: float = 10) -> set[int]:

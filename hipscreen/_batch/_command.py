@@ -145,35 +145,120 @@ def register(
     parser.set_defaults(func=lambda args: run(args, screener_from))
 
 
+WORKER_MEMORY_BYTES = 64 * 2**20
+"""What one worker process takes, about (55 MB measured with the built-in rules), for the cap."""
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def worker_cap() -> tuple[int, str]:
+    """The most worker processes this machine runs well, and why: its CPUs and free memory."""
+    cpus = _cpus()
+    memory = _available_memory()
+    cap, why = cpus, f"{cpus} CPU{'s' if cpus > 1 else ''}"
+    if memory is not None:
+        fits = max(1, memory // WORKER_MEMORY_BYTES)
+        why += f", {memory / 2**30:.1f} GB of memory free at about 64 MB a worker"
+        cap = min(cap, fits)
+    return cap, why
+
+
 def _workers(value: str, source: Path | None) -> int:
     if value == "auto":
-        size = source.stat().st_size if source is not None and source.exists() else 0
-        return (os.cpu_count() or 1) if size >= AUTO_WORKERS_FROM_BYTES else 1
-    try:
-        workers = int(value)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise ValueError(f"--workers must be a whole number ≥ 1 or 'auto' (got {value!r})")
+        try:
+            size = source.stat().st_size if source is not None else 0
+        except OSError:
+            size = 0
+        return worker_cap()[0] if size >= AUTO_WORKERS_FROM_BYTES else 1
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) > 12:
+        raise ValueError(
+            f"--workers {text[:20]}{'…' if len(text) > 20 else ''} is far more processes than any "
+            f"machine runs (this one: at most {worker_cap()[0]}); give a number or 'auto'"
+        )
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise ValueError(f"--workers must be a whole number ≥ 1 or 'auto' (got {shown!r})")
+    workers = int(text)
+    cap, why = worker_cap()
+    if workers > cap:
+        print(
+            f"hipscreen batch: --workers {workers:,} is more than this machine runs well "
+            f"({why}); using {cap}",
+            file=sys.stderr,
+        )
+        return cap
     return workers
+
+
+# The library's messages name its keyword arguments; on the command line they are options.
+_OPTION_WORDS = (
+    ("overwrite=True", "--force"),
+    ("resume=True", "--resume"),
+    ("chunk_size must", "--chunk-size must"),
+    ("cache_size must", "--cache-size must"),
+)
+
+
+def for_command_line(message: str) -> str:
+    """A library message in the command's words: ``overwrite=True`` → ``--force``."""
+    for keyword, option in _OPTION_WORDS:
+        message = message.replace(keyword, option)
+    return message
 
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run like Ctrl-C: partial results kept and marked, workers ended."""
+    """SIGTERM stops the run like Ctrl-C: partial results kept and marked, workers ended.
+
+    The first Ctrl-C or SIGTERM stops the run; any later one, while the run shuts down (keeping
+    its rows, ending its workers, printing where things are), is ignored until the process
+    exits, so the exit status stays 130 or 143 and never becomes death by that signal.
+    """
+    stopping = False
 
     def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt("interrupted (Ctrl-C)")
         raise KeyboardInterrupt(f"terminated ({signal.Signals(signum).name})")
 
     try:
-        previous = signal.signal(signal.SIGTERM, stop)
+        previous = {signum: signal.signal(signum, stop) for signum in _STOP}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if stopping:  # shutting down: later signals stay ignored until the process exits
+            for signum in _STOP:
+                signal.signal(signum, signal.SIG_IGN)
+        else:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+_STOP = (signal.SIGINT, signal.SIGTERM)
 
 
 def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> int:
@@ -182,8 +267,9 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
     to_stdout = args.output == "-"
     report_stream = sys.stderr if to_stdout else sys.stdout
     progress = args.progress
-    if progress is None:
-        progress = sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None
+    has_tqdm = importlib.util.find_spec("tqdm") is not None
+    wanted_bar = progress is True or (progress is None and sys.stderr.isatty())
+    progress = wanted_bar and has_tqdm
     screener = screener_from(args) if screener_from is not None else default_screener()
     try:
         workers = _workers(args.workers, source)
@@ -211,15 +297,25 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
                 "partial results (marked .partial, not complete): "
                 + ", ".join(map(str, stop.partial))
             )
-            lines.append("continue with the same command and --resume")
+            lines.append(
+                "continue with the same command and --resume"
+                if stop.resumable
+                else "the input is a stream (read once): run again from the start with --force"
+            )
         print("\n".join(lines), file=sys.stderr)
         if "worker" in stop.reason:
             return EXIT_WORKER_DIED
         return EXIT_TERMINATED if "SIGTERM" in stop.reason else EXIT_INTERRUPTED
     except (TableError, ImportError, OSError, ValueError) as error:
-        print(f"hipscreen batch: {error}", file=sys.stderr)
+        print(f"hipscreen batch: {for_command_line(str(error))}", file=sys.stderr)
         return EXIT_FILE_ERROR
     summary = report.summary
+    if wanted_bar and not has_tqdm:
+        print(
+            f"hipscreen batch: {summary.rows:,} rows (for a progress bar: "
+            "pip install 'hipscreen[progress]')",
+            file=sys.stderr,
+        )
     print(summary, file=report_stream)
     if report.resumed_from:
         print(f"resumed: {report.resumed_from:,} rows were done before", file=report_stream)

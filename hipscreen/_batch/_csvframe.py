@@ -23,10 +23,20 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-__all__ = ["MAX_RECORD_CHARS", "Framer", "RawRecord"]
+__all__ = ["MAX_RECORD_CHARS", "MAX_SCAN_CHARS", "Framer", "FramingError", "RawRecord"]
 
 MAX_RECORD_CHARS = 1 << 20
 """The largest record read, in characters (1 Mi; ``csv``'s own limit is 128 Ki per cell)."""
+
+MAX_SCAN_CHARS = 64 << 20
+"""How far the framer reads through one record over `MAX_RECORD_CHARS` looking for its end (64 Mi
+characters) before it gives the file up: a device, a file that never ends (``/dev/zero``) or a
+file with no line ends is refused instead of read for ever."""
+
+
+class FramingError(ValueError):
+    """The stream cannot be cut into records at all (a record runs on past `MAX_SCAN_CHARS`)."""
+
 
 _START_RECORD, _START_FIELD, _IN_FIELD, _IN_QUOTED, _QUOTE_IN_QUOTED = range(5)
 
@@ -73,6 +83,8 @@ class Framer:
         self._pushed: collections.deque[_Line] = collections.deque()
         self._special = re.compile(f"[{re.escape(delimiter)}\r\n]")
         self._first = True
+        self.max_scan = MAX_SCAN_CHARS
+        """Characters read through an oversized record before giving up (the header: less)."""
         try:
             self._seekable = bool(binary.seekable())
         except (AttributeError, OSError, ValueError):
@@ -241,6 +253,11 @@ class Framer:
                 cells, piece = [], []
                 resume = kept[1].offset if len(kept) > 1 else None
                 kept = []
+            if oversized and size > self.max_scan:
+                raise FramingError(
+                    f"line {start}: no end of the row in the next {self.max_scan:,} characters "
+                    "(a device, a file that never ends, or not a CSV file); reading stopped"
+                )
         # The end of the stream.
         if state == _IN_QUOTED:
             return (yield from self._unclosed(start, last, kept, resume))

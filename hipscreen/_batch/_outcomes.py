@@ -114,12 +114,17 @@ class BatchInterrupted(HipscreenError, RuntimeError):
         rows_done: input rows whose outcome was written before the stop.
         reason: what stopped the run, one sentence.
         partial: the partial result files (empty when results went to a stream).
+        resumable: whether ``resume=True`` can continue the run (False when the input was a
+            stream, a pipe or FIFO: it was read once and cannot be read again).
     """
 
-    def __init__(self, reason: str, rows_done: int, partial: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, reason: str, rows_done: int, partial: Sequence[Path] = (), *, resumable: bool = True
+    ) -> None:
         self.reason = reason
         self.rows_done = rows_done
         self.partial = list(partial)
+        self.resumable = resumable
         where = ""
         if self.partial:
             where = f"; partial results kept in {', '.join(map(str, self.partial))}"

@@ -11,21 +11,36 @@ last complete chunk.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import contextlib
 import csv
+import dataclasses
+import errno as errno_module
+import gzip
 import hashlib
+import io
 import json
+import lzma
 import os
 import shutil
 import signal
+import stat
+import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from hipscreen._batch._csvframe import Framer, RawRecord
+from hipscreen._batch._csvframe import (
+    MAX_RECORD_CHARS,
+    MAX_SCAN_CHARS,
+    Framer,
+    FramingError,
+    RawRecord,
+)
 from hipscreen._batch._extras import optional_module, progress_bar
 from hipscreen._batch._frames import LIST_COLUMNS, RECORD_CACHE_SIZE, RESULT_COLUMNS
 from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, Record, RowError, Tally
@@ -113,6 +128,10 @@ def _state_path(path: Path) -> Path:
     return path.with_name(path.name + ".resume.json")
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
 def _same(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True
@@ -122,8 +141,43 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _by_name(path: Path) -> Path:
+    """Where a path points without following a link at its last part."""
+    return path.parent.resolve() / path.name
+
+
+def _where(path: Path) -> str:
+    """A path as given, and as resolved when that differs."""
+    resolved = path.resolve()
+    return str(path) if str(resolved) == str(path) else f"{path} (resolved: {resolved})"
+
+
+def _check_targets(output: Path | None, errors: Path) -> None:
+    """Refuse results or errors paths that are folders, or in folders that do not exist."""
+    problems = []
+    for what, path in (("the results", output), ("the errors file", errors)):
+        if path is None:
+            continue
+        if path.is_dir():
+            problems.append(f"{what} {_where(path)} is a folder; give a file name")
+        elif not path.parent.is_dir():
+            problems.append(
+                f"the folder of {what}, {_where(path.parent)}, does not exist"
+                if not path.parent.exists()
+                else f"{_where(path.parent)} is not a folder ({what} {path} cannot go there)"
+            )
+    if problems:
+        raise TableError([*problems, "nothing was written"], "paths")
+
+
 def _check_paths(
-    source: Path | None, output: Path | None, errors: Path, *, overwrite: bool, resume: bool
+    source: Path | None,
+    output: Path | None,
+    errors: Path,
+    *,
+    overwrite: bool,
+    resume: bool,
+    locks: Sequence[Path] = (),
 ) -> None:
     """Refuse paths that would overwrite the input, each other, or results not asked for."""
     named = [("the input", source), ("the results", output), ("the errors file", errors)]
@@ -133,26 +187,207 @@ def _check_paths(
             ("the resume state", _state_path(output)),
         ]
     named += [("the partial errors file", _partial(errors))]
+    named += [("a lock file", lock) for lock in locks]
+    # The run's own files (partial, state, lock) are compared by name: a link found at one of
+    # those names is removed, never written through (see `_Files`).
+    own = {"the partial results", "the resume state", "the partial errors file", "a lock file"}
     problems = []
     for i, (what, path) in enumerate(named):
         for other, other_path in named[i + 1 :]:
-            if path is not None and other_path is not None and _same(path, other_path):
+            if path is None or other_path is None:
+                continue
+            if what in own or other in own:
+                same = _by_name(path) == _by_name(other_path)
+            else:
+                same = _same(path, other_path)
+            if same:
                 problems.append(f"{what} and {other} are the same file ({path})")
     if problems:
         raise TableError([*problems, "nothing was written: give another -o or --errors"], "paths")
     if resume:
         return
     if output is not None and _state_path(output).exists() and not overwrite:
+        # Checked under the output's lock: the run that left the state is not running.
+        pid = None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            pid = json.loads(_state_path(output).read_text(encoding="utf-8")).get("pid")
+        who = f" (PID {pid}, no longer running)" if isinstance(pid, int) else ""
         raise FileExistsError(
-            f"an interrupted run left partial results for {output} ({_partial(output)}): "
-            "continue it with resume=True (--resume), or start again with overwrite=True (--force)"
+            f"an interrupted run{who} left partial results for {output} ({_partial(output)}): "
+            "continue it with resume=True, or start again with overwrite=True"
         )
     for what, path in (("the results", output), ("the errors file", errors)):
         if path is not None and path.exists() and not overwrite:
             raise FileExistsError(
-                f"{path} exists ({what}); nothing was written: replace it with overwrite=True "
-                "(--force), or write elsewhere"
+                f"{path} exists ({what}); nothing was written: replace it with overwrite=True, "
+                "or write elsewhere"
             )
+
+
+# -- files the run creates: locked, created new, never through a link ----------------------------
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class OutputError(OSError):
+    """A file of the run could not be written (disk full, no permission): which, and what now."""
+
+    def __init__(self, message: str, errno: int | None) -> None:
+        super().__init__(errno, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
+class _Files:
+    """The run's own files: created new (``O_EXCL | O_NOFOLLOW``), or reopened only when they are
+    plain files of their own (one link, not the input)."""
+
+    def __init__(self, avoid: Sequence[tuple[int, int]]) -> None:
+        self.avoid = set(avoid)
+
+    def _checked(self, fd: int, path: Path) -> int:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or _identity(st) in self.avoid:
+            os.close(fd)
+            raise TableError(
+                [
+                    f"{path} is not a file this tool made (a link to another file, or not a "
+                    "plain file); nothing was written: remove it, or write elsewhere"
+                ],
+                "paths",
+            )
+        return fd
+
+    def create(self, path: Path) -> int:
+        """A new, empty file at ``path``: whatever was there (a stale partial file, a link) is
+        removed first, never written through."""
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666)
+        except OSError as error:
+            raise _cannot(path, "create", error, rows=None) from None
+        self.avoid.add(_identity(os.fstat(fd)))
+        return fd
+
+    def reopen(self, path: Path) -> int:
+        """The run's existing file at ``path`` (resuming), refused if it is a link or not plain."""
+        try:
+            fd = os.open(path, os.O_RDWR | _NOFOLLOW | _CLOEXEC)
+        except FileNotFoundError:
+            raise ValueError(
+                f"cannot resume: {path} is missing; start again with overwrite=True"
+            ) from None
+        except OSError as error:
+            if error.errno == errno_module.ELOOP:
+                raise TableError(
+                    [f"{path} is a symbolic link; nothing was written: remove it"], "paths"
+                ) from None
+            raise _cannot(path, "open", error, rows=None) from None
+        return self._checked(fd, path)
+
+    def write_json(self, path: Path, value: dict[str, Any]) -> None:
+        """Replace ``path`` with ``value`` as JSON, atomically (a new temporary file renamed)."""
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with open(fd, "w", encoding="utf-8") as stream:
+                stream.write(json.dumps(value))
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+def _cannot(
+    path: Path, doing: str, error: OSError, *, rows: int | None, resumable: bool = False
+) -> OutputError:
+    """The error for a file of the run that cannot be written: the path, why, and what next."""
+    reason = error.strerror or str(error)
+    if rows is None:
+        then = "nothing was screened"
+    elif resumable:
+        then = (
+            f"the {rows:,} rows done before are kept: fix this (free some space, or allow "
+            "writing there) and continue with resume=True"
+        )
+    else:
+        then = f"{rows:,} rows were done; the input is a stream, so run again from the start"
+    return OutputError(f"cannot {doing} {path}: {reason}; {then}", error.errno)
+
+
+class _Lock:
+    """One writer per output: an exclusive ``flock`` on ``NAME.lock``, held for the whole run.
+
+    The lock file holds the PID of the run that holds it, so a second run is refused naming it.
+    A lock file left by a run that died is not locked (the kernel drops a dead process's locks):
+    the next run takes it over.
+    """
+
+    def __init__(self, path: Path, files: _Files) -> None:
+        self.path = path
+        self.files = files
+        self.fd: int | None = None
+
+    def __enter__(self) -> _Lock:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): the partial files are still created new
+            return self
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666)
+            except OSError as error:
+                if error.errno == errno_module.ELOOP:
+                    raise TableError(
+                        [f"{self.path} is a symbolic link; nothing was written: remove it"],
+                        "paths",
+                    ) from None
+                raise _cannot(self.path, "create", error, rows=None) from None
+            fd = self.files._checked(fd, self.path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                who = f"PID {holder}" if holder.isdigit() else "another process"
+                raise FileExistsError(
+                    f"another hipscreen run ({who}) is writing {self.path.with_suffix('')}; "
+                    "nothing was written: wait for it to finish, or write elsewhere"
+                ) from None
+            # The file may have been removed by the run that held it just before: lock the file
+            # that is at the path, or try again.
+            try:
+                same = _identity(os.stat(self.path, follow_symlinks=False)) == _identity(
+                    os.fstat(fd)
+                )
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                self.fd = fd
+                self.files.avoid.add(_identity(os.fstat(fd)))
+                return self
+            os.close(fd)
+        raise FileExistsError(f"{self.path}: could not take the lock; try again")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self.fd)
+            self.fd = None
 
 
 def _check_encoding(encoding: str) -> str:
@@ -187,7 +422,14 @@ def read_csv_records(
         raise TableError([f"{name} is UTF-16 text; save it as UTF-8 CSV"], name)
     framer = Framer(binary, encoding, delimiter)
     records = framer.records()
-    first = next(records, None)
+    framer.max_scan = MAX_RECORD_CHARS  # a header with no end in sight: not a CSV file
+    try:
+        first = next(records, None)
+    except FramingError as error:
+        raise TableError(
+            [f"{error} (is it a CSV file? its first line must name the columns)"], name
+        ) from None
+    framer.max_scan = MAX_SCAN_CHARS
     if first is None:
         raise TableError(
             [f"{name} is empty: the first line must name the columns (client_id, age, …)"], name
@@ -218,12 +460,35 @@ def read_csv_records(
 # -- where results go ----------------------------------------------------------------------------
 
 
+class CsvWriter:
+    """``csv.writer`` with ``\\n`` line ends that quotes a cell holding a carriage return.
+
+    Python before 3.13 quotes only the characters of the line terminator, so with ``\\n`` a cell
+    holding ``\\r`` was written bare and every reader split the row there. A row with a ``\\r``
+    in any cell is written with every cell quoted (readers read the same values back).
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.minimal = csv.writer(stream, lineterminator="\n")
+        self.quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        if any(type(cell) is str and "\r" in cell for cell in row):
+            self.quoted.writerow(row)
+        else:
+            self.minimal.writerow(row)
+
+    def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
 class _CsvSink:
     """Result rows into a CSV text stream; lists joined with ``;``."""
 
     def __init__(self, stream: IO[str], columns: Sequence[str], *, header: bool = True) -> None:
         self.stream = stream
-        self.writer = csv.writer(stream, lineterminator="\n")
+        self.writer = CsvWriter(stream)
         self.lists = [i for i, name in enumerate(columns) if name in LIST_COLUMNS]
         if header:
             self.writer.writerow(columns)
@@ -245,7 +510,9 @@ class _CsvSink:
 class _ParquetSink:
     """Result rows into numbered Parquet parts (one per chunk), merged into one file at the end."""
 
-    def __init__(self, directory: Path, columns: Sequence[str], parts: int = 0) -> None:
+    def __init__(
+        self, directory: Path, columns: Sequence[str], parts: int = 0, *, fresh: bool = True
+    ) -> None:
         self.pa = optional_module("pyarrow", "pyarrow", "pandas")
         self.pq = optional_module("pyarrow.parquet", "pyarrow", "pandas")
         pa = self.pa
@@ -257,7 +524,17 @@ class _ParquetSink:
             ]
         )
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        if fresh:  # whatever was there (a stale partial run, a link) goes; nothing written through
+            if directory.is_symlink() or directory.is_file():
+                directory.unlink()
+            elif directory.is_dir():
+                shutil.rmtree(directory)
+            directory.mkdir()
+        elif directory.is_symlink() or not directory.is_dir():
+            raise ValueError(
+                f"cannot resume: {directory} is not the partial run's folder; start again with "
+                "overwrite=True"
+            )
         for extra in directory.glob("part-*.parquet"):
             if int(extra.stem.split("-")[1]) >= parts:
                 extra.unlink()
@@ -285,11 +562,19 @@ class _ParquetSink:
                 _count(tally, row)
 
     def commit(self, target: Path) -> None:
-        temporary = target.with_name(target.name + ".tmp")
-        with contextlib.closing(self.pq.ParquetWriter(str(temporary), self.schema)) as writer:
-            for part in sorted(self.directory.glob("part-*.parquet")):
-                writer.write_table(self.pq.read_table(part, schema=self.schema))
-        os.replace(temporary, target)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            with contextlib.closing(self.pq.ParquetWriter(name, self.schema)) as writer:
+                for part in sorted(self.directory.glob("part-*.parquet")):
+                    writer.write_table(self.pq.read_table(part, schema=self.schema))
+            _crash_point("parquet merged")
+            os.replace(name, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        _crash_point("parquet renamed")
         shutil.rmtree(self.directory)
 
 
@@ -350,44 +635,214 @@ def _result_row(
     )
 
 
-# -- the resume state ----------------------------------------------------------------------------
+# -- the input: opened once, read once --------------------------------------------------------
 
 
-def _fingerprint(source: Path) -> dict[str, Any]:
-    stat = source.stat()
-    with open(source, "rb") as stream:
-        head = hashlib.sha256(stream.read(1 << 16)).hexdigest()
-    return {
-        "path": str(source.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+@dataclass
+class _Input:
+    binary: IO[bytes]
+    regular: bool
+    """A regular file: it can be fingerprinted and read again to resume. A FIFO, pipe or
+    process substitution (``<(zcat in.csv.gz)``) is read once, in a single pass."""
+    identity: tuple[int, int] | None = None
+    fingerprint: dict[str, Any] | None = None
+    compression: str | None = None
+
+
+def _open_source(path: Path, stack: contextlib.ExitStack) -> _Input:
+    """Open the input once; its type is checked before any byte is read.
+
+    A device (``/dev/zero``), a folder or a socket is refused. A regular file is fingerprinted
+    from the opened file itself (its size, time and first 64 KiB, read without moving), so the
+    fingerprint and the rows come from the same file; a FIFO is never opened twice.
+    """
+    name = str(path)
+    try:
+        before = os.stat(path)
+    except FileNotFoundError:
+        raise TableError([f"cannot read {_where(path)}: no such file"], name) from None
+    except OSError as error:
+        raise TableError([f"cannot read {_where(path)}: {error.strerror}"], name) from None
+    _check_input_type(before, path)
+    try:
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+    except OSError as error:
+        raise TableError([f"cannot read {_where(path)}: {error.strerror}"], name) from None
+    st = os.fstat(fd)
+    try:
+        _check_input_type(st, path)
+    except TableError:
+        os.close(fd)
+        raise
+    binary = stack.enter_context(open(fd, "rb"))  # noqa: SIM115 (closed by the stack)
+    if not stat.S_ISREG(st.st_mode):
+        return _Input(binary, False)
+    head = hashlib.sha256(os.pread(fd, 1 << 16, 0)).hexdigest()
+    fingerprint = {
+        "path": str(path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
         "head": head,
     }
+    return _Input(binary, True, _identity(st), fingerprint)
 
 
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(temporary, path)
+def _check_input_type(st: os.stat_result, path: Path) -> None:
+    mode = st.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
+        return
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise TableError(
+        [f"{_where(path)} is {kind}, not a CSV file (for standard input, give -)"], str(path)
+    )
+
+
+class _Decompressed(io.RawIOBase):
+    """A compressed input read through its decompressor; damaged data is a `TableError`."""
+
+    def __init__(self, stream: IO[bytes], kind: str, name: str) -> None:
+        self.stream = stream
+        self.kind = kind
+        self.name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self.stream.read(len(buffer))
+        except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as error:
+            raise TableError(
+                [f"{self.name}: the {self.kind} data is damaged or cut short ({error})"],
+                self.name,
+            ) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _decompressed(source: _Input, name: str, stack: contextlib.ExitStack) -> _Input:
+    """The input itself, or its decompressed bytes when it starts like gzip, bzip2, xz or zstd."""
+    binary = source.binary
+    head = binary.peek(6)[:6] if hasattr(binary, "peek") else b""
+    kind = next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+    if kind is None:
+        return source
+    if kind == "bz2" and not head[3:4].isdigit():
+        return source
+    stream: Any
+    if kind == "gzip":
+        stream = gzip.GzipFile(fileobj=binary, mode="rb")
+    elif kind == "bz2":
+        stream = bz2.BZ2File(binary)
+    elif kind == "xz":
+        stream = lzma.LZMAFile(binary)  # noqa: SIM115 (closed by the stack)
+    else:
+        try:
+            import zstandard  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise TableError(
+                [
+                    f"{name} is zstd-compressed: install the zstandard package, or give it "
+                    f"decompressed (zstd -dc {name} | hipscreen batch - ...)"
+                ],
+                name,
+            ) from None
+        stream = zstandard.ZstdDecompressor().stream_reader(binary, read_across_frames=True)
+    stack.callback(stream.close)
+    reader = io.BufferedReader(_Decompressed(stream, kind, name), 1 << 16)
+    return dataclasses.replace(source, binary=reader, compression=kind)
+
+
+# -- the resume state ----------------------------------------------------------------------------
 
 
 def _read_state(path: Path, expected: dict[str, Any]) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError(path)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"nothing to resume: no interrupted run of this output ({path} is missing)"
         ) from None
     except ValueError:
-        raise ValueError(f"{path} is damaged; start again with overwrite=True (--force)") from None
+        raise ValueError(f"{path} is damaged; start again with overwrite=True") from None
     for key, value in expected.items():
         if state.get(key) != value:
             raise ValueError(
                 f"cannot resume: the {key.replace('_', ' ')} differs from the interrupted run's "
-                f"({state.get(key)!r} then, {value!r} now); start again with overwrite=True "
-                "(--force)"
+                f"({state.get(key)!r} then, {value!r} now); start again with overwrite=True"
             )
     return state
+
+
+def _crash_point(step: str) -> None:
+    """A point of the final publish where a crash must leave a run that can be finished (tests
+    make this raise, one step at a time)."""
+
+
+def _tally_file(path: Path, fmt: str) -> Tally:
+    """The counts of a results file already written (a publish finished by ``resume``)."""
+    tally = Tally()
+    if fmt == "parquet":
+        pq = optional_module("pyarrow.parquet", "pyarrow", "pandas")
+        for row in pq.read_table(path).to_pylist():
+            _count(tally, row)
+        return tally
+    with open(path, encoding="utf-8", newline="") as text:
+        for row in csv.DictReader(text):
+            _count(tally, row)
+    return tally
+
+
+def _publish(
+    out_path: Path | None,
+    errors_path: Path,
+    state_path: Path | None,
+    fmt: str,
+    columns: Sequence[str],
+) -> None:
+    """Put the results, then the errors file, in place, then forget the run.
+
+    Each step is a rename (or, for Parquet, a merge into a new file and a rename); the resume
+    state says "publishing" before the first, so a run that dies between any two is finished
+    by ``resume=True``: the steps not yet done are done.
+    """
+    _crash_point("publish started")
+    if out_path is not None:
+        partial = _partial(out_path)
+        if fmt == "parquet":
+            if partial.is_dir():
+                _ParquetSink(partial, columns, _parts(partial), fresh=False).commit(out_path)
+        elif partial.exists():
+            os.replace(partial, out_path)
+    _crash_point("results renamed")
+    if _partial(errors_path).exists():
+        os.replace(_partial(errors_path), errors_path)
+    _crash_point("errors renamed")
+    if state_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            state_path.unlink()
+
+
+def _parts(directory: Path) -> int:
+    return len(list(directory.glob("part-*.parquet")))
 
 
 def screen_csv(
@@ -445,41 +900,115 @@ def screen_csv(
             died; the rows done so far are in the partial files, ready for ``resume=True``.
         ImportError: Parquet output without pyarrow, or ``progress=True`` without tqdm.
     """
+    try:
+        return _screen_csv(
+            source,
+            output,
+            errors=errors,
+            output_format=output_format,
+            screener=screener,
+            workers=workers,
+            chunk_size=chunk_size,
+            cache_size=cache_size,
+            encoding=encoding,
+            delimiter=delimiter,
+            ignore_columns=ignore_columns,
+            progress=progress,
+            overwrite=overwrite,
+            resume=resume,
+        )
+    except OSError as error:
+        # A file that could not be written is named by `OutputError`; closing that file may
+        # fail again on the way out (its buffer still full), with the bare error: say ours.
+        named: BaseException | None = error
+        while named is not None and not isinstance(named, OutputError):
+            named = named.__context__
+        if named is not None and named is not error:
+            raise named from None
+        raise
+
+
+def _screen_csv(
+    source: str | os.PathLike[str] | IO[bytes],
+    output: str | os.PathLike[str] | IO[str],
+    *,
+    errors: str | os.PathLike[str] | None = None,
+    output_format: Literal["csv", "parquet"] | None = None,
+    screener: Screener | None = None,
+    workers: int = 1,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    cache_size: int = RECORD_CACHE_SIZE,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    ignore_columns: Sequence[str] = (),
+    progress: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> CsvReport:
+    """`screen_csv` itself (its files' errors are sorted out by the caller)."""
     source_path = Path(source) if isinstance(source, str | os.PathLike) else None
     name = str(source_path) if source_path is not None else "input"
     out_path = Path(output) if isinstance(output, str | os.PathLike) else None
     fmt = output_format or ("parquet" if out_path and out_path.suffix == ".parquet" else "csv")
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"output_format must be 'csv' or 'parquet' (got {output_format!r})")
     if fmt == "parquet" and out_path is None:
         raise ValueError("Parquet output needs a file path, not a stream")
     if resume and (out_path is None or source_path is None):
         raise ValueError("resume needs the input and the results as files, not streams")
+    # Every argument is checked before any file is made.
+    for what, value, least in (
+        ("workers", workers, 1),
+        ("chunk_size", chunk_size, 1),
+        ("cache_size", cache_size, 0),
+    ):
+        if type(value) is not int or value < least:
+            raise ValueError(f"{what} must be a whole number ≥ {least} (got {value!r})")
     errors_path = Path(errors) if errors is not None else default_errors_path(out_path, source_path)
     rules = resolve_screener(screener)
     version = rules.ruleset_version
-    _check_paths(source_path, out_path, errors_path, overwrite=overwrite, resume=resume)
+    _check_encoding(encoding)
+    _check_targets(out_path, errors_path)
+    locked = [errors_path] if out_path is None else [out_path, errors_path]
+    locks = [_lock_path(path) for path in locked]
+    _check_paths(source_path, out_path, errors_path, overwrite=True, resume=True, locks=locks)
 
     with contextlib.ExitStack() as stack:
-        binary: IO[bytes]
+        source_input: _Input
         if source_path is not None:
-            try:
-                binary = stack.enter_context(open(source_path, "rb"))
-            except OSError as error:
-                raise TableError([f"cannot read {name}: {error.strerror}"], name) from None
+            source_input = _open_source(source_path, stack)
         else:
             assert not isinstance(source, str | os.PathLike)
-            binary = source
-        header, framer, records = read_csv_records(
-            binary, name, encoding=encoding, delimiter=delimiter
+            source_input = _Input(source, False)
+        files = _Files([source_input.identity] if source_input.identity else [])
+        for lock in locks:
+            stack.enter_context(_Lock(lock, files))
+        # What exists is checked under the locks: another run may have finished in between.
+        _check_paths(
+            source_path, out_path, errors_path, overwrite=overwrite, resume=resume, locks=locks
         )
+        if resume and not source_input.regular:
+            raise ValueError(
+                f"cannot resume: the input {name} is a stream (a pipe or FIFO), read once; "
+                "start again with overwrite=True"
+            )
+        source_input = _decompressed(source_input, name, stack)
+        try:
+            header, _, records = read_csv_records(
+                source_input.binary, name, encoding=encoding, delimiter=delimiter
+            )
+        except FramingError as error:
+            raise TableError([str(error)], name) from None
         reader = TableReader(header, source=name, ignore=ignore_columns)
 
         expected: dict[str, Any] = {}
         state: dict[str, Any] = {}
-        state_path = _state_path(out_path) if out_path is not None else None
-        if source_path is not None and out_path is not None:
+        resumable = source_input.regular and out_path is not None
+        state_path = _state_path(out_path) if resumable and out_path is not None else None
+        if state_path is not None:
             expected = {
                 "version": _STATE_VERSION,
-                "input": _fingerprint(source_path),
+                "input": source_input.fingerprint,
                 "ruleset": rules.ruleset.digest,
                 "format": fmt,
                 "errors": str(errors_path.resolve()),
@@ -488,43 +1017,49 @@ def screen_csv(
         if resume:
             assert state_path is not None
             state = _read_state(state_path, expected)
+            if state.get("publishing"):
+                # The run had finished and died while putting its files in place: finish that.
+                _publish(out_path, errors_path, state_path, fmt, CSV_COLUMNS)
+                assert out_path is not None
+                tally = _tally_file(out_path, fmt)
+                return CsvReport(tally.summary(version), out_path, errors_path, tally.rows)
         done = int(state.get("rows", 0))
         tally = Tally()
 
         # The errors file, then the results: partial files renamed into place at the end.
         errors_partial = _partial(errors_path)
         if resume:
-            with open(errors_partial, "r+b") as kept_errors:
-                kept_errors.truncate(int(state["errors_bytes"]))
+            errors_fd = files.reopen(errors_partial)
+            os.ftruncate(errors_fd, int(state["errors_bytes"]))
+            os.lseek(errors_fd, 0, os.SEEK_END)
+        else:
+            errors_fd = files.create(errors_partial)
         error_stream = stack.enter_context(
-            open(
-                errors_partial,
-                "a" if resume else "w",
-                encoding="utf-8",
-                newline="",
-                errors="surrogateescape",
-            )
+            open(errors_fd, "w", encoding="utf-8", newline="", errors="surrogateescape")
         )
-        error_writer = csv.writer(error_stream, lineterminator="\n")
+        error_writer = CsvWriter(error_stream)
         if not resume:
             error_writer.writerow(["row", "line", "error", *header])
         sink: _CsvSink | _ParquetSink
         if fmt == "parquet":
             assert out_path is not None
-            sink = _ParquetSink(_partial(out_path), CSV_COLUMNS, int(state.get("output", 0)))
+            sink = _ParquetSink(
+                _partial(out_path), CSV_COLUMNS, int(state.get("output", 0)), fresh=not resume
+            )
             if resume:
                 sink.tally(tally)
         elif out_path is not None:
             partial = _partial(out_path)
             if resume:
-                with open(partial, "r+b") as kept:
-                    kept.truncate(int(state["output"]))
-                with open(partial, encoding="utf-8", newline="") as text:
+                out_fd = files.reopen(partial)
+                os.ftruncate(out_fd, int(state["output"]))
+                with open(os.dup(out_fd), encoding="utf-8", newline="") as text:
                     for row in csv.DictReader(text):
                         _count(tally, row)
-            stream_out = stack.enter_context(
-                open(partial, "a" if resume else "w", encoding="utf-8", newline="")
-            )
+                os.lseek(out_fd, 0, os.SEEK_END)
+            else:
+                out_fd = files.create(partial)
+            stream_out = stack.enter_context(open(out_fd, "w", encoding="utf-8", newline=""))
             sink = _CsvSink(stream_out, CSV_COLUMNS, header=not resume)
         else:
             assert not isinstance(output, str | os.PathLike)
@@ -532,36 +1067,48 @@ def screen_csv(
         if tally.rows != done:
             raise ValueError(
                 f"cannot resume: the partial results hold {tally.rows:,} rows, the resume state "
-                f"says {done:,}; start again with overwrite=True (--force)"
+                f"says {done:,}; start again with overwrite=True"
             )
 
-        total = source_path.stat().st_size if source_path is not None else None
-        bar = progress_bar(progress, total, "B", unit_scale=True, unit_divisor=1024, leave=True)
+        bar = progress_bar(progress, None, " rows", leave=True)
+        if bar is not None and done:
+            bar.update(done)
         written = done
+        partials = [] if out_path is None else [_partial(out_path), errors_partial]
 
-        def checkpoint() -> None:
+        checkpointed = [resume]  # whether a resume state is on disk: resume=True can go on
+
+        def checkpoint(**extra: Any) -> None:
             if state_path is None:
                 return
-            error_stream.flush()
-            _write_state(
-                state_path,
-                {
-                    **expected,
-                    "rows": written,
-                    "output": sink.checkpoint(),
-                    "errors_bytes": error_stream.tell(),
-                },
-            )
+            with _writing(errors_partial, written, checkpointed):
+                error_stream.flush()
+            with _writing(state_path, written, checkpointed):
+                files.write_json(
+                    state_path,
+                    {
+                        **expected,
+                        "rows": written,
+                        "output": sink.checkpoint(),
+                        "errors_bytes": error_stream.tell(),
+                        "pid": os.getpid(),
+                        **extra,
+                    },
+                )
+            checkpointed[0] = True
 
         def rows() -> Iterator[TableRow]:
-            for row, record in enumerate(records):
-                if row < done:
-                    continue  # resuming: done in the interrupted run
-                failed = None
-                if record.problems:
-                    problems = tuple(FieldProblem("", None, p) for p in record.problems)
-                    failed = RowError(row, problems, record.line)
-                yield row, record.line, record.cells, failed
+            try:
+                for row, record in enumerate(records):
+                    if row < done:
+                        continue  # resuming: done in the interrupted run
+                    failed = None
+                    if record.problems:
+                        problems = tuple(FieldProblem("", None, p) for p in record.problems)
+                        failed = RowError(row, problems, record.line)
+                    yield row, record.line, record.cells, failed
+            except FramingError as error:
+                raise TableError([str(error)], name) from None
 
         # Rows screened since the last checkpoint: (result row, errors-file row or None), one
         # append per row so an interrupt never leaves the two files out of step.
@@ -571,12 +1118,20 @@ def screen_csv(
             """Write the pending rows to both files and checkpoint, with stop signals held."""
             nonlocal written, pending
             with _stop_signals_held():
-                sink.write([result for result, _ in pending])
-                error_writer.writerows(failed for _, failed in pending if failed is not None)
+                with _writing(partials[0] if partials else None, written, checkpointed):
+                    sink.write([result for result, _ in pending])
+                with _writing(errors_partial, written, checkpointed):
+                    error_writer.writerows(failed for _, failed in pending if failed is not None)
+                if bar is not None:
+                    bar.update(len(pending))
                 written += len(pending)
                 pending = []
                 checkpoint()
 
+        if not resume and state_path is not None:
+            with _writing(partials[0], written, checkpointed):
+                sink.checkpoint()
+            checkpoint()  # the run is on disk from its start: resume=True can continue it
         try:
             with screened_rows(
                 reader,
@@ -600,9 +1155,23 @@ def screen_csv(
                     )
                     if len(pending) >= chunk_size:
                         flush()
-                        if bar is not None:
-                            bar.update(framer.bytes_read - bar.n)
                 flush()
+                if out_path is not None:
+                    with _writing(partials[0], written, checkpointed):
+                        sink.checkpoint()  # on disk before the publish starts
+                    checkpoint(publishing=True)
+        except TableError:
+            # The input broke off part-way (a damaged compressed stream, a row with no end): a
+            # rerun would stop at the same place, so the run's own files go; nothing is kept
+            # that could look like results.
+            stack.close()
+            for own in [*partials, *([state_path] if state_path is not None else [])]:
+                with contextlib.suppress(FileNotFoundError):
+                    if own.is_dir() and not own.is_symlink():
+                        shutil.rmtree(own)
+                    else:
+                        own.unlink()
+            raise
         except (KeyboardInterrupt, BatchInterrupted) as stop:
             # Rows finished before the stop are complete: keep them, then say where they are.
             # A second signal while they are written is held, then dropped: the run is stopping.
@@ -613,20 +1182,29 @@ def screen_csv(
                 if isinstance(stop, BatchInterrupted)
                 else (str(stop.args[0]) if stop.args else "interrupted (Ctrl-C)")
             )
-            partials = [] if out_path is None else [_partial(out_path), errors_partial]
-            raise BatchInterrupted(reason, written, partials) from stop
+            raise BatchInterrupted(reason, written, partials, resumable=resumable) from stop
         finally:
             if bar is not None:
-                bar.update(framer.bytes_read - bar.n)
                 bar.close()
-    # The whole input is done: put the results in place, then forget the partial run.
-    if isinstance(sink, _ParquetSink):
-        assert out_path is not None
-        sink.commit(out_path)
-    elif out_path is not None:
-        os.replace(_partial(out_path), out_path)
-    os.replace(errors_partial, errors_path)
-    if state_path is not None:
-        with contextlib.suppress(FileNotFoundError):
-            state_path.unlink()
+        # The whole input is done: put the results in place, then forget the partial run.
+        with _writing(out_path or errors_path, written, checkpointed):
+            if isinstance(sink, _ParquetSink):
+                assert out_path is not None
+                sink.commit(out_path)
+                _publish(None, errors_path, state_path, fmt, CSV_COLUMNS)
+            else:
+                error_stream.flush()
+                _publish(out_path, errors_path, state_path, fmt, CSV_COLUMNS)
     return CsvReport(tally.summary(version), out_path, errors_path, done)
+
+
+@contextlib.contextmanager
+def _writing(path: Path | None, rows: int, resumable: list[bool]) -> Iterator[None]:
+    """An `OSError` writing ``path`` (disk full, no permission) says which file, and what now."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as error:
+        where = path if path is not None else Path("the output stream")
+        raise _cannot(where, "write", error, rows=rows, resumable=resumable[0]) from None

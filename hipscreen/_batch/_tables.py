@@ -43,6 +43,7 @@ __all__ = [
     "TableRow",
     "is_missing",
     "screened_rows",
+    "summarised",
     "text_cell",
 ]
 
@@ -69,9 +70,24 @@ class TableError(HipscreenError, ValueError):
     def __init__(self, problems: Sequence[str], source: str = "table") -> None:
         self.problems = list(problems)
         self.source = source
-        lines = "\n".join(f"  - {p}" for p in self.problems)
         noun = "problem" if len(self.problems) == 1 else "problems"
-        super().__init__(f"{source} cannot be screened ({len(self.problems)} {noun}):\n{lines}")
+        super().__init__(
+            f"{source} cannot be screened ({len(self.problems):,} {noun}):\n"
+            + summarised(self.problems)
+        )
+
+
+MAX_PROBLEMS_SHOWN = 20
+"""Problems a message lists before it gives only the count of the rest (`problems` has all)."""
+
+
+def summarised(problems: Sequence[str], limit: int = MAX_PROBLEMS_SHOWN) -> str:
+    """The first ``limit`` problems, one ``  - `` line each, then how many more there are."""
+    lines = [f"  - {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        rest = len(problems) - limit
+        lines.append(f"  … and {rest:,} more problem{'s' if rest > 1 else ''}")
+    return "\n".join(lines)
 
 
 # -- reading cells -------------------------------------------------------------------------------
@@ -291,7 +307,9 @@ class TableReader:
             elif is_missing(cell):
                 continue
             try:
-                if type(cell) is not str or len(cell) > MAX_CELL_CHARS:
+                if type(cell) is not str or (
+                    len(cell) > MAX_CELL_CHARS and column.name != "client_id"
+                ):
                     cell = _bounded(cell)
                 problem = self._read(form, column, cell, absent)
             except _CellProblem as error:
@@ -485,8 +503,8 @@ def _client_cell(reader: TableReader, cells: Sequence[Any]) -> Any:
     given = cells[index]
     if is_missing(given):
         return None
-    if isinstance(given, str) and len(given) > MAX_CELL_CHARS:
-        return brief(given)
+    # Whole, never abbreviated: two long ids cut to the same few characters would collide. An id
+    # over the form's bound fails its row (the same bound as every other door).
     return text_cell(given)
 
 
