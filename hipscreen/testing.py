@@ -268,7 +268,9 @@ def _screener_for(directory: Path) -> Screener:
         return default_screener()
     if (directory / "ruleset.yaml").is_file():
         return Screener(directory)
-    return Screener(extra_rules=[directory])
+    if (directory / "findings").is_dir() or (directory / "exercises.yaml").is_file():
+        return Screener(extra_rules=[directory])
+    return default_screener()  # cases alone: they are about the built-in rules
 
 
 def _resolve(directory: str | Path, screener: Screener | str | Path | None) -> Screener:
@@ -439,7 +441,7 @@ def run_cases(
         directory: a rule directory with a ``cases/`` folder, or a cases folder itself.
         screener: a `Screener` or a rule directory to screen with; by default the rule set
             ``directory`` is (a complete rule set with ruleset.yaml, else extra rules on top of
-            the built-in rules).
+            the built-in rules; a folder of cases alone is checked against the built-in rules).
         strict: a rule of the rule set without both a 'fires' and a 'quiet' case fails too.
         explain: add the nearest why/why-not explanation to each failure.
     """
