@@ -187,8 +187,17 @@ _CONTEXT_HEADS = {
         "back_pain_weeks_unknown",
         "back_pain_weeks",
         "back_pain_intensity",
+        "osteoporosis_unknown",
+        "anticoagulant_unknown",
+        "age_unknown",
     )
 }
+# Blank safety questions: "not asked", never "no". A rule may read them to say what an answer
+# would change (issue 20); they are never evidence that something is absent.
+_BLANKS = tuple(
+    (attr, _CONTEXT_HEADS[f"{attr}_unknown"], Observation(attr, "not asked", None, False))
+    for attr in ("osteoporosis", "anticoagulant", "age")
+)
 _HIP_HEADS = {
     (_approach, _side): fact_head(
         "context", ("name", f"hip_replacement_{_approach}"), ("side", _side)
@@ -344,8 +353,12 @@ class FormFacts:
         if age is not None:
             add_fact(encode(len(facts), _AGE_HEAD, age))
             add_observation(_new(Observation, ("age", age, None, False, None, True)))
+        for attr, head, observation in _BLANKS:
+            if getattr(form, attr) is None:
+                add_fact(encode(len(facts), head))
+                add_observation(observation)
         if (
-            form.pregnancy is not None
+            form.pregnancy
             or form.hip_replacement is not None
             or form.back_pain is not None
             or form.anticoagulant
@@ -408,12 +421,12 @@ class FormFacts:
             self._add(_CONTEXT_HEADS[name], Observation(path, value, None, False), v)
 
         implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
-        if form.pregnancy is None and implied:
+        if not form.pregnancy and implied:
             # Only a pregnancy has these symptoms: read them as one rather than let them pass.
             add("pregnancy", "symptoms", implied[0])
         if form.anticoagulant:
             add("anticoagulant", "anticoagulant", "yes")
-        if form.pregnancy is not None:
+        if form.pregnancy:
             add("pregnancy", "pregnancy", "yes")
             if form.pregnancy.weeks is None:
                 add("pregnancy_weeks_unknown", "pregnancy", "weeks not given")

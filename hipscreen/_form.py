@@ -30,6 +30,7 @@ from hipscreen._limits import (
     MAX_FORM_STRING,
 )
 from hipscreen._vocabulary import (
+    PREGNANCY_ONLY_SYMPTOMS,
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
     Activity,
@@ -351,6 +352,18 @@ class Pregnancy(_Strict):
     )
 
 
+def _pregnant(value: Any) -> Any:
+    """``true`` is a pregnancy with the weeks not given; ``false`` states "not pregnant"."""
+    if value is True:
+        return {}
+    if value is not False and not isinstance(value, Mapping | BaseModel | None):
+        raise ValueError(
+            "pregnancy must be a block such as {'weeks': 20}, true (pregnant) or false "
+            f"(not pregnant) (got {value!r})"
+        )
+    return value
+
+
 class HipReplacement(_Strict):
     """A hip replacement; movement precautions depend on the surgical approach."""
 
@@ -441,10 +454,27 @@ class IntakeForm(_Strict):
     thomas_test: ThomasTest | None = None
     straight_leg_raise: StraightLegRaise | None = None
     active_knee_extension: ActiveKneeExtension | None = None
-    pregnancy: Pregnancy | None = None
+    pregnancy: Annotated[
+        Annotated[
+            Annotated[Pregnancy, Tag("pregnant")] | Annotated[Literal[False], Tag("not_pregnant")],
+            Discriminator(lambda v: "not_pregnant" if v is False else "pregnant"),
+        ]
+        | None,
+        BeforeValidator(_pregnant),
+    ] = Field(
+        default=None,
+        description="Current pregnancy: a block (weeks optional) or true when pregnant, false when "
+        "not pregnant; blank means not asked.",
+    )
     hip_replacement: HipReplacement | None = None
-    osteoporosis: Flag = Field(default=False, description="Diagnosed osteoporosis.")
-    vertebral_fracture: Flag = Field(default=False, description="A past vertebral fracture.")
+    osteoporosis: Flag | None = Field(
+        default=None,
+        description="Diagnosed osteoporosis (true/false; blank means not asked, never read as no).",
+    )
+    vertebral_fracture: Flag | None = Field(
+        default=None,
+        description="A past vertebral fracture (true/false; blank means not asked).",
+    )
     back_pain: BackPain | None = None
     recent_fall: RecentFall | None = Field(
         default=None, description="A recent fall or minor trauma; blank means not asked."
@@ -457,6 +487,11 @@ class IntakeForm(_Strict):
     anticoagulant: Flag | None = Field(
         default=None,
         description="Takes an anticoagulant (blood thinner) (true/false; blank means not asked).",
+    )
+    symptom_checklist_completed: Flag | None = Field(
+        default=None,
+        description="Every red-flag symptom on the checklist was asked, so an unticked symptom "
+        "means no (true). Blank or false: unticked symptoms are not known to be absent.",
     )
 
     @model_validator(mode="after")
@@ -488,6 +523,12 @@ class IntakeForm(_Strict):
                 "recent_joint_procedure is false but symptoms lists "
                 "'recent_spinal_or_joint_procedure'"
             )
+        if self.pregnancy is False:
+            contradictions += [
+                f"pregnancy is false but symptoms lists {s.value!r} (a pregnancy-only symptom)"
+                for s in self.symptoms
+                if s in PREGNANCY_ONLY_SYMPTOMS
+            ]
         if contradictions:
             raise ValueError("; ".join(contradictions) + " (give one answer)")
         return self
@@ -851,7 +892,7 @@ def _shown(value: Any) -> str:
 
 # -- turning pydantic's errors into field problems ----------------------------------------------
 
-_TAGS = {"both_sides", "per_side"}
+_TAGS = {"both_sides", "per_side", "pregnant", "not_pregnant"}
 
 
 def problems_from(error: ValidationError) -> list[FieldProblem]:

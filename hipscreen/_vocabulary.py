@@ -212,6 +212,10 @@ class ContextItem(StrEnum):
     FALL_WITH_NEW_PAIN = "fall_with_new_pain"
     HIP_OPERATION_WEEKS = "hip_operation_weeks"
     ANTICOAGULANT = "anticoagulant"
+    # Blank safety questions (not asked): rules say what an answer would change.
+    OSTEOPOROSIS_UNKNOWN = "osteoporosis_unknown"
+    ANTICOAGULANT_UNKNOWN = "anticoagulant_unknown"
+    AGE_UNKNOWN = "age_unknown"
 
 
 class AsymmetryMeasure(StrEnum):

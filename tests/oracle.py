@@ -315,7 +315,10 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     if form.age is not None:
         add(OFact("age", {}, form.age, None, "age", form.age, False))
 
-    if form.pregnancy is not None:
+    for attr in ("osteoporosis", "anticoagulant", "age"):
+        if getattr(form, attr) is None:  # blank: not asked, never "no"
+            context(f"{attr}_unknown", attr, "not asked")
+    if form.pregnancy:
         context("pregnancy", "pregnancy", "yes")
         weeks = form.pregnancy.weeks
         if weeks is None:

@@ -119,7 +119,10 @@ def test_engine_and_oracle_agree_on_chosen_forms(raw: dict[str, Any]) -> None:
 def test_the_chosen_forms_make_rules_fire() -> None:
     """The fixed cases above are not vacuous: the oracle finds what they target."""
     oracle = Oracle(screener("builtin").ruleset)
-    femoral = {"symptoms": ["groin_pain", "pain_on_weight_bearing", "recent_training_increase"]}
+    femoral = {
+        "age": 30,
+        "symptoms": ["groin_pain", "pain_on_weight_bearing", "recent_training_increase"],
+    }
     assert [f.id for f in oracle.assess(femoral)] == ["possible-femoral-stress-injury"]
     tight = oracle.assess({"thomas_test": {"hip_angle": {"left": 12.5, "right": 1}}})
     by_id = {f.id: f for f in tight}

@@ -53,6 +53,10 @@ CONTEXT_FORMS: dict[str, dict[str, Any]] = {
     "hip_operation_weeks": {"hip_replacement": {"approach": "posterior", "weeks_since": 4}},
     "anticoagulant": {"anticoagulant": True},
     "fall_with_new_pain": {"recent_fall": {"occurred": True, "new_pain": True}},
+    # Blank safety questions: the empty form leaves them blank.
+    "osteoporosis_unknown": {},
+    "anticoagulant_unknown": {},
+    "age_unknown": {},
 }
 
 
