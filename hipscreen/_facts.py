@@ -195,7 +195,11 @@ _CONTEXT_HEADS = {
 # Blank safety questions: "not asked", never "no". A rule may read them to say what an answer
 # would change (issue 20); they are never evidence that something is absent.
 _BLANKS = tuple(
-    (attr, _CONTEXT_HEADS[f"{attr}_unknown"], Observation(attr, "not asked", None, False))
+    (
+        attr,
+        _CONTEXT_HEADS[f"{attr}_unknown"],
+        Observation(attr, "not asked", None, False, cited=False),  # listed under not_assessed
+    )
     for attr in ("osteoporosis", "anticoagulant", "age")
 )
 _HIP_HEADS = {

@@ -17,6 +17,7 @@ _KIND_ORDER = [
     ExerciseKind.MOBILITY,
     ExerciseKind.STRETCH,
     ExerciseKind.STRENGTH,
+    ExerciseKind.BALANCE,
 ]
 
 _CRITICAL = Severity.CRITICAL
@@ -449,6 +450,9 @@ class Planner:
     def _build_dose(self, spec: ExerciseSpec, adjustments: tuple[int, ...]) -> Dose:
         values: dict[str, Any] = {}
         default = self.ruleset.dose_defaults.get(spec.kind)
+        if spec.dose is not None and spec.dose.minutes is not None:
+            # Dosed in minutes (such as "stay active"): the kind's sets and reps do not apply.
+            default = None
         for source in (default, spec.dose):
             if source is not None:
                 values.update(source.model_dump(exclude_none=True))

@@ -792,7 +792,7 @@ def _check_safety(
     critical = Severity.CRITICAL in (spec.severity, *(s for s, _ in escalations))
     if critical and meta is not None:
         # The safety contract: a red flag never comes with strengthening, stretching or loaded work.
-        banned = {ExerciseKind.STRENGTH, ExerciseKind.STRETCH}
+        banned = {ExerciseKind.STRENGTH, ExerciseKind.STRETCH, ExerciseKind.BALANCE}
         for i, exercise_id in enumerate(spec.recommends):
             ex = exercises.get(exercise_id)
             if ex is not None and (ex.kind in banned or "loaded" in ex.properties):

@@ -266,6 +266,7 @@ class ExerciseKind(StrEnum):
     MOBILITY = "mobility"
     STRETCH = "stretch"
     STRENGTH = "strength"
+    BALANCE = "balance"
 
 
 class Movement(StrEnum):

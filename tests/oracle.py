@@ -317,7 +317,11 @@ def form_facts(form: IntakeForm) -> list[OFact]:
 
     for attr in ("osteoporosis", "anticoagulant", "age"):
         if getattr(form, attr) is None:  # blank: not asked, never "no"
-            context(f"{attr}_unknown", attr, "not asked")
+            add(
+                OFact(
+                    "context", {"name": f"{attr}_unknown"}, None, None, "", "", False, cited=False
+                )
+            )
     if form.pregnancy:
         context("pregnancy", "pregnancy", "yes")
         weeks = form.pregnancy.weeks

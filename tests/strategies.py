@@ -165,6 +165,7 @@ def _extra_fields() -> dict[str, st.SearchStrategy[Any]]:
         ),
         "recent_joint_procedure": st.one_of(st.none(), flag),
         "anticoagulant": st.one_of(st.none(), flag),
+        "symptom_checklist_completed": st.one_of(st.none(), flag),
     }
 
 

@@ -31,6 +31,7 @@ KIND_ORDER = [
     ExerciseKind.MOBILITY,
     ExerciseKind.STRETCH,
     ExerciseKind.STRENGTH,
+    ExerciseKind.BALANCE,
 ]
 
 Withhold = tuple[str, str, WithholdSpec, dict[str, str], set[str]]
@@ -167,7 +168,10 @@ def reference_plan(ruleset: RuleSet, form: IntakeForm, findings: tuple[Any, ...]
 
     def dose(spec: ExerciseSpec) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for source in (ruleset.dose_defaults.get(spec.kind), spec.dose):
+        default = ruleset.dose_defaults.get(spec.kind)
+        if spec.dose is not None and spec.dose.minutes is not None:
+            default = None  # dosed in minutes: the kind's sets and reps do not apply
+        for source in (default, spec.dose):
             if source is not None:
                 values.update(source.model_dump(exclude_none=True))
         age = form.age
