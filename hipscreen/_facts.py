@@ -190,6 +190,7 @@ _CONTEXT_HEADS = {
         "osteoporosis_unknown",
         "anticoagulant_unknown",
         "age_unknown",
+        "hip_replacement",
     )
 }
 # Blank safety questions: "not asked", never "no". A rule may read them to say what an answer
@@ -442,6 +443,9 @@ class FormFacts:
                     v=form.pregnancy.weeks,
                 )
         hip = form.hip_replacement
+        if hip is not None:
+            # Any hip replacement, precautions lifted or not (a fall or dislocation reads it).
+            add("hip_replacement", "hip_replacement", "yes")
         if hip is not None and not hip.precautions_lifted:
             self._add(
                 _HIP_HEADS[hip.approach, hip.side],

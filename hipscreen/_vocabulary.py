@@ -140,6 +140,21 @@ class Symptom(StrEnum):
     SUDDEN_SEVERE_BACK_PAIN = "sudden_severe_back_pain"
     SUDDEN_SEVERE_HIP_PAIN = "sudden_severe_hip_pain"
     RECENT_SURGERY_OR_IMMOBILITY = "recent_surgery_or_immobility"
+    # Added by clinical round 3 (issue 20).
+    # Hip replacement: a leg shortened and turned in (posterior dislocation).
+    LEG_SHORTENED_OR_TURNED_IN = "leg_shortened_or_turned_in"
+    # Avascular necrosis risk (with long-term corticosteroids).
+    HEAVY_ALCOHOL_USE = "heavy_alcohol_use"
+    SICKLE_CELL_DISEASE = "sickle_cell_disease"
+    # Possible abdominal aortic aneurysm.
+    SUDDEN_SEVERE_ABDOMINAL_OR_FLANK_PAIN = "sudden_severe_abdominal_or_flank_pain"
+    PULSATILE_ABDOMINAL_MASS = "pulsatile_abdominal_mass"
+    SMOKER_OR_VASCULAR_DISEASE = "smoker_or_vascular_disease"
+    # Groin: non-musculoskeletal causes.
+    TESTICULAR_PAIN_OR_SWELLING = "testicular_pain_or_swelling"
+    GROIN_LUMP = "groin_lump"
+    # Head injury.
+    HEAD_STRIKE = "head_strike"
 
 
 class Activity(StrEnum):
@@ -216,6 +231,7 @@ class ContextItem(StrEnum):
     OSTEOPOROSIS_UNKNOWN = "osteoporosis_unknown"
     ANTICOAGULANT_UNKNOWN = "anticoagulant_unknown"
     AGE_UNKNOWN = "age_unknown"
+    HIP_REPLACEMENT = "hip_replacement"
 
 
 class AsymmetryMeasure(StrEnum):

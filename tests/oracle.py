@@ -337,6 +337,8 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     if form.anticoagulant:
         context("anticoagulant", "anticoagulant", "yes")
     hip = form.hip_replacement
+    if hip is not None:
+        context("hip_replacement", "hip_replacement", "yes")
     if hip is not None and not hip.precautions_lifted:
         context(
             f"hip_replacement_{hip.approach.value}",

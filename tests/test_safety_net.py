@@ -57,6 +57,7 @@ CONTEXT_FORMS: dict[str, dict[str, Any]] = {
     "osteoporosis_unknown": {},
     "anticoagulant_unknown": {},
     "age_unknown": {},
+    "hip_replacement": {"hip_replacement": {"precautions_lifted": True}},
 }
 
 
