@@ -15,6 +15,7 @@ from hipscreen._form import IntakeForm
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
     Activity,
+    Delivery,
     HipApproach,
     Measure,
     Muscle,
@@ -191,6 +192,14 @@ _CONTEXT_HEADS = {
         "anticoagulant_unknown",
         "age_unknown",
         "hip_replacement",
+        "procedure_days",
+        "procedure_timing_unknown",
+        "procedure_pain_not_settled",
+        "postpartum",
+        "postpartum_weeks",
+        "postpartum_weeks_unknown",
+        "caesarean_delivery",
+        "delivery_type_unknown",
     )
 }
 # Blank safety questions: "not asked", never "no". A rule may read them to say what an answer
@@ -339,7 +348,7 @@ class FormFacts:
             head, observation = _SYMPTOMS[symptom]
             add_fact(encode(len(facts), head))
             add_observation(observation)
-        if fall is not None or form.recent_joint_procedure:
+        if fall is not None or form.recent_joint_procedure or form.joint_procedure is not None:
             self._stated(form, painless_fall)
         if (
             form.back_pain is not None
@@ -364,6 +373,10 @@ class FormFacts:
                 add_observation(observation)
         if (
             form.pregnancy
+            or form.postpartum is not None
+            or form.joint_procedure is not None
+            or form.recent_joint_procedure
+            or Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in symptoms
             or form.hip_replacement is not None
             or form.back_pain is not None
             or form.anticoagulant
@@ -420,6 +433,8 @@ class FormFacts:
                 symptom(Symptom.UNABLE_TO_BEAR_WEIGHT, "recent_fall.can_bear_weight", "no")
         if form.recent_joint_procedure:
             symptom(Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE, "recent_joint_procedure", "yes")
+        elif form.joint_procedure is not None:
+            symptom(Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE, "joint_procedure", "yes")
 
     def _context(self, form: IntakeForm) -> None:
         def add(name: str, path: str, value: int | str, v: int | None = None) -> None:
@@ -442,6 +457,20 @@ class FormFacts:
                     form.pregnancy.weeks,
                     v=form.pregnancy.weeks,
                 )
+        for name, observation, value in _procedure_facts(form):
+            self._add(_CONTEXT_HEADS[name], observation, value)
+        postpartum = form.postpartum
+        if postpartum is not None:
+            add("postpartum", "postpartum", "yes")
+            if postpartum.weeks_since is None:
+                add("postpartum_weeks_unknown", "postpartum", "weeks not given")
+            else:
+                weeks = postpartum.weeks_since
+                add("postpartum_weeks", "postpartum.weeks_since", weeks, v=weeks)
+            if postpartum.delivery == Delivery.CAESAREAN:
+                add("caesarean_delivery", "postpartum.delivery", "caesarean")
+            elif postpartum.delivery == Delivery.UNKNOWN:
+                add("delivery_type_unknown", "postpartum", "delivery not given")
         hip = form.hip_replacement
         if hip is not None:
             # Any hip replacement, precautions lifted or not (a fall or dislocation reads it).
@@ -479,6 +508,35 @@ class FormFacts:
                     form.back_pain.intensity,
                     v=form.back_pain.intensity,
                 )
+
+
+def _procedure_facts(form: IntakeForm) -> list[tuple[str, Observation, int | None]]:
+    """The timing of a recent joint procedure, read only when one is reported: days since it
+    (or "timing unknown"), and "pain not settled" unless the form states it is not worsening."""
+    procedure = form.joint_procedure
+    if not (
+        procedure is not None
+        or form.recent_joint_procedure
+        or Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in form.symptoms
+    ):
+        return []
+    facts: list[tuple[str, Observation, int | None]] = []
+    days = procedure.days_since if procedure is not None else None
+    # Absences (timing or course not asked) are never evidence: they are not on the form.
+    if days is None:
+        observation = Observation("joint_procedure", "timing not given", None, False, cited=False)
+        facts.append(("procedure_timing_unknown", observation, None))
+    else:
+        observation = Observation("joint_procedure.days_since", days, None, False)
+        facts.append(("procedure_days", observation, days))
+    worsening = procedure.pain_worsening if procedure is not None else None
+    if worsening:
+        observation = Observation("joint_procedure.pain_worsening", "yes", None, False)
+        facts.append(("procedure_pain_not_settled", observation, None))
+    elif worsening is None:
+        observation = Observation("joint_procedure", "course not asked", None, False, cited=False)
+        facts.append(("procedure_pain_not_settled", observation, None))
+    return facts
 
 
 def _painless_fall(form: IntakeForm) -> bool:

@@ -34,6 +34,7 @@ from hipscreen._vocabulary import (
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
     Activity,
+    Delivery,
     HipApproach,
     Muscle,
     RomMethod,
@@ -364,6 +365,29 @@ def _pregnant(value: Any) -> Any:
     return value
 
 
+class JointProcedure(_Strict):
+    """A recent joint or spinal injection or procedure: when it was, and how the pain has gone."""
+
+    days_since: Annotated[int, Field(strict=True, ge=0, le=365)] | None = Field(
+        default=None, description="Days since the injection or procedure, if known."
+    )
+    pain_worsening: Flag | None = Field(
+        default=None,
+        description="Pain has been getting worse since it (true/false; blank means not asked).",
+    )
+
+
+class Postpartum(_Strict):
+    """The weeks after giving birth, and how the baby was delivered."""
+
+    weeks_since: Annotated[int, Field(strict=True, ge=0, le=104)] | None = Field(
+        default=None, description="Weeks since delivery, if known."
+    )
+    delivery: Annotated[Delivery, BeforeValidator(_vocabulary(Delivery, "delivery"))] = Field(
+        default=Delivery.UNKNOWN, description="vaginal, caesarean or unknown."
+    )
+
+
 class HipReplacement(_Strict):
     """A hip replacement; movement precautions depend on the surgical approach."""
 
@@ -488,6 +512,14 @@ class IntakeForm(_Strict):
         default=None,
         description="Takes an anticoagulant (blood thinner) (true/false; blank means not asked).",
     )
+    joint_procedure: JointProcedure | None = Field(
+        default=None,
+        description="A recent joint or spinal injection or procedure with its timing (implies "
+        "recent_joint_procedure).",
+    )
+    postpartum: Postpartum | None = Field(
+        default=None, description="Given birth in the past two years: weeks since and delivery."
+    )
     symptom_checklist_completed: Flag | None = Field(
         default=None,
         description="Every red-flag symptom on the checklist was asked, so an unticked symptom "
@@ -515,6 +547,10 @@ class IntakeForm(_Strict):
         ):
             contradictions.append(
                 "recent_fall.can_bear_weight is true but symptoms lists 'unable_to_bear_weight'"
+            )
+        if self.recent_joint_procedure is False and self.joint_procedure is not None:
+            contradictions.append(
+                "recent_joint_procedure is false but joint_procedure describes one"
             )
         if self.recent_joint_procedure is False and (
             Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in self.symptoms

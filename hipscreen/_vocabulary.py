@@ -155,6 +155,12 @@ class Symptom(StrEnum):
     GROIN_LUMP = "groin_lump"
     # Head injury.
     HEAD_STRIKE = "head_strike"
+    # Inflammatory back pain (NICE NG65; Berlin criteria).
+    MORNING_STIFFNESS_OVER_30_MIN = "morning_stiffness_over_30_min"
+    BACK_PAIN_EASES_WITH_EXERCISE = "back_pain_eases_with_exercise"
+    NIGHT_WAKING_SECOND_HALF = "night_waking_second_half"
+    # Pregnancy and postpartum pelvic girdle pain (POGP).
+    PELVIC_GIRDLE_PAIN = "pelvic_girdle_pain"
 
 
 class Activity(StrEnum):
@@ -232,6 +238,14 @@ class ContextItem(StrEnum):
     ANTICOAGULANT_UNKNOWN = "anticoagulant_unknown"
     AGE_UNKNOWN = "age_unknown"
     HIP_REPLACEMENT = "hip_replacement"
+    PROCEDURE_DAYS = "procedure_days"
+    PROCEDURE_TIMING_UNKNOWN = "procedure_timing_unknown"
+    PROCEDURE_PAIN_NOT_SETTLED = "procedure_pain_not_settled"
+    POSTPARTUM = "postpartum"
+    POSTPARTUM_WEEKS = "postpartum_weeks"
+    POSTPARTUM_WEEKS_UNKNOWN = "postpartum_weeks_unknown"
+    CAESAREAN_DELIVERY = "caesarean_delivery"
+    DELIVERY_TYPE_UNKNOWN = "delivery_type_unknown"
 
 
 class AsymmetryMeasure(StrEnum):
@@ -249,6 +263,14 @@ class HipApproach(StrEnum):
     POSTERIOR = "posterior"
     ANTERIOR = "anterior"
     LATERAL = "lateral"
+    UNKNOWN = "unknown"
+
+
+class Delivery(StrEnum):
+    """How a baby was delivered (the postpartum plan depends on it)."""
+
+    VAGINAL = "vaginal"
+    CAESAREAN = "caesarean"
     UNKNOWN = "unknown"
 
 

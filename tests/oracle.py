@@ -296,6 +296,8 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             symptom("unable_to_bear_weight", "recent_fall.can_bear_weight", "no")
     if form.recent_joint_procedure and "recent_spinal_or_joint_procedure" not in ticked:
         symptom("recent_spinal_or_joint_procedure", "recent_joint_procedure", "yes")
+    elif form.joint_procedure is not None and "recent_spinal_or_joint_procedure" not in ticked:
+        symptom("recent_spinal_or_joint_procedure", "joint_procedure", "yes")
     back = form.back_pain
     describes_back_pain = back is not None and (back.intensity is None or back.intensity > 0)
     if describes_back_pain and "lower_back_pain" not in ticked:
@@ -336,6 +338,60 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             context("pregnancy", "symptoms", implied[0])
     if form.anticoagulant:
         context("anticoagulant", "anticoagulant", "yes")
+    procedure = form.joint_procedure
+    if (
+        procedure is not None
+        or form.recent_joint_procedure
+        or "recent_spinal_or_joint_procedure" in ticked
+    ):
+        days = procedure.days_since if procedure is not None else None
+        if days is None:
+            add(
+                OFact(
+                    "context",
+                    {"name": "procedure_timing_unknown"},
+                    None,
+                    None,
+                    "",
+                    "",
+                    False,
+                    cited=False,
+                )
+            )
+        else:
+            context("procedure_days", "joint_procedure.days_since", days, days)
+        worsening = procedure.pain_worsening if procedure is not None else None
+        if worsening:
+            context("procedure_pain_not_settled", "joint_procedure.pain_worsening", "yes")
+        elif worsening is None:
+            add(
+                OFact(
+                    "context",
+                    {"name": "procedure_pain_not_settled"},
+                    None,
+                    None,
+                    "",
+                    "",
+                    False,
+                    cited=False,
+                )
+            )
+    postpartum = form.postpartum
+    if postpartum is not None:
+        context("postpartum", "postpartum", "yes")
+        if postpartum.weeks_since is None:
+            context("postpartum_weeks_unknown", "postpartum", "weeks not given")
+        else:
+            context(
+                "postpartum_weeks",
+                "postpartum.weeks_since",
+                postpartum.weeks_since,
+                postpartum.weeks_since,
+            )
+        if postpartum.delivery.value == "caesarean":
+            context("caesarean_delivery", "postpartum.delivery", "caesarean")
+        elif postpartum.delivery.value == "unknown":
+            context("delivery_type_unknown", "postpartum", "delivery not given")
     hip = form.hip_replacement
     if hip is not None:
         context("hip_replacement", "hip_replacement", "yes")
