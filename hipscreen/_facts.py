@@ -8,13 +8,17 @@ with the attribute names rules use: the engine module owns the keys and the JSON
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
 
 from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
     Activity,
+    ContextItem,
     Delivery,
     HipApproach,
     Measure,
@@ -200,6 +204,7 @@ _CONTEXT_HEADS = {
         "postpartum_weeks_unknown",
         "caesarean_delivery",
         "delivery_type_unknown",
+        "new_back_pain",
     )
 }
 # Blank safety questions: "not asked", never "no". A rule may read them to say what an answer
@@ -238,6 +243,16 @@ def _length_tested(
     return tested
 
 
+def _one_side_measured(tested: Mapping[str, set[Side]], muscle: Muscle) -> Side | None:
+    """The one side (left or right) a length test of ``muscle`` measured, or None."""
+    covered: set[Side] = set()
+    for test in _LENGTH_TESTS.get(muscle, ()):
+        covered |= tested.get(test, set())
+    if Side.BOTH in covered or len(covered) != 1:
+        return None
+    return next(iter(covered))
+
+
 # A name given on both sides with different values: (name, left, right, field path of the left).
 _Pair = tuple[str, float, float, str]
 # The last left-side value read: (name, value, field path).
@@ -272,6 +287,22 @@ class FormFacts:
             for muscle, side, grade, path in given:
                 note = None
                 length = False
+                if tightness and side == Side.BOTH:
+                    if tested is None:
+                        tested = _length_tested(measurements)
+                    split = _one_side_measured(tested, muscle)
+                    if split is not None:
+                        # Measured decides for its side only: a rating for both sides with one
+                        # side length-tested reads as that rating on each side (issue 20).
+                        for each in (Side.LEFT, Side.RIGHT):
+                            length = each == split
+                            add_fact(encode(len(facts), heads[muscle, each][length], grade))
+                            add_observation(
+                                Observation(
+                                    path, grade, each, False, _OVERRIDDEN if length else None
+                                )
+                            )
+                        continue
                 if tightness:
                     # Measured outranks self-report: rules read a self-rated tightness only
                     # where no length test of that muscle was measured on that side.
@@ -359,6 +390,11 @@ class FormFacts:
             # does not repeat it.
             add_fact(encode(len(facts), _BACK_PAIN[0]))
             add_observation(_BACK_PAIN[1])
+        # One presentation, one meaning: rules/equivalences.yaml (issue 20).
+        for kind, name, observation in normalised_reports(form):
+            head = _SYMPTOM_HEADS[Symptom(name)] if kind == "symptom" else _CONTEXT_HEADS[name]
+            add_fact(encode(len(facts), head))
+            add_observation(observation)
         for activity in form.activities:
             head, observation = _ACTIVITIES[activity]
             add_fact(encode(len(facts), head))
@@ -537,6 +573,142 @@ def _procedure_facts(form: IntakeForm) -> list[tuple[str, Observation, int | Non
         observation = Observation("joint_procedure", "course not asked", None, False, cited=False)
         facts.append(("procedure_pain_not_settled", observation, None))
     return facts
+
+
+# -- one presentation, one meaning: the equivalence table (rules/equivalences.yaml) -------------
+
+_BOUNDS = {
+    "at_least": lambda v, n: v >= n,
+    "at_most": lambda v, n: v <= n,
+    "below": lambda v, n: v < n,
+    "above": lambda v, n: v > n,
+}
+
+
+class EquivalenceTable(NamedTuple):
+    """``rules/equivalences.yaml``: symptom implications, derivations and documented pairs."""
+
+    implies: dict[str, tuple[str, ...]]
+    derive: tuple[dict[str, Any], ...]
+    equivalences: tuple[dict[str, Any], ...]
+
+
+def load_equivalences(path: Path | None = None) -> EquivalenceTable:
+    """Read and check the equivalence table; a problem names the entry, the key and the value."""
+    from hipscreen._ruledata import builtin_rules_dir  # a leaf import: the rule loader's home
+
+    where = path or builtin_rules_dir() / "equivalences.yaml"
+    data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+    symptoms = {s.value for s in Symptom}
+    contexts = {c.value for c in ContextItem}
+    problems: list[str] = []
+    implies: dict[str, tuple[str, ...]] = {}
+    for name, implied in (data.get("implies") or {}).items():
+        for item in [name, *implied]:
+            if item not in symptoms:
+                problems.append(f"implies.{name}: unknown symptom {item!r}")
+        implies[name] = tuple(implied)
+    derive = tuple(data.get("derive") or ())
+    for i, entry in enumerate(derive):
+        ((kind, name),) = entry["adds"].items()
+        if (kind, name in symptoms if kind == "symptom" else name in contexts) != (kind, True):
+            problems.append(f"derive.{i}.adds: unknown {kind} {name!r}")
+        for key in ("when", "unless"):
+            for field_path, test in (entry.get(key) or {}).items():
+                if field_path == "reported":
+                    if test not in symptoms:
+                        problems.append(f"derive.{i}.{key}.reported: unknown symptom {test!r}")
+                    continue
+                for bound in test:
+                    if bound not in _BOUNDS:
+                        problems.append(
+                            f"derive.{i}.{key}.{field_path}: unknown test {bound!r} "
+                            f"(allowed: {', '.join(_BOUNDS)})"
+                        )
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return EquivalenceTable(implies, derive, tuple(data.get("equivalences") or ()))
+
+
+def _field(form: IntakeForm, path: str) -> Any:
+    node: Any = form
+    for part in path.split("."):
+        node = getattr(node, part, None)
+        if node is None:
+            return None
+    return node
+
+
+def _matches(form: IntakeForm, tests: Mapping[str, Any], reported: set[str]) -> bool:
+    for path, test in tests.items():
+        if path == "reported":
+            if test not in reported:
+                return False
+            continue
+        value = _field(form, path)
+        if value is None:  # blank is not asked: it matches no bound
+            return False
+        if not all(_BOUNDS[bound](value, n) for bound, n in test.items()):
+            return False
+    return True
+
+
+def normalised_reports(form: IntakeForm) -> list[tuple[str, str, Observation]]:
+    """What the equivalence table adds to the form's own reports: (fact type, name, observation).
+
+    Symptoms the form already reports (ticked, or low back pain from a described episode) are
+    not repeated; a painless fall is not a fall tick here either.
+    """
+    table = _EQUIVALENCES
+    ticked = {s.value for s in form.symptoms}
+    if form.recent_fall is not None and _painless_fall(form):
+        ticked.discard(Symptom.RECENT_FALL_OR_MINOR_TRAUMA.value)
+    reported = {s.value for s in form.reported_symptoms()} & (
+        ticked | {Symptom.LOWER_BACK_PAIN.value}
+    )
+    source: dict[str, Observation] = {s: Observation("symptoms", s, None, False) for s in ticked}
+    if Symptom.LOWER_BACK_PAIN.value in reported and Symptom.LOWER_BACK_PAIN.value not in ticked:
+        source[Symptom.LOWER_BACK_PAIN.value] = _BACK_PAIN[1]
+    added: list[tuple[str, str, Observation]] = []
+    for entry in table.derive:
+        ((kind, name),) = entry["adds"].items()
+        when = entry.get("when") or {}
+        if kind != "symptom" or name in reported or not _matches(form, when, reported):
+            continue
+        first = next(iter(when))
+        observation = Observation(first, _field(form, first), None, False)
+        added.append((kind, name, observation))
+        reported.add(name)
+        source[name] = observation
+    for name in sorted(reported):
+        for implied in table.implies.get(name, ()):
+            if implied not in reported:
+                reported.add(implied)
+                source[implied] = source[name]
+                added.append(("symptom", implied, source[name]))
+    for entry in table.derive:
+        ((kind, name),) = entry["adds"].items()
+        if kind != "context" or not _matches(form, entry.get("when") or {}, reported):
+            continue
+        unless = entry.get("unless")
+        if unless and _matches(form, unless, reported):
+            continue
+        tested = next((v for k, v in (entry.get("when") or {}).items() if k == "reported"), None)
+        cited = source.get(tested) if tested else None
+        added.append((kind, name, cited or Observation("symptoms", name, None, False)))
+    return added
+
+
+_EQUIVALENCES = load_equivalences()
+_SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
+
+
+def reported_symptoms(form: IntakeForm) -> tuple[Symptom, ...]:
+    """The form's reported symptoms with what the equivalence table adds, in vocabulary order."""
+    extra = [Symptom(name) for kind, name, _ in normalised_reports(form) if kind == "symptom"]
+    if not extra:
+        return form.reported_symptoms()
+    return tuple(sorted({*form.reported_symptoms(), *extra}, key=_SYMPTOM_ORDER.__getitem__))
 
 
 def _painless_fall(form: IntakeForm) -> bool:

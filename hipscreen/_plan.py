@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
@@ -212,7 +213,7 @@ class Planner:
         key = (
             tuple(finding_keys),
             self._lowest(strength),
-            tuple([s for s in form.reported_symptoms() if s in pain]),
+            tuple([s for s in reported_symptoms(form) if s in pain]),
             None if age is None else tuple([age >= a for a in self._age_cuts]),
         )
         return self._plan(key)

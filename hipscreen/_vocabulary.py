@@ -246,6 +246,7 @@ class ContextItem(StrEnum):
     POSTPARTUM_WEEKS_UNKNOWN = "postpartum_weeks_unknown"
     CAESAREAN_DELIVERY = "caesarean_delivery"
     DELIVERY_TYPE_UNKNOWN = "delivery_type_unknown"
+    NEW_BACK_PAIN = "new_back_pain"
 
 
 class AsymmetryMeasure(StrEnum):

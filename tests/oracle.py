@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hipscreen import IntakeForm
+from hipscreen._facts import normalised_reports
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
 from hipscreen._vocabulary import PREGNANCY_ONLY_SYMPTOMS, Confidence, Severity, Side, Symptom
 
@@ -195,6 +196,17 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             base = {"measure": measure, "muscle": muscle.value, "group": muscle.group.value}
             sides = _sided(given)
             pairs = sides if sides is not None else [(Side.BOTH, given)]
+            tests = LENGTH_TESTS.get(muscle.value, ())
+            measured_sides = set().union(*(length_tested.get(t, set()) for t in tests))
+            if measure == "tightness" and sides is None and len(measured_sides) == 1:
+                # One side length-tested: the both-sides rating is read on each side, and the
+                # measurement decides for its own side only.
+                for side in (Side.LEFT, Side.RIGHT):
+                    note = side in measured_sides
+                    attrs = {**base, "side": side.value, "length_tested": "yes" if note else "no"}
+                    path = f"{measure}.{muscle.value}"
+                    add(OFact("grade", attrs, given, side, path, given, False, note=note))
+                continue
             for side, grade in pairs:
                 path = f"{measure}.{muscle.value}" + (f".{side.value}" if sides is not None else "")
                 attrs = {**base, "side": side.value}
@@ -302,6 +314,10 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     describes_back_pain = back is not None and (back.intensity is None or back.intensity > 0)
     if describes_back_pain and "lower_back_pain" not in ticked:
         symptom("lower_back_pain", "back_pain", "lower_back_pain")
+    # One presentation, one meaning: the same table the engine path reads (rules/equivalences.yaml).
+    for kind, name, observation in normalised_reports(form):
+        shown = observation.value
+        add(OFact(kind, {"name": name}, None, None, observation.field, shown, False))
     for activity in form.activities:
         add(
             OFact(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from strategies import SYMPTOMS, forms, with_symptom
 
 import hipscreen
+from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
@@ -59,7 +60,7 @@ def reference_plan(ruleset: RuleSet, form: IntakeForm, findings: tuple[Any, ...]
     policy = ruleset.plan
     levels = policy.levels
     strength = list(form.grades("strength"))
-    pain = [s for s in form.reported_symptoms() if s in levels.pain_symptoms]
+    pain = [s for s in reported_symptoms(form) if s in levels.pain_symptoms]
 
     withholds: list[Withhold] = []
     for finding in findings:

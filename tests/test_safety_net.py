@@ -66,6 +66,7 @@ CONTEXT_FORMS: dict[str, dict[str, Any]] = {
     "postpartum_weeks_unknown": {"postpartum": {}},
     "caesarean_delivery": {"postpartum": {"delivery": "caesarean"}},
     "delivery_type_unknown": {"postpartum": {"weeks_since": 20}},
+    "new_back_pain": {"symptoms": ["lower_back_pain"]},
 }
 
 
