@@ -686,6 +686,10 @@ def load_ruleset(
     check_rule_set(rules, out.add)
     _check_cycles(rules, out)
     vocabulary = _load_vocabulary(base, read, out)
+    # The form-to-facts equivalence table (always the built-in one) changes results too.
+    equivalences = builtin_rules_dir() / "equivalences.yaml"
+    if equivalences.is_file():
+        digest.update(b"equivalences.yaml\0" + equivalences.read_bytes() + b"\0")
     if meta is not None:
         _check_referrals(rules, meta, catalog, out)
     if vocabulary is not None and not out.problems:
