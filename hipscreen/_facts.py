@@ -403,10 +403,19 @@ class FormFacts:
         if age is not None:
             add_fact(encode(len(facts), _AGE_HEAD, age))
             add_observation(_new(Observation, ("age", age, None, False, None, True)))
-        for attr, head, observation in _BLANKS:
-            if getattr(form, attr) is None:
-                add_fact(encode(len(facts), head))
-                add_observation(observation)
+        if (
+            symptoms
+            or form.activities
+            or fall is not None
+            or form.back_pain is not None
+            or form.joint_procedure is not None
+        ):
+            # Blanks are read only on a form that reports something beyond grades and
+            # measurements (every built-in rule reading one also reads a symptom).
+            for attr, head, observation in _BLANKS:
+                if getattr(form, attr) is None:
+                    add_fact(encode(len(facts), head))
+                    add_observation(observation)
         if (
             form.pregnancy
             or form.postpartum is not None
@@ -660,6 +669,13 @@ def normalised_reports(form: IntakeForm) -> list[tuple[str, str, Observation]]:
     not repeated; a painless fall is not a fall tick here either.
     """
     table = _EQUIVALENCES
+    if form.symptoms:
+        if not _TRIGGERS.isdisjoint(form.symptoms):
+            pass
+        elif all(getattr(form, top) is None for top in _TOPS):
+            return []
+    elif all(getattr(form, top) is None for top in _TOPS):
+        return []  # most forms: nothing the table reads
     ticked = {s.value for s in form.symptoms}
     if form.recent_fall is not None and _painless_fall(form):
         ticked.discard(Symptom.RECENT_FALL_OR_MINOR_TRAUMA.value)
@@ -700,6 +716,33 @@ def normalised_reports(form: IntakeForm) -> list[tuple[str, str, Observation]]:
 
 
 _EQUIVALENCES = load_equivalences()
+# What the table can read: the symptoms it tests or implies from, and the form blocks its field
+# tests name (low back pain counts: a back_pain block reports it).
+_TRIGGERS = frozenset(
+    Symptom(name)
+    for name in (
+        *_EQUIVALENCES.implies,
+        *(
+            test
+            for entry in _EQUIVALENCES.derive
+            for key in ("when", "unless")
+            for path, test in (entry.get(key) or {}).items()
+            if path == "reported"
+        ),
+    )
+)
+_TOPS = tuple(
+    sorted(
+        {"back_pain"}
+        | {
+            path.split(".")[0]
+            for entry in _EQUIVALENCES.derive
+            for key in ("when", "unless")
+            for path in (entry.get(key) or {})
+            if path != "reported"
+        }
+    )
+)
 _SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
 
 

@@ -333,8 +333,11 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     if form.age is not None:
         add(OFact("age", {}, form.age, None, "age", form.age, False))
 
+    reports = form.symptoms or form.activities or form.recent_fall is not None
+    reports = reports or form.back_pain is not None
     for attr in ("osteoporosis", "anticoagulant", "age"):
-        if getattr(form, attr) is None:  # blank: not asked, never "no"
+        # Blank: not asked, never "no" (read only when the form reports something).
+        if (reports or form.joint_procedure is not None) and getattr(form, attr) is None:
             add(
                 OFact(
                     "context", {"name": f"{attr}_unknown"}, None, None, "", "", False, cited=False

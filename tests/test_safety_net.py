@@ -53,10 +53,10 @@ CONTEXT_FORMS: dict[str, dict[str, Any]] = {
     "hip_operation_weeks": {"hip_replacement": {"approach": "posterior", "weeks_since": 4}},
     "anticoagulant": {"anticoagulant": True},
     "fall_with_new_pain": {"recent_fall": {"occurred": True, "new_pain": True}},
-    # Blank safety questions: the empty form leaves them blank.
-    "osteoporosis_unknown": {},
-    "anticoagulant_unknown": {},
-    "age_unknown": {},
+    # Blank safety questions: read when the form reports something.
+    "osteoporosis_unknown": {"activities": ["walking"]},
+    "anticoagulant_unknown": {"activities": ["walking"]},
+    "age_unknown": {"activities": ["walking"]},
     "hip_replacement": {"hip_replacement": {"precautions_lifted": True}},
     "procedure_days": {"joint_procedure": {"days_since": 3, "pain_worsening": False}},
     "procedure_timing_unknown": {"recent_joint_procedure": True},
