@@ -54,6 +54,7 @@ SAFETY_PAGE = "safety.md"
 SAFETY_FILES = {
     "findings/00-red-flags.yaml": "Red flags",
     "findings/05-safety-net.yaml": "The safety net",
+    "findings/07-not-asked.yaml": "Safety questions left blank",
     "findings/30-context.yaml": "Health context and contraindications",
 }
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hipscreen._errors import HipscreenError
+from hipscreen._facts import normalised_reports
 from hipscreen._form import IntakeForm
 from hipscreen._instruments import builtin_instruments
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
@@ -212,6 +213,17 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             base = {"measure": measure, "muscle": muscle.value, "group": muscle.group.value}
             sides = _sided(given)
             pairs = sides if sides is not None else [(Side.BOTH, given)]
+            tests = LENGTH_TESTS.get(muscle.value, ())
+            measured_sides = set().union(*(length_tested.get(t, set()) for t in tests))
+            if measure == "tightness" and sides is None and len(measured_sides) == 1:
+                # One side length-tested: the both-sides rating is read on each side, and the
+                # measurement decides for its own side only.
+                for side in (Side.LEFT, Side.RIGHT):
+                    note = side in measured_sides
+                    attrs = {**base, "side": side.value, "length_tested": "yes" if note else "no"}
+                    path = f"{measure}.{muscle.value}"
+                    add(OFact("grade", attrs, given, side, path, given, False, note=note))
+                continue
             for side, grade in pairs:
                 path = f"{measure}.{muscle.value}" + (f".{side.value}" if sides is not None else "")
                 attrs = {**base, "side": side.value}
@@ -313,10 +325,16 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             symptom("unable_to_bear_weight", "recent_fall.can_bear_weight", "no")
     if form.recent_joint_procedure and "recent_spinal_or_joint_procedure" not in ticked:
         symptom("recent_spinal_or_joint_procedure", "recent_joint_procedure", "yes")
+    elif form.joint_procedure is not None and "recent_spinal_or_joint_procedure" not in ticked:
+        symptom("recent_spinal_or_joint_procedure", "joint_procedure", "yes")
     back = form.back_pain
     describes_back_pain = back is not None and (back.intensity is None or back.intensity > 0)
     if describes_back_pain and "lower_back_pain" not in ticked:
         symptom("lower_back_pain", "back_pain", "lower_back_pain")
+    # One presentation, one meaning: the same table the engine path reads (rules/equivalences.yaml).
+    for kind, name, observation in normalised_reports(form):
+        shown = observation.value
+        add(OFact(kind, {"name": name}, None, None, observation.field, shown, False))
     for activity in form.activities:
         add(
             OFact(
@@ -332,7 +350,17 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     if form.age is not None:
         add(OFact("age", {}, form.age, None, "age", form.age, False))
 
-    if form.pregnancy is not None:
+    reports = form.symptoms or form.activities or form.recent_fall is not None
+    reports = reports or form.back_pain is not None
+    for attr in ("osteoporosis", "anticoagulant", "age"):
+        # Blank: not asked, never "no" (read only when the form reports something).
+        if (reports or form.joint_procedure is not None) and getattr(form, attr) is None:
+            add(
+                OFact(
+                    "context", {"name": f"{attr}_unknown"}, None, None, "", "", False, cited=False
+                )
+            )
+    if form.pregnancy:
         context("pregnancy", "pregnancy", "yes")
         weeks = form.pregnancy.weeks
         if weeks is None:
@@ -346,7 +374,63 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             context("pregnancy", "symptoms", implied[0])
     if form.anticoagulant:
         context("anticoagulant", "anticoagulant", "yes")
+    procedure = form.joint_procedure
+    if (
+        procedure is not None
+        or form.recent_joint_procedure
+        or "recent_spinal_or_joint_procedure" in ticked
+    ):
+        days = procedure.days_since if procedure is not None else None
+        if days is None:
+            add(
+                OFact(
+                    "context",
+                    {"name": "procedure_timing_unknown"},
+                    None,
+                    None,
+                    "",
+                    "",
+                    False,
+                    cited=False,
+                )
+            )
+        else:
+            context("procedure_days", "joint_procedure.days_since", days, days)
+        worsening = procedure.pain_worsening if procedure is not None else None
+        if worsening:
+            context("procedure_pain_not_settled", "joint_procedure.pain_worsening", "yes")
+        elif worsening is None:
+            add(
+                OFact(
+                    "context",
+                    {"name": "procedure_pain_not_settled"},
+                    None,
+                    None,
+                    "",
+                    "",
+                    False,
+                    cited=False,
+                )
+            )
+    postpartum = form.postpartum
+    if postpartum is not None:
+        context("postpartum", "postpartum", "yes")
+        if postpartum.weeks_since is None:
+            context("postpartum_weeks_unknown", "postpartum", "weeks not given")
+        else:
+            context(
+                "postpartum_weeks",
+                "postpartum.weeks_since",
+                postpartum.weeks_since,
+                postpartum.weeks_since,
+            )
+        if postpartum.delivery.value == "caesarean":
+            context("caesarean_delivery", "postpartum.delivery", "caesarean")
+        elif postpartum.delivery.value == "unknown":
+            context("delivery_type_unknown", "postpartum", "delivery not given")
     hip = form.hip_replacement
+    if hip is not None:
+        context("hip_replacement", "hip_replacement", "yes")
     if hip is not None and not hip.precautions_lifted:
         context(
             f"hip_replacement_{hip.approach.value}",

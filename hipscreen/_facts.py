@@ -8,7 +8,10 @@ with the attribute names rules use: the engine module owns the keys and the JSON
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
 
 from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
@@ -16,6 +19,8 @@ from hipscreen._results import InstrumentScore
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
     Activity,
+    ContextItem,
+    Delivery,
     HipApproach,
     Measure,
     Muscle,
@@ -188,8 +193,31 @@ _CONTEXT_HEADS = {
         "back_pain_weeks_unknown",
         "back_pain_weeks",
         "back_pain_intensity",
+        "osteoporosis_unknown",
+        "anticoagulant_unknown",
+        "age_unknown",
+        "hip_replacement",
+        "procedure_days",
+        "procedure_timing_unknown",
+        "procedure_pain_not_settled",
+        "postpartum",
+        "postpartum_weeks",
+        "postpartum_weeks_unknown",
+        "caesarean_delivery",
+        "delivery_type_unknown",
+        "new_back_pain",
     )
 }
+# Blank safety questions: "not asked", never "no". A rule may read them to say what an answer
+# would change (issue 20); they are never evidence that something is absent.
+_BLANKS = tuple(
+    (
+        attr,
+        _CONTEXT_HEADS[f"{attr}_unknown"],
+        Observation(attr, "not asked", None, False, cited=False),  # listed under not_assessed
+    )
+    for attr in ("osteoporosis", "anticoagulant", "age")
+)
 _HIP_HEADS = {
     (_approach, _side): fact_head(
         "context", ("name", f"hip_replacement_{_approach}"), ("side", _side)
@@ -214,6 +242,16 @@ def _length_tested(
         if Side.LEFT in sides and Side.RIGHT in sides:
             sides.add(Side.BOTH)
     return tested
+
+
+def _one_side_measured(tested: Mapping[str, set[Side]], muscle: Muscle) -> Side | None:
+    """The one side (left or right) a length test of ``muscle`` measured, or None."""
+    covered: set[Side] = set()
+    for test in _LENGTH_TESTS.get(muscle, ()):
+        covered |= tested.get(test, set())
+    if Side.BOTH in covered or len(covered) != 1:
+        return None
+    return next(iter(covered))
 
 
 # A name given on both sides with different values: (name, left, right, field path of the left).
@@ -250,6 +288,22 @@ class FormFacts:
             for muscle, side, grade, path in given:
                 note = None
                 length = False
+                if tightness and side == Side.BOTH:
+                    if tested is None:
+                        tested = _length_tested(measurements)
+                    split = _one_side_measured(tested, muscle)
+                    if split is not None:
+                        # Measured decides for its side only: a rating for both sides with one
+                        # side length-tested reads as that rating on each side (issue 20).
+                        for each in (Side.LEFT, Side.RIGHT):
+                            length = each == split
+                            add_fact(encode(len(facts), heads[muscle, each][length], grade))
+                            add_observation(
+                                Observation(
+                                    path, grade, each, False, _OVERRIDDEN if length else None
+                                )
+                            )
+                        continue
                 if tightness:
                     # Measured outranks self-report: rules read a self-rated tightness only
                     # where no length test of that muscle was measured on that side.
@@ -326,7 +380,7 @@ class FormFacts:
             head, observation = _SYMPTOMS[symptom]
             add_fact(encode(len(facts), head))
             add_observation(observation)
-        if fall is not None or form.recent_joint_procedure:
+        if fall is not None or form.recent_joint_procedure or form.joint_procedure is not None:
             self._stated(form, painless_fall)
         if (
             form.back_pain is not None
@@ -337,6 +391,11 @@ class FormFacts:
             # does not repeat it.
             add_fact(encode(len(facts), _BACK_PAIN[0]))
             add_observation(_BACK_PAIN[1])
+        # One presentation, one meaning: rules/equivalences.yaml (issue 20).
+        for kind, name, observation in normalised_reports(form):
+            head = _SYMPTOM_HEADS[Symptom(name)] if kind == "symptom" else _CONTEXT_HEADS[name]
+            add_fact(encode(len(facts), head))
+            add_observation(observation)
         for activity in form.activities:
             head, observation = _ACTIVITIES[activity]
             add_fact(encode(len(facts), head))
@@ -346,7 +405,24 @@ class FormFacts:
             add_fact(encode(len(facts), _AGE_HEAD, age))
             add_observation(_new(Observation, ("age", age, None, False, None, True)))
         if (
-            form.pregnancy is not None
+            symptoms
+            or form.activities
+            or fall is not None
+            or form.back_pain is not None
+            or form.joint_procedure is not None
+        ):
+            # Blanks are read only on a form that reports something beyond grades and
+            # measurements (every built-in rule reading one also reads a symptom).
+            for attr, head, observation in _BLANKS:
+                if getattr(form, attr) is None:
+                    add_fact(encode(len(facts), head))
+                    add_observation(observation)
+        if (
+            form.pregnancy
+            or form.postpartum is not None
+            or form.joint_procedure is not None
+            or form.recent_joint_procedure
+            or Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in symptoms
             or form.hip_replacement is not None
             or form.back_pain is not None
             or form.anticoagulant
@@ -420,18 +496,20 @@ class FormFacts:
                 symptom(Symptom.UNABLE_TO_BEAR_WEIGHT, "recent_fall.can_bear_weight", "no")
         if form.recent_joint_procedure:
             symptom(Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE, "recent_joint_procedure", "yes")
+        elif form.joint_procedure is not None:
+            symptom(Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE, "joint_procedure", "yes")
 
     def _context(self, form: IntakeForm) -> None:
         def add(name: str, path: str, value: int | str, v: int | None = None) -> None:
             self._add(_CONTEXT_HEADS[name], Observation(path, value, None, False), v)
 
         implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
-        if form.pregnancy is None and implied:
+        if not form.pregnancy and implied:
             # Only a pregnancy has these symptoms: read them as one rather than let them pass.
             add("pregnancy", "symptoms", implied[0])
         if form.anticoagulant:
             add("anticoagulant", "anticoagulant", "yes")
-        if form.pregnancy is not None:
+        if form.pregnancy:
             add("pregnancy", "pregnancy", "yes")
             if form.pregnancy.weeks is None:
                 add("pregnancy_weeks_unknown", "pregnancy", "weeks not given")
@@ -442,7 +520,24 @@ class FormFacts:
                     form.pregnancy.weeks,
                     v=form.pregnancy.weeks,
                 )
+        for name, observation, value in _procedure_facts(form):
+            self._add(_CONTEXT_HEADS[name], observation, value)
+        postpartum = form.postpartum
+        if postpartum is not None:
+            add("postpartum", "postpartum", "yes")
+            if postpartum.weeks_since is None:
+                add("postpartum_weeks_unknown", "postpartum", "weeks not given")
+            else:
+                weeks = postpartum.weeks_since
+                add("postpartum_weeks", "postpartum.weeks_since", weeks, v=weeks)
+            if postpartum.delivery == Delivery.CAESAREAN:
+                add("caesarean_delivery", "postpartum.delivery", "caesarean")
+            elif postpartum.delivery == Delivery.UNKNOWN:
+                add("delivery_type_unknown", "postpartum", "delivery not given")
         hip = form.hip_replacement
+        if hip is not None:
+            # Any hip replacement, precautions lifted or not (a fall or dislocation reads it).
+            add("hip_replacement", "hip_replacement", "yes")
         if hip is not None and not hip.precautions_lifted:
             self._add(
                 _HIP_HEADS[hip.approach, hip.side],
@@ -476,6 +571,205 @@ class FormFacts:
                     form.back_pain.intensity,
                     v=form.back_pain.intensity,
                 )
+
+
+def _procedure_facts(form: IntakeForm) -> list[tuple[str, Observation, int | None]]:
+    """The timing of a recent joint procedure, read only when one is reported: days since it
+    (or "timing unknown"), and "pain not settled" unless the form states it is not worsening."""
+    procedure = form.joint_procedure
+    if not (
+        procedure is not None
+        or form.recent_joint_procedure
+        or Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in form.symptoms
+    ):
+        return []
+    facts: list[tuple[str, Observation, int | None]] = []
+    days = procedure.days_since if procedure is not None else None
+    # Absences (timing or course not asked) are never evidence: they are not on the form.
+    if days is None:
+        observation = Observation("joint_procedure", "timing not given", None, False, cited=False)
+        facts.append(("procedure_timing_unknown", observation, None))
+    else:
+        observation = Observation("joint_procedure.days_since", days, None, False)
+        facts.append(("procedure_days", observation, days))
+    worsening = procedure.pain_worsening if procedure is not None else None
+    if worsening:
+        observation = Observation("joint_procedure.pain_worsening", "yes", None, False)
+        facts.append(("procedure_pain_not_settled", observation, None))
+    elif worsening is None:
+        observation = Observation("joint_procedure", "course not asked", None, False, cited=False)
+        facts.append(("procedure_pain_not_settled", observation, None))
+    return facts
+
+
+# -- one presentation, one meaning: the equivalence table (rules/equivalences.yaml) -------------
+
+_BOUNDS = {
+    "at_least": lambda v, n: v >= n,
+    "at_most": lambda v, n: v <= n,
+    "below": lambda v, n: v < n,
+    "above": lambda v, n: v > n,
+}
+
+
+class EquivalenceTable(NamedTuple):
+    """``rules/equivalences.yaml``: symptom implications, derivations and documented pairs."""
+
+    implies: dict[str, tuple[str, ...]]
+    derive: tuple[dict[str, Any], ...]
+    equivalences: tuple[dict[str, Any], ...]
+
+
+def load_equivalences(path: Path | None = None) -> EquivalenceTable:
+    """Read and check the equivalence table; a problem names the entry, the key and the value."""
+    from hipscreen._ruledata import builtin_rules_dir  # a leaf import: the rule loader's home
+
+    where = path or builtin_rules_dir() / "equivalences.yaml"
+    data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+    symptoms = {s.value for s in Symptom}
+    contexts = {c.value for c in ContextItem}
+    problems: list[str] = []
+    implies: dict[str, tuple[str, ...]] = {}
+    for name, implied in (data.get("implies") or {}).items():
+        for item in [name, *implied]:
+            if item not in symptoms:
+                problems.append(f"implies.{name}: unknown symptom {item!r}")
+        implies[name] = tuple(implied)
+    derive = tuple(data.get("derive") or ())
+    for i, entry in enumerate(derive):
+        ((kind, name),) = entry["adds"].items()
+        if (kind, name in symptoms if kind == "symptom" else name in contexts) != (kind, True):
+            problems.append(f"derive.{i}.adds: unknown {kind} {name!r}")
+        for key in ("when", "unless"):
+            for field_path, test in (entry.get(key) or {}).items():
+                if field_path == "reported":
+                    if test not in symptoms:
+                        problems.append(f"derive.{i}.{key}.reported: unknown symptom {test!r}")
+                    continue
+                for bound in test:
+                    if bound not in _BOUNDS:
+                        problems.append(
+                            f"derive.{i}.{key}.{field_path}: unknown test {bound!r} "
+                            f"(allowed: {', '.join(_BOUNDS)})"
+                        )
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    return EquivalenceTable(implies, derive, tuple(data.get("equivalences") or ()))
+
+
+def _field(form: IntakeForm, path: str) -> Any:
+    node: Any = form
+    for part in path.split("."):
+        node = getattr(node, part, None)
+        if node is None:
+            return None
+    return node
+
+
+def _matches(form: IntakeForm, tests: Mapping[str, Any], reported: set[str]) -> bool:
+    for path, test in tests.items():
+        if path == "reported":
+            if test not in reported:
+                return False
+            continue
+        value = _field(form, path)
+        if value is None:  # blank is not asked: it matches no bound
+            return False
+        if not all(_BOUNDS[bound](value, n) for bound, n in test.items()):
+            return False
+    return True
+
+
+def normalised_reports(form: IntakeForm) -> list[tuple[str, str, Observation]]:
+    """What the equivalence table adds to the form's own reports: (fact type, name, observation).
+
+    Symptoms the form already reports (ticked, or low back pain from a described episode) are
+    not repeated; a painless fall is not a fall tick here either.
+    """
+    table = _EQUIVALENCES
+    if form.symptoms:
+        if not _TRIGGERS.isdisjoint(form.symptoms):
+            pass
+        elif all(getattr(form, top) is None for top in _TOPS):
+            return []
+    elif all(getattr(form, top) is None for top in _TOPS):
+        return []  # most forms: nothing the table reads
+    ticked = {s.value for s in form.symptoms}
+    if form.recent_fall is not None and _painless_fall(form):
+        ticked.discard(Symptom.RECENT_FALL_OR_MINOR_TRAUMA.value)
+    reported = {s.value for s in form.reported_symptoms()} & (
+        ticked | {Symptom.LOWER_BACK_PAIN.value}
+    )
+    source: dict[str, Observation] = {s: Observation("symptoms", s, None, False) for s in ticked}
+    if Symptom.LOWER_BACK_PAIN.value in reported and Symptom.LOWER_BACK_PAIN.value not in ticked:
+        source[Symptom.LOWER_BACK_PAIN.value] = _BACK_PAIN[1]
+    added: list[tuple[str, str, Observation]] = []
+    for entry in table.derive:
+        ((kind, name),) = entry["adds"].items()
+        when = entry.get("when") or {}
+        if kind != "symptom" or name in reported or not _matches(form, when, reported):
+            continue
+        first = next(iter(when))
+        observation = Observation(first, _field(form, first), None, False)
+        added.append((kind, name, observation))
+        reported.add(name)
+        source[name] = observation
+    for name in sorted(reported):
+        for implied in table.implies.get(name, ()):
+            if implied not in reported:
+                reported.add(implied)
+                source[implied] = source[name]
+                added.append(("symptom", implied, source[name]))
+    for entry in table.derive:
+        ((kind, name),) = entry["adds"].items()
+        if kind != "context" or not _matches(form, entry.get("when") or {}, reported):
+            continue
+        unless = entry.get("unless")
+        if unless and _matches(form, unless, reported):
+            continue
+        tested = next((v for k, v in (entry.get("when") or {}).items() if k == "reported"), None)
+        cited = source.get(tested) if tested else None
+        added.append((kind, name, cited or Observation("symptoms", name, None, False)))
+    return added
+
+
+_EQUIVALENCES = load_equivalences()
+# What the table can read: the symptoms it tests or implies from, and the form blocks its field
+# tests name (low back pain counts: a back_pain block reports it).
+_TRIGGERS = frozenset(
+    Symptom(name)
+    for name in (
+        *_EQUIVALENCES.implies,
+        *(
+            test
+            for entry in _EQUIVALENCES.derive
+            for key in ("when", "unless")
+            for path, test in (entry.get(key) or {}).items()
+            if path == "reported"
+        ),
+    )
+)
+_TOPS = tuple(
+    sorted(
+        {"back_pain"}
+        | {
+            path.split(".")[0]
+            for entry in _EQUIVALENCES.derive
+            for key in ("when", "unless")
+            for path in (entry.get(key) or {})
+            if path != "reported"
+        }
+    )
+)
+_SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
+
+
+def reported_symptoms(form: IntakeForm) -> tuple[Symptom, ...]:
+    """The form's reported symptoms with what the equivalence table adds, in vocabulary order."""
+    extra = [Symptom(name) for kind, name, _ in normalised_reports(form) if kind == "symptom"]
+    if not extra:
+        return form.reported_symptoms()
+    return tuple(sorted({*form.reported_symptoms(), *extra}, key=_SYMPTOM_ORDER.__getitem__))
 
 
 def _painless_fall(form: IntakeForm) -> bool:

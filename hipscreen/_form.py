@@ -31,9 +31,11 @@ from hipscreen._limits import (
     MAX_FORM_STRING,
 )
 from hipscreen._vocabulary import (
+    PREGNANCY_ONLY_SYMPTOMS,
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
     Activity,
+    Delivery,
     HipApproach,
     Muscle,
     RomMethod,
@@ -352,6 +354,41 @@ class Pregnancy(_Strict):
     )
 
 
+def _pregnant(value: Any) -> Any:
+    """``true`` is a pregnancy with the weeks not given; ``false`` states "not pregnant"."""
+    if value is True:
+        return {}
+    if value is not False and not isinstance(value, Mapping | BaseModel | None):
+        raise ValueError(
+            "pregnancy must be a block such as {'weeks': 20}, true (pregnant) or false "
+            f"(not pregnant) (got {value!r})"
+        )
+    return value
+
+
+class JointProcedure(_Strict):
+    """A recent joint or spinal injection or procedure: when it was, and how the pain has gone."""
+
+    days_since: Annotated[int, Field(strict=True, ge=0, le=365)] | None = Field(
+        default=None, description="Days since the injection or procedure, if known."
+    )
+    pain_worsening: Flag | None = Field(
+        default=None,
+        description="Pain has been getting worse since it (true/false; blank means not asked).",
+    )
+
+
+class Postpartum(_Strict):
+    """The weeks after giving birth, and how the baby was delivered."""
+
+    weeks_since: Annotated[int, Field(strict=True, ge=0, le=104)] | None = Field(
+        default=None, description="Weeks since delivery, if known."
+    )
+    delivery: Annotated[Delivery, BeforeValidator(_vocabulary(Delivery, "delivery"))] = Field(
+        default=Delivery.UNKNOWN, description="vaginal, caesarean or unknown."
+    )
+
+
 class HipReplacement(_Strict):
     """A hip replacement; movement precautions depend on the surgical approach."""
 
@@ -442,10 +479,27 @@ class IntakeForm(_Strict):
     thomas_test: ThomasTest | None = None
     straight_leg_raise: StraightLegRaise | None = None
     active_knee_extension: ActiveKneeExtension | None = None
-    pregnancy: Pregnancy | None = None
+    pregnancy: Annotated[
+        Annotated[
+            Annotated[Pregnancy, Tag("pregnant")] | Annotated[Literal[False], Tag("not_pregnant")],
+            Discriminator(lambda v: "not_pregnant" if v is False else "pregnant"),
+        ]
+        | None,
+        BeforeValidator(_pregnant),
+    ] = Field(
+        default=None,
+        description="Current pregnancy: a block (weeks optional) or true when pregnant, false when "
+        "not pregnant; blank means not asked.",
+    )
     hip_replacement: HipReplacement | None = None
-    osteoporosis: Flag = Field(default=False, description="Diagnosed osteoporosis.")
-    vertebral_fracture: Flag = Field(default=False, description="A past vertebral fracture.")
+    osteoporosis: Flag | None = Field(
+        default=None,
+        description="Diagnosed osteoporosis (true/false; blank means not asked, never read as no).",
+    )
+    vertebral_fracture: Flag | None = Field(
+        default=None,
+        description="A past vertebral fracture (true/false; blank means not asked).",
+    )
     back_pain: BackPain | None = None
     recent_fall: RecentFall | None = Field(
         default=None, description="A recent fall or minor trauma; blank means not asked."
@@ -463,6 +517,19 @@ class IntakeForm(_Strict):
         default=None,
         description="Standard instruments (pain NRS, PSFS, HOOS JR, LEFS, STarT Back, PAR-Q+): "
         "item answers by number, or a score computed by the caller; see docs/instruments/.",
+    )
+    joint_procedure: JointProcedure | None = Field(
+        default=None,
+        description="A recent joint or spinal injection or procedure with its timing (implies "
+        "recent_joint_procedure).",
+    )
+    postpartum: Postpartum | None = Field(
+        default=None, description="Given birth in the past two years: weeks since and delivery."
+    )
+    symptom_checklist_completed: Flag | None = Field(
+        default=None,
+        description="Every red-flag symptom on the checklist was asked, so an unticked symptom "
+        "means no (true). Blank or false: unticked symptoms are not known to be absent.",
     )
 
     @model_validator(mode="after")
@@ -487,6 +554,10 @@ class IntakeForm(_Strict):
             contradictions.append(
                 "recent_fall.can_bear_weight is true but symptoms lists 'unable_to_bear_weight'"
             )
+        if self.recent_joint_procedure is False and self.joint_procedure is not None:
+            contradictions.append(
+                "recent_joint_procedure is false but joint_procedure describes one"
+            )
         if self.recent_joint_procedure is False and (
             Symptom.RECENT_SPINAL_OR_JOINT_PROCEDURE in self.symptoms
         ):
@@ -494,6 +565,12 @@ class IntakeForm(_Strict):
                 "recent_joint_procedure is false but symptoms lists "
                 "'recent_spinal_or_joint_procedure'"
             )
+        if self.pregnancy is False:
+            contradictions += [
+                f"pregnancy is false but symptoms lists {s.value!r} (a pregnancy-only symptom)"
+                for s in self.symptoms
+                if s in PREGNANCY_ONLY_SYMPTOMS
+            ]
         if contradictions:
             raise ValueError("; ".join(contradictions) + " (give one answer)")
         return self
@@ -857,7 +934,7 @@ def _shown(value: Any) -> str:
 
 # -- turning pydantic's errors into field problems ----------------------------------------------
 
-_TAGS = {"both_sides", "per_side"}
+_TAGS = {"both_sides", "per_side", "pregnant", "not_pregnant"}
 
 
 def problems_from(error: ValidationError) -> list[FieldProblem]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
@@ -17,6 +18,7 @@ _KIND_ORDER = [
     ExerciseKind.MOBILITY,
     ExerciseKind.STRETCH,
     ExerciseKind.STRENGTH,
+    ExerciseKind.BALANCE,
 ]
 
 _CRITICAL = Severity.CRITICAL
@@ -211,7 +213,7 @@ class Planner:
         key = (
             tuple(finding_keys),
             self._lowest(strength),
-            tuple([s for s in form.reported_symptoms() if s in pain]),
+            tuple([s for s in reported_symptoms(form) if s in pain]),
             None if age is None else tuple([age >= a for a in self._age_cuts]),
         )
         return self._plan(key)
@@ -449,6 +451,9 @@ class Planner:
     def _build_dose(self, spec: ExerciseSpec, adjustments: tuple[int, ...]) -> Dose:
         values: dict[str, Any] = {}
         default = self.ruleset.dose_defaults.get(spec.kind)
+        if spec.dose is not None and spec.dose.minutes is not None:
+            # Dosed in minutes (such as "stay active"): the kind's sets and reps do not apply.
+            default = None
         for source in (default, spec.dose):
             if source is not None:
                 values.update(source.model_dump(exclude_none=True))

@@ -767,6 +767,10 @@ def load_ruleset(
     # the rule data the digest names (rules/instruments/*.yaml, loaded by hipscreen._instruments).
     for path in sorted((builtin_rules_dir() / "instruments").glob("*.yaml")):
         digest.update(b"instruments/" + path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    # The form-to-facts equivalence table (always the built-in one) changes results too.
+    equivalences = builtin_rules_dir() / "equivalences.yaml"
+    if equivalences.is_file():
+        digest.update(b"equivalences.yaml\0" + equivalences.read_bytes() + b"\0")
     if meta is not None:
         _check_referrals(rules, meta, catalog, out)
     if vocabulary is not None and not out.problems:
@@ -873,7 +877,7 @@ def _check_safety(
     critical = Severity.CRITICAL in (spec.severity, *(s for s, _ in escalations))
     if critical and meta is not None:
         # The safety contract: a red flag never comes with strengthening, stretching or loaded work.
-        banned = {ExerciseKind.STRENGTH, ExerciseKind.STRETCH}
+        banned = {ExerciseKind.STRENGTH, ExerciseKind.STRETCH, ExerciseKind.BALANCE}
         for i, exercise_id in enumerate(spec.recommends):
             ex = exercises.get(exercise_id)
             if ex is not None and (ex.kind in banned or "loaded" in ex.properties):

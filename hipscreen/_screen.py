@@ -43,6 +43,7 @@ from hipscreen._vocabulary import (
     RomMotion,
     Severity,
     Side,
+    Symptom,
     Urgency,
 )
 
@@ -639,13 +640,29 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
         if tests.isdisjoint(_HAMSTRING_LENGTH):
             missing.append(_NO_HAMSTRING_LENGTH)
     # The safety questions a red flag turns on: blank means not asked, never "no".
-    if form.recent_fall is None:
-        missing.append("recent fall (asked yes or no)")
-    if form.recent_joint_procedure is None:
-        missing.append("recent joint injection or procedure (asked yes or no)")
-    if form.anticoagulant is None:
-        missing.append("anticoagulant use (asked yes or no)")
+    missing += [text for attr, text in _SAFETY_QUESTIONS if getattr(form, attr) is None]
+    if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
+        missing.remove(_FALL_QUESTION)  # the tick answers it
+    if form.symptom_checklist_completed is not True:
+        missing.append(_RED_FLAG_QUESTIONS)
     return tuple(missing)
+
+
+# The tri-state safety questions (issue 20): blank is listed here and never read as "no".
+_FALL_QUESTION = "recent fall (asked yes or no)"
+_SAFETY_QUESTIONS = (
+    ("age", "age (the young-person rules cannot be excluded)"),
+    ("recent_fall", _FALL_QUESTION),
+    ("recent_joint_procedure", "recent joint injection or procedure (asked yes or no)"),
+    ("anticoagulant", "anticoagulant use (asked yes or no)"),
+    ("osteoporosis", "osteoporosis (asked yes or no)"),
+    ("vertebral_fracture", "past vertebral fracture (asked yes or no)"),
+    ("pregnancy", "pregnancy (asked yes or no)"),
+)
+_RED_FLAG_QUESTIONS = (
+    "red-flag symptom questions (the symptom checklist is not marked complete, so an unticked "
+    "symptom is not known to be absent)"
+)
 
 
 _default: Screener | None = None

@@ -140,6 +140,27 @@ class Symptom(StrEnum):
     SUDDEN_SEVERE_BACK_PAIN = "sudden_severe_back_pain"
     SUDDEN_SEVERE_HIP_PAIN = "sudden_severe_hip_pain"
     RECENT_SURGERY_OR_IMMOBILITY = "recent_surgery_or_immobility"
+    # Added by clinical round 3 (issue 20).
+    # Hip replacement: a leg shortened and turned in (posterior dislocation).
+    LEG_SHORTENED_OR_TURNED_IN = "leg_shortened_or_turned_in"
+    # Avascular necrosis risk (with long-term corticosteroids).
+    HEAVY_ALCOHOL_USE = "heavy_alcohol_use"
+    SICKLE_CELL_DISEASE = "sickle_cell_disease"
+    # Possible abdominal aortic aneurysm.
+    SUDDEN_SEVERE_ABDOMINAL_OR_FLANK_PAIN = "sudden_severe_abdominal_or_flank_pain"
+    PULSATILE_ABDOMINAL_MASS = "pulsatile_abdominal_mass"
+    SMOKER_OR_VASCULAR_DISEASE = "smoker_or_vascular_disease"
+    # Groin: non-musculoskeletal causes.
+    TESTICULAR_PAIN_OR_SWELLING = "testicular_pain_or_swelling"
+    GROIN_LUMP = "groin_lump"
+    # Head injury.
+    HEAD_STRIKE = "head_strike"
+    # Inflammatory back pain (NICE NG65; Berlin criteria).
+    MORNING_STIFFNESS_OVER_30_MIN = "morning_stiffness_over_30_min"
+    BACK_PAIN_EASES_WITH_EXERCISE = "back_pain_eases_with_exercise"
+    NIGHT_WAKING_SECOND_HALF = "night_waking_second_half"
+    # Pregnancy and postpartum pelvic girdle pain (POGP).
+    PELVIC_GIRDLE_PAIN = "pelvic_girdle_pain"
 
 
 class Activity(StrEnum):
@@ -212,6 +233,20 @@ class ContextItem(StrEnum):
     FALL_WITH_NEW_PAIN = "fall_with_new_pain"
     HIP_OPERATION_WEEKS = "hip_operation_weeks"
     ANTICOAGULANT = "anticoagulant"
+    # Blank safety questions (not asked): rules say what an answer would change.
+    OSTEOPOROSIS_UNKNOWN = "osteoporosis_unknown"
+    ANTICOAGULANT_UNKNOWN = "anticoagulant_unknown"
+    AGE_UNKNOWN = "age_unknown"
+    HIP_REPLACEMENT = "hip_replacement"
+    PROCEDURE_DAYS = "procedure_days"
+    PROCEDURE_TIMING_UNKNOWN = "procedure_timing_unknown"
+    PROCEDURE_PAIN_NOT_SETTLED = "procedure_pain_not_settled"
+    POSTPARTUM = "postpartum"
+    POSTPARTUM_WEEKS = "postpartum_weeks"
+    POSTPARTUM_WEEKS_UNKNOWN = "postpartum_weeks_unknown"
+    CAESAREAN_DELIVERY = "caesarean_delivery"
+    DELIVERY_TYPE_UNKNOWN = "delivery_type_unknown"
+    NEW_BACK_PAIN = "new_back_pain"
 
 
 class AsymmetryMeasure(StrEnum):
@@ -229,6 +264,14 @@ class HipApproach(StrEnum):
     POSTERIOR = "posterior"
     ANTERIOR = "anterior"
     LATERAL = "lateral"
+    UNKNOWN = "unknown"
+
+
+class Delivery(StrEnum):
+    """How a baby was delivered (the postpartum plan depends on it)."""
+
+    VAGINAL = "vaginal"
+    CAESAREAN = "caesarean"
     UNKNOWN = "unknown"
 
 
@@ -262,6 +305,7 @@ class ExerciseKind(StrEnum):
     MOBILITY = "mobility"
     STRETCH = "stretch"
     STRENGTH = "strength"
+    BALANCE = "balance"
 
 
 class Movement(StrEnum):

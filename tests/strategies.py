@@ -166,6 +166,12 @@ def _extra_fields() -> dict[str, st.SearchStrategy[Any]]:
         "recent_joint_procedure": st.one_of(st.none(), flag),
         "anticoagulant": st.one_of(st.none(), flag),
         "instruments": instrument_blocks(),
+        "symptom_checklist_completed": st.one_of(st.none(), flag),
+        "joint_procedure": _optional(days_since=st.integers(0, 365), pain_worsening=flag),
+        "postpartum": _optional(
+            weeks_since=st.integers(0, 104),
+            delivery=st.sampled_from(["vaginal", "caesarean", "unknown"]),
+        ),
     }
 
 
@@ -209,6 +215,8 @@ _CONTRADICTIONS = (
 
 def consistent(form: dict[str, Any]) -> dict[str, Any]:
     """``form`` without the symptoms its stated negatives contradict (the form refuses those)."""
+    if form.get("recent_joint_procedure") is False and "joint_procedure" in form:
+        form = {key: value for key, value in form.items() if key != "joint_procedure"}
     dropped = set()
     for path, value, symptom in _CONTRADICTIONS:
         node: Any = form
@@ -445,6 +453,8 @@ def screening_forms(
                     "recent_fall",
                     "recent_joint_procedure",
                     "anticoagulant",
+                    "joint_procedure",
+                    "postpartum",
                 )
                 and name in IntakeForm.model_fields
             },

@@ -41,6 +41,9 @@ def test_not_assessed_lists_inputs_that_were_not_given() -> None:
             "recent_fall": {"occurred": False},
             "anticoagulant": False,
             "recent_joint_procedure": False,
+            "osteoporosis": False,
+            "vertebral_fracture": False,
+            "pregnancy": False,
         }
     )
     assert not [item for item in answered.not_assessed if "asked yes or no" in item]

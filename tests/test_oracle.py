@@ -109,6 +109,16 @@ def test_batch_and_oracle_agree_form_by_form(raws: list[dict[str, Any]]) -> None
         # Pregnancy implied by a pregnancy-only symptom; a recent hip operation.
         {"symptoms": ["vaginal_bleeding", "hip_pain"]},
         {"hip_replacement": {"approach": "posterior", "weeks_since": 3, "side": "left"}},
+        # Issue 20: blanks, the equivalence table, one side measured, procedure timing,
+        # postpartum, the new presentations.
+        {"age": 71, "osteoporosis": True, "back_pain": {"weeks": 1, "intensity": 8}},
+        {"tightness": {"iliopsoas": 3}, "thomas_test": {"hip_angle": {"left": -15}}},
+        {"symptoms": ["hip_pain"], "joint_procedure": {"days_since": 40, "pain_worsening": False}},
+        {"symptoms": ["groin_pain"], "joint_procedure": {"days_since": 3}, "age": 60},
+        {"postpartum": {"weeks_since": 4}, "symptoms": ["pelvic_girdle_pain"]},
+        {"age": 60, "symptoms": ["sudden_severe_back_pain", "smoker_or_vascular_disease"]},
+        {"hip_replacement": {"precautions_lifted": True}, "recent_fall": {"occurred": True}},
+        {"symptoms": ["head_strike", "recent_fall_or_minor_trauma"]},
     ],
 )
 def test_engine_and_oracle_agree_on_chosen_forms(raw: dict[str, Any]) -> None:
@@ -119,7 +129,10 @@ def test_engine_and_oracle_agree_on_chosen_forms(raw: dict[str, Any]) -> None:
 def test_the_chosen_forms_make_rules_fire() -> None:
     """The fixed cases above are not vacuous: the oracle finds what they target."""
     oracle = Oracle(screener("builtin").ruleset)
-    femoral = {"symptoms": ["groin_pain", "pain_on_weight_bearing", "recent_training_increase"]}
+    femoral = {
+        "age": 30,
+        "symptoms": ["groin_pain", "pain_on_weight_bearing", "recent_training_increase"],
+    }
     assert [f.id for f in oracle.assess(femoral)] == ["possible-femoral-stress-injury"]
     tight = oracle.assess({"thomas_test": {"hip_angle": {"left": 12.5, "right": 1}}})
     by_id = {f.id: f for f in tight}

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from strategies import SYMPTOMS, forms, with_symptom
 
 import hipscreen
+from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
@@ -31,6 +32,7 @@ KIND_ORDER = [
     ExerciseKind.MOBILITY,
     ExerciseKind.STRETCH,
     ExerciseKind.STRENGTH,
+    ExerciseKind.BALANCE,
 ]
 
 Withhold = tuple[str, str, WithholdSpec, dict[str, str], set[str]]
@@ -58,7 +60,7 @@ def reference_plan(ruleset: RuleSet, form: IntakeForm, findings: tuple[Any, ...]
     policy = ruleset.plan
     levels = policy.levels
     strength = list(form.grades("strength"))
-    pain = [s for s in form.reported_symptoms() if s in levels.pain_symptoms]
+    pain = [s for s in reported_symptoms(form) if s in levels.pain_symptoms]
 
     withholds: list[Withhold] = []
     for finding in findings:
@@ -167,7 +169,10 @@ def reference_plan(ruleset: RuleSet, form: IntakeForm, findings: tuple[Any, ...]
 
     def dose(spec: ExerciseSpec) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for source in (ruleset.dose_defaults.get(spec.kind), spec.dose):
+        default = ruleset.dose_defaults.get(spec.kind)
+        if spec.dose is not None and spec.dose.minutes is not None:
+            default = None  # dosed in minutes: the kind's sets and reps do not apply
+        for source in (default, spec.dose):
             if source is not None:
                 values.update(source.model_dump(exclude_none=True))
         age = form.age

@@ -53,6 +53,20 @@ CONTEXT_FORMS: dict[str, dict[str, Any]] = {
     "hip_operation_weeks": {"hip_replacement": {"approach": "posterior", "weeks_since": 4}},
     "anticoagulant": {"anticoagulant": True},
     "fall_with_new_pain": {"recent_fall": {"occurred": True, "new_pain": True}},
+    # Blank safety questions: read when the form reports something.
+    "osteoporosis_unknown": {"activities": ["walking"]},
+    "anticoagulant_unknown": {"activities": ["walking"]},
+    "age_unknown": {"activities": ["walking"]},
+    "hip_replacement": {"hip_replacement": {"precautions_lifted": True}},
+    "procedure_days": {"joint_procedure": {"days_since": 3, "pain_worsening": False}},
+    "procedure_timing_unknown": {"recent_joint_procedure": True},
+    "procedure_pain_not_settled": {"joint_procedure": {"days_since": 30}},
+    "postpartum": {"postpartum": {"weeks_since": 20, "delivery": "vaginal"}},
+    "postpartum_weeks": {"postpartum": {"weeks_since": 20}},
+    "postpartum_weeks_unknown": {"postpartum": {}},
+    "caesarean_delivery": {"postpartum": {"delivery": "caesarean"}},
+    "delivery_type_unknown": {"postpartum": {"weeks_since": 20}},
+    "new_back_pain": {"symptoms": ["lower_back_pain"]},
 }
 
 
@@ -175,7 +189,13 @@ def _form_for(alt: tuple[Atom, ...]) -> dict[str, Any] | None:
             form["age"] = _value_within(atom)
         elif atom.fact == "context":
             extra = CONTEXT_FORMS[names[0]]
-            if names[0] in ("pregnancy_weeks", "back_pain_weeks", "back_pain_intensity"):
+            if names[0] in (
+                "pregnancy_weeks",
+                "back_pain_weeks",
+                "back_pain_intensity",
+                "procedure_days",
+                "postpartum_weeks",
+            ):
                 extra = _with_number(names[0], _value_within(atom), extra)
             if names[0] == "hip_operation_weeks":
                 weeks = _value_within(atom)
@@ -206,6 +226,8 @@ def _with_number(name: str, value: int, form: dict[str, Any]) -> dict[str, Any]:
         "pregnancy_weeks": ("pregnancy", "weeks"),
         "back_pain_weeks": ("back_pain", "weeks"),
         "back_pain_intensity": ("back_pain", "intensity"),
+        "procedure_days": ("joint_procedure", "days_since"),
+        "postpartum_weeks": ("postpartum", "weeks_since"),
     }[name]
     return {**form, field: {**form.get(field, {}), key: value}}
 
