@@ -938,6 +938,18 @@ CONTEXT_FIELDS: Mapping[str, str] = {
     "fall_without_injury_signs": "recent_fall",
     "fall_with_new_pain": "recent_fall.new_pain",
     "anticoagulant": "anticoagulant",
+    "osteoporosis_unknown": "osteoporosis",
+    "anticoagulant_unknown": "anticoagulant",
+    "age_unknown": "age",
+    "procedure_days": "joint_procedure.days_since",
+    "procedure_timing_unknown": "joint_procedure.days_since",
+    "procedure_pain_not_settled": "joint_procedure.pain_worsening",
+    "postpartum": "postpartum",
+    "postpartum_weeks": "postpartum.weeks_since",
+    "postpartum_weeks_unknown": "postpartum.weeks_since",
+    "caesarean_delivery": "postpartum.delivery",
+    "delivery_type_unknown": "postpartum.delivery",
+    "hip_replacement": "hip_replacement",
 }
 
 NOT_ASSESSED = "not assessed"
@@ -1288,6 +1300,11 @@ class _Explainer:
             return AtomCheck(test, bool(matched), inputs, threshold, sources)
         if matched:
             inputs = tuple(InputCheck(f.field, f.shown, True) for f in matched if f.cited)
+            if not inputs:  # a blank the rule reads as such ("osteoporosis_unknown")
+                names = sorted({f.attrs.get("name", atom.fact) for f in matched})
+                inputs = tuple(
+                    InputCheck(CONTEXT_FIELDS.get(n, n), None, True, NOT_ASSESSED) for n in names
+                )
             return AtomCheck(test, True, inputs, threshold, sources)
         near = [f for f in facts if _relevant(atom, f)]
         if near:
