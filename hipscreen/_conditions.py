@@ -52,6 +52,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
+    conlist,
     field_validator,
     model_validator,
 )
@@ -202,8 +203,8 @@ def _names(enum: type[Enum], noun: str) -> Any:
         return value if isinstance(value, list) else [value]
 
     one = _name(enum, noun)
-    shown = Union[enum, Annotated[list[enum], Field(min_length=1)]]  # type: ignore[valid-type]  # noqa: UP007
-    return Annotated[list[one], BeforeValidator(as_list, json_schema_input_type=shown)]
+    shown = Union[enum, conlist(enum, min_length=1)]  # type: ignore[valid-type]  # noqa: UP007
+    return Annotated[list[one], BeforeValidator(as_list, json_schema_input_type=shown)]  # type: ignore[valid-type]
 
 
 def _bool(value: Any) -> Any:
@@ -481,11 +482,13 @@ def _context_name(value: Any) -> Any:
 class ContextCondition(_AtomCondition):
     kind, spec = "context", ContextAtom
     context: Annotated[
-        Union[Annotated[ContextNames, Tag("names")], Annotated[ContextAtom, Tag("spec")]],  # noqa: UP007
+        Union[Annotated[ContextNames, Tag("names")], Annotated[ContextAtom, Tag("spec")]],  # type: ignore[valid-type]  # noqa: UP007
         Discriminator(lambda value: "names" if isinstance(value, list) else "spec"),
         BeforeValidator(
             _context_name,
-            json_schema_input_type=Union[ContextItem, list[ContextItem], ContextAtom],  # noqa: UP007
+            json_schema_input_type=Union[  # noqa: UP007
+                ContextItem, conlist(ContextItem, min_length=1), ContextAtom
+            ],
         ),
     ]
 
@@ -564,7 +567,7 @@ class ScoreAtom(_Spec):
     def _known_band(cls, value: Any, info: ValidationInfo) -> Any:
         instruments = _context(info).instruments
         instrument = info.data.get("instrument")
-        if instruments is not None and instrument in instruments:
+        if instruments is not None and isinstance(instrument, str) and instrument in instruments:
             bands = instruments[instrument]
             if not isinstance(value, str) or value not in bands:
                 raise _unknown(f"{instrument} band", value, bands)
@@ -678,10 +681,10 @@ def _tag(value: Any) -> str | None:
     return None
 
 
-_Branch = Union[
+_Branch: Any = Union[
     Annotated[AllOfCondition, Tag("all_of")],
     Annotated[AnyOfCondition, Tag("any_of")],
-    *(Annotated[kind, Tag(kind.kind)] for kind in ATOM_KINDS),  # type: ignore[misc]
+    *(Annotated[kind, Tag(kind.kind)] for kind in ATOM_KINDS),
 ]
 
 
@@ -689,11 +692,11 @@ class ConditionModel(RootModel[Any]):
     """A condition: a mapping with exactly one key, ``all_of`` / ``any_of`` or an atom kind."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
-    root: Annotated[_Branch, Discriminator(_tag)]  # type: ignore[valid-type]
+    root: Annotated[_Branch, Discriminator(_tag)]
 
     def condition(self, thresholds: Mapping[str, _Threshold] | None) -> Condition:
         """The engine's value of this condition (threshold names resolved)."""
-        node = self.root
+        node: AllOfCondition | AnyOfCondition | _AtomCondition = self.root
         if isinstance(node, AllOfCondition):
             return AllOf(tuple(item.condition(thresholds) for item in node.all_of))
         if isinstance(node, AnyOfCondition):
@@ -777,7 +780,9 @@ def _problem(err: Any, raw: Any, where: str) -> tuple[str, str]:
         return path, f"{kind} needs a mapping (got {value!r})"
     if kind_type == "missing" and spec is not None:
         field = str(loc[-1])
-        annotation = spec.model_fields[field].annotation if field in spec.model_fields else None
+        annotation: Any = (
+            spec.model_fields[field].annotation if field in spec.model_fields else None
+        )
         values = [str(m.value) for m in annotation] if _is_enum(annotation) else []
         listing = _allowed(values) if values else ""
         return path, f"{kind} needs {field}{listing}"
@@ -793,19 +798,19 @@ def _is_enum(annotation: Any) -> bool:
 
 
 def condition_json_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
-    """The JSON Schema of a condition, from the models: ``{"oneOf": [...], "$defs": {...}}``;
-    ``$defs["Condition"]`` is the union itself (the models refer to it by that name)."""
+    """The JSON Schema of a condition, from the models: ``{"$ref": ..., "$defs": {...}}``, where
+    ``$defs["Condition"]`` is the union of the kinds (the nested ones refer to it by name)."""
     schema: dict[str, Any] = ConditionModel.model_json_schema(ref_template=ref_template)
-    defs = schema.pop("$defs", {})
-    schema.pop("title", None)
-    schema["description"] = (
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    union = defs.pop("ConditionModel", schema)
+    union.pop("title", None)
+    union["description"] = (
         "A condition: exactly one key, all_of/any_of (a non-empty list of conditions) or one "
-        "atom (docs/writing-rules.md, Conditions)."
+        "atom kind (docs/writing-rules.md, Conditions)."
     )
-    defs["Condition"] = schema
-    renamed = ref_template.format(model="ConditionModel")
-    target = ref_template.format(model="Condition")
-    return {"$defs": _replace_refs(defs, renamed, target), "$ref": target}
+    defs["Condition"] = union
+    old, new = (ref_template.format(model=name) for name in ("ConditionModel", "Condition"))
+    return {"$defs": _replace_refs(defs, old, new), "$ref": new}
 
 
 def _replace_refs(value: Any, old: str, new: str) -> Any:
