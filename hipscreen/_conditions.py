@@ -37,7 +37,7 @@ import itertools
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union
 
 from pydantic import (
     BaseModel,
@@ -213,7 +213,10 @@ def _bool(value: Any) -> Any:
     raise _fail(f"needs true or false (got {value!r})")
 
 
-StrictBoolean = Annotated[bool, BeforeValidator(_bool)]
+if TYPE_CHECKING:  # what the fields hold; absent keys are None (an explicit null is refused)
+    StrictBoolean = bool | None
+else:
+    StrictBoolean = Annotated[bool, BeforeValidator(_bool)]
 
 
 def _check_bound(value: Any, info: ValidationInfo) -> Any:
@@ -244,7 +247,10 @@ ThresholdName = Annotated[
         {"type": "string", "pattern": THRESHOLD_NAME, "description": "a threshold name"}
     ),
 ]
-Bound = Annotated[Union[StrictInt, StrictFloat, ThresholdName], BeforeValidator(_check_bound)]  # noqa: UP007
+if TYPE_CHECKING:
+    Bound = int | float | str | None
+else:
+    Bound = Annotated[Union[StrictInt, StrictFloat, ThresholdName], BeforeValidator(_check_bound)]  # noqa: UP007
 """A number, or the name of a threshold in ``ruleset.yaml``."""
 
 BOUND_KEYS = (("at_least", "≥"), ("at_most", "≤"), ("below", "<"), ("above", ">"))
@@ -256,8 +262,9 @@ BOUND_KEYS = (("at_least", "≥"), ("at_most", "≤"), ("below", "<"), ("above",
 def _schema_extra(schema: dict[str, Any], cls: type[Any]) -> None:
     """A model whose ``needs_bound`` is set requires at least one of its bounds (also in the
     schema)."""
-    if getattr(cls, "needs_bound", False):
-        schema["anyOf"] = [{"required": [key]} for key in cls.bound_keys()]
+    required = cls.required_any()
+    if required:
+        schema["anyOf"] = [{"required": [key]} for key in required]
 
 
 class _Spec(BaseModel):
@@ -271,6 +278,11 @@ class _Spec(BaseModel):
     @classmethod
     def bound_keys(cls) -> list[str]:
         return [key for key, _ in BOUND_KEYS if key in cls.model_fields]
+
+    @classmethod
+    def required_any(cls) -> list[str]:
+        """Keys of which at least one must be given (for the schema)."""
+        return cls.bound_keys() if cls.needs_bound else []
 
     def given_bounds(self) -> list[str]:
         return [key for key in self.bound_keys() if getattr(self, key) is not None]
@@ -315,12 +327,12 @@ class _AtomCondition(BaseModel):
 class GradeAtom(_Spec):
     needs_bound = True
     measure: _name(Measure, "measure")  # type: ignore[valid-type]
-    muscle: _name(Muscle, "muscle") | None = None  # type: ignore[valid-type]
-    group: _name(MuscleGroup, "group") | None = None  # type: ignore[valid-type]
-    side: _name(Side, "side") | None = None  # type: ignore[valid-type]
-    at_least: Bound | None = None
-    at_most: Bound | None = None
-    length_tested: StrictBoolean | None = Field(
+    muscle: _name(Muscle, "muscle") = None  # type: ignore[valid-type]
+    group: _name(MuscleGroup, "group") = None  # type: ignore[valid-type]
+    side: _name(Side, "side") = None  # type: ignore[valid-type]
+    at_least: Bound = None
+    at_most: Bound = None
+    length_tested: StrictBoolean = Field(
         default=None,
         description="Measured outranks self-report: true/false requires that a length test of "
         "that muscle was / was not measured on that side (measure: tightness only).",
@@ -363,10 +375,10 @@ class GradeCondition(_AtomCondition):
 class RomAtom(_Spec):
     needs_bound = True
     motion: _name(RomMotion, "motion")  # type: ignore[valid-type]
-    method: _names(RomMethod, "method") | None = None  # type: ignore[valid-type]
-    side: _name(Side, "side") | None = None  # type: ignore[valid-type]
-    below: Bound | None = None
-    at_least: Bound | None = None
+    method: _names(RomMethod, "method") = None  # type: ignore[valid-type]
+    side: _name(Side, "side") = None  # type: ignore[valid-type]
+    below: Bound = None
+    at_least: Bound = None
 
 
 class RomCondition(_AtomCondition):
@@ -388,9 +400,9 @@ class RomCondition(_AtomCondition):
 
 class AgeAtom(_Spec):
     needs_bound = True
-    at_least: Bound | None = None
-    below: Bound | None = None
-    above: Bound | None = None
+    at_least: Bound = None
+    below: Bound = None
+    above: Bound = None
 
 
 class AgeCondition(_AtomCondition):
@@ -406,12 +418,12 @@ class TestAtom(_Spec):
 
     __test__ = False  # not a pytest class
     name: _name(TestName, "test")  # type: ignore[valid-type]
-    side: _name(Side, "side") | None = None  # type: ignore[valid-type]
-    at_least: Bound | None = None
-    at_most: Bound | None = None
-    below: Bound | None = None
-    above: Bound | None = None
-    leg_pain: StrictBoolean | None = None
+    side: _name(Side, "side") = None  # type: ignore[valid-type]
+    at_least: Bound = None
+    at_most: Bound = None
+    below: Bound = None
+    above: Bound = None
+    leg_pain: StrictBoolean = None
 
 
 class TestCondition(_AtomCondition):
@@ -468,8 +480,8 @@ class ContextAtom(_Spec):
     """A context item with bounds on its value; without bounds: it is given."""
 
     name: _name(ContextItem, "context item")  # type: ignore[valid-type]
-    at_least: Bound | None = None
-    below: Bound | None = None
+    at_least: Bound = None
+    below: Bound = None
 
 
 ContextNames = _names(ContextItem, "context")
@@ -503,8 +515,8 @@ class ContextCondition(_AtomCondition):
 class AsymmetryAtom(_Spec):
     needs_bound = True
     measure: _name(AsymmetryMeasure, "measure")  # type: ignore[valid-type]
-    group: _name(MuscleGroup, "group") | None = None  # type: ignore[valid-type]
-    at_least: Bound | None = None
+    group: _name(MuscleGroup, "group") = None  # type: ignore[valid-type]
+    at_least: Bound = None
 
 
 class AsymmetryCondition(_AtomCondition):
@@ -546,11 +558,11 @@ class ScoreAtom(_Spec):
     instrument: Annotated[
         str, WithJsonSchema({"type": "string"}), Field(json_schema_extra=_instrument_ids)
     ]
-    band: str | None = None
-    at_least: Bound | None = None
-    at_most: Bound | None = None
-    below: Bound | None = None
-    above: Bound | None = None
+    band: str = None  # type: ignore[assignment]  # absent: None; an explicit null is refused
+    at_least: Bound = None
+    at_most: Bound = None
+    below: Bound = None
+    above: Bound = None
 
     @field_validator("instrument", mode="before")
     @classmethod
@@ -573,6 +585,10 @@ class ScoreAtom(_Spec):
                 raise _unknown(f"{instrument} band", value, bands)
         return value
 
+    @classmethod
+    def required_any(cls) -> list[str]:
+        return ["band", *cls.bound_keys()]
+
     @model_validator(mode="after")
     def _band_or_bounds(self) -> ScoreAtom:
         if self.band is not None and self.given_bounds():
@@ -580,11 +596,6 @@ class ScoreAtom(_Spec):
         if self.band is None and not self.given_bounds():
             raise _fail(f"needs at least one of {', '.join(self.bound_keys())}")
         return self
-
-
-ScoreAtom.model_config["json_schema_extra"] = lambda schema, cls: schema.update(
-    anyOf=[{"required": [key]} for key in ("band", *ScoreAtom.bound_keys())]
-)
 
 
 class ScoreCondition(_AtomCondition):
@@ -761,7 +772,7 @@ def _problem(err: Any, raw: Any, where: str) -> tuple[str, str]:
             node = None
     path = ".".join(parts)
     kind_type, value = err["type"], err.get("input")
-    if err["type"] in ("hipscreen",):
+    if kind_type == "hipscreen":
         return path, str(err["msg"])
     if kind is None or kind_type in ("union_tag_invalid", "union_tag_not_found"):
         if not isinstance(node, dict) or len(node) != 1:

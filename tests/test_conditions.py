@@ -95,7 +95,7 @@ def test_the_condition_schema_is_the_union_of_the_models() -> None:
         assert key == kind.kind
         if kind.spec is not None:
             assert set(defs[kind.spec.__name__]["properties"]) == ATOM_KEYS[kind.kind]
-    assert defs["GradeAtom"]["properties"]["muscle"]["anyOf"][0] == {"$ref": "#/$defs/Muscle"}
+    assert defs["GradeAtom"]["properties"]["muscle"]["$ref"] == "#/$defs/Muscle"  # not nullable
     assert "pain_nrs" in defs["ScoreAtom"]["properties"]["instrument"]["enum"]
     assert ["all_of", "any_of", *(k.kind for k in ATOM_KINDS)] == CONDITION_KEYS
 
@@ -137,6 +137,12 @@ def test_the_condition_schema_is_the_union_of_the_models() -> None:
             ["true or false", "'yes'"],
         ),
         ({"age": {"at_least": True}}, "when.age.at_least", ["number or a threshold name"]),
+        ({"age": {"at_least": None}}, "when.age.at_least", ["(got None)"]),  # null is not absent
+        (
+            {"grade": {"measure": "tightness", "side": None, "at_least": 1}},
+            "when.grade.side",
+            ["unknown side None", "allowed: left, right"],
+        ),
         ({"age": {"at_least": 1.0001}}, "when.age.at_least", ["3 decimal places"]),
         (
             {"rom": {"motion": "hip_flexion", "method": ["goniometer", "tape"], "below": 100}},
