@@ -20,11 +20,17 @@ How to add an atom kind (one model, one fact encoder):
 
 1. Write ``class FooCondition(_AtomCondition)`` with one field ``foo`` (a ``FooAtom(_Spec)``
    model for a mapping, or ``_names(SomeEnum, "noun")`` for "a name or a list of names") and
-   ``def atom(self, thresholds) -> Atom`` returning the engine's test (`_bounds` turns
-   ``at_least`` … into numbers and words). Field checks that need another field go in a
-   ``field_validator`` reading ``info.data``; checks across fields in ``_check`` (a
-   ``model_validator(mode="after")``); every message through `_fail`.
+   ``def atom(self, thresholds) -> Atom`` returning the engine's test (``_Spec.bounds`` turns
+   ``at_least`` … into numbers and words). Optional keys default to ``None`` (absent; an explicit
+   null is refused). A check that needs another field goes in a ``field_validator`` reading
+   ``info.data``, one across fields in a ``model_validator(mode="after")``; every message
+   through `_fail`.
 2. Add it to `ATOM_KINDS` (the order of the "allowed:" list) and its fact type to `FactType`.
+   Porting a ``_ConditionParser._atom_foo`` from an older branch: its ``_KEYS["foo"]`` are the
+   ``FooAtom`` fields (``_name``/``_names`` for each ``self._name``/``self._names``, `Bound` for
+   each bound, ``StrictBoolean`` for true/false), ``needs_bound = True`` where it called
+   ``self._bounds(spec, where, unit)`` without ``optional=True``, each ``self.problem`` becomes a
+   ``raise _fail(...)`` with the same text, and its ``return Atom(...)`` becomes ``atom()``.
 3. Make the facts it matches: the fact encoder in ``hipscreen/_engine.py`` (``FACT_KEYS``) and
    where the form's facts are made (``hipscreen/_screen.py``), plus ``hipscreen/_explain.py``.
 4. Add its row to the condition table in ``docs/writing-rules.md`` and regenerate the schemas:
@@ -260,8 +266,7 @@ BOUND_KEYS = (("at_least", "≥"), ("at_most", "≤"), ("below", "<"), ("above",
 
 
 def _schema_extra(schema: dict[str, Any], cls: type[Any]) -> None:
-    """A model whose ``needs_bound`` is set requires at least one of its bounds (also in the
-    schema)."""
+    """In the schema too: at least one of the keys `_Spec.required_any` names."""
     required = cls.required_any()
     if required:
         schema["anyOf"] = [{"required": [key]} for key in required]
