@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,18 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from hipscreen._conditions import (  # the condition values, re-exported for their users
+    RULE_ID,
+    ConditionContext,
+    parse_condition,
+)
+from hipscreen._conditions import AllOf as AllOf
+from hipscreen._conditions import AnyOf as AnyOf
+from hipscreen._conditions import Atom as Atom
+from hipscreen._conditions import Condition as Condition
+from hipscreen._conditions import FactType as FactType
+from hipscreen._conditions import alternatives as alternatives
+from hipscreen._conditions import finding_refs as finding_refs
 from hipscreen._errors import RuleDataError, RuleProblem
 from hipscreen._limits import (
     MAX_RULE_DATA_BYTES,
@@ -26,26 +37,16 @@ from hipscreen._limits import (
 )
 from hipscreen._vocabulary import (
     PREGNANCY_ONLY_SYMPTOMS,
-    Activity,
-    AsymmetryMeasure,
     ContextItem,
     ExerciseKind,
-    Measure,
     Movement,
     Muscle,
-    MuscleGroup,
-    RomMethod,
-    RomMotion,
     Severity,
-    Side,
-    SignName,
     Symptom,
-    TestName,
     Urgency,
     suggest,
 )
 
-RULE_ID = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 EXERCISE_ID = r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$"
 
 RuleId = Annotated[str, StringConstraints(pattern=RULE_ID)]
@@ -265,69 +266,6 @@ class VocabularyFile(_Spec):
             for name, item in table.items():
                 out[(fact, name)] = item.item_class
         return out
-
-
-# -- conditions ------------------------------------------------------------------------------------
-
-FactType = Literal[
-    "grade",
-    "rom",
-    "symptom",
-    "activity",
-    "finding",
-    "age",
-    "test",
-    "sign",
-    "context",
-    "asym",
-    "unmeasured",
-    "score",
-]
-
-
-@dataclass(frozen=True)
-class Atom:
-    """One test against one fact: the unit the engine matches."""
-
-    fact: FactType
-    equals: tuple[tuple[str, str], ...] = ()  # (attribute, value) equality tests
-    one_of: tuple[str, tuple[str, ...]] | None = None  # attribute in values
-    at_least: float | None = None
-    at_most: float | None = None
-    below: float | None = None
-    above: float | None = None
-    describe: str | None = None  # the test in words, for the evidence ("≥ 2 (tight_grade)")
-
-
-@dataclass(frozen=True)
-class AllOf:
-    items: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    items: tuple[Condition, ...]
-
-
-Condition = Atom | AllOf | AnyOf
-
-
-def alternatives(condition: Condition) -> list[tuple[Atom, ...]]:
-    """The condition in disjunctive normal form: each alternative is a conjunction of atoms."""
-    if isinstance(condition, Atom):
-        return [(condition,)]
-    if isinstance(condition, AnyOf):
-        return [alt for item in condition.items for alt in alternatives(item)]
-    product = itertools.product(*(alternatives(item) for item in condition.items))
-    return [tuple(atom for part in combo for atom in part) for combo in product]
-
-
-def finding_refs(condition: Condition) -> Iterator[str]:
-    """Every finding id the condition chains on."""
-    for alt in alternatives(condition):
-        for atom in alt:
-            if atom.fact == "finding":
-                yield dict(atom.equals)["id"]
 
 
 # -- the loaded rule set ---------------------------------------------------------------------------
@@ -730,16 +668,17 @@ def load_ruleset(
         _check_plan(meta.plan, exercises, out)
 
     rule_ids = [spec.id for _, spec in rule_specs] + known_ids
+    context = ConditionContext(specs, rule_ids, _instrument_bands())
     rules: list[Rule] = []
     seen: set[str] = set()
     for file, spec in rule_specs:
         if spec.id in seen:
             out.add(file, spec.id, "id", "duplicate rule id (ids must be unique across all files)")
         seen.add(spec.id)
-        parser = _ConditionParser(file, spec.id, specs, rule_ids, out)
-        condition = parser.parse(spec.when, "when")
+        where = (file, spec.id)
+        condition = _parse_condition(spec.when, "when", *where, context, out)
         escalations = tuple(
-            (esc.severity, parser.parse(esc.when, f"escalate.{i}.when"))
+            (esc.severity, _parse_condition(esc.when, f"escalate.{i}.when", *where, context, out))
             for i, esc in enumerate(spec.escalate)
         )
         for i, exercise_id in enumerate(spec.recommends):
@@ -796,6 +735,27 @@ def load_ruleset(
         referral_policy=dict(meta.referral_policy),
         vocabulary=vocabulary,
     )
+
+
+def _instrument_bands() -> dict[str, tuple[str, ...]]:
+    """Each standard instrument's id and band names: what a ``score`` condition may name."""
+    from hipscreen._instruments import builtin_instruments  # it reads rule files with this module
+
+    return {
+        instrument: tuple(band.name for band in definition.bands)
+        for instrument, definition in builtin_instruments().items()
+    }
+
+
+def _parse_condition(
+    raw: Any, where: str, file: str, rule_id: str, context: ConditionContext, out: _Collector
+) -> Condition | None:
+    """A rule's condition through the condition models (`hipscreen._conditions`), or None with
+    every problem reported."""
+    condition, problems = parse_condition(raw, where, context)
+    for path, message in problems:
+        out.add(file, rule_id, path, message)
+    return condition
 
 
 def _merge_catalogs(
@@ -1015,365 +975,6 @@ def _check_cycles(rules: list[Rule], out: _Collector) -> None:
     for rule in rules:
         if rule.id not in state:
             visit(rule.id, [rule.id])
-
-
-_KEYS: dict[str, set[str]] = {
-    "grade": {"measure", "muscle", "group", "side", "at_least", "at_most", "length_tested"},
-    "rom": {"motion", "method", "side", "below", "at_least"},
-    "age": {"at_least", "below", "above"},
-    "test": {"name", "side", "at_least", "at_most", "below", "above", "leg_pain"},
-    "context": {"name", "at_least", "below"},
-    "asymmetry": {"measure", "group", "at_least"},
-    "score": {"instrument", "band", "at_least", "at_most", "below", "above"},
-}
-CONDITION_KEYS = [
-    "all_of",
-    "any_of",
-    "grade",
-    "rom",
-    "test",
-    "sign",
-    "symptom",
-    "activity",
-    "context",
-    "asymmetry",
-    "finding",
-    "age",
-    "unmeasured",
-    "score",
-]
-
-
-class _ConditionParser:
-    """Parses one rule's condition mappings into atoms, reporting every problem it meets."""
-
-    def __init__(
-        self,
-        file: str,
-        rule_id: str,
-        thresholds: Mapping[str, ThresholdSpec] | None,
-        rule_ids: list[str],
-        out: _Collector,
-    ) -> None:
-        self.file, self.rule_id, self.thresholds, self.rule_ids, self.out = (
-            file,
-            rule_id,
-            thresholds,
-            rule_ids,
-            out,
-        )
-        self.ok = True
-
-    def problem(self, where: str, message: str) -> None:
-        self.ok = False
-        self.out.add(self.file, self.rule_id, where, message)
-
-    def parse(self, raw: Any, where: str) -> Condition | None:
-        self.ok = True
-        condition = self._parse(raw, where)
-        return condition if self.ok else None
-
-    def _parse(self, raw: Any, where: str) -> Condition | None:
-        if not isinstance(raw, dict) or len(raw) != 1:
-            self.problem(where, f"a condition is a mapping with exactly one key (got {raw!r})")
-            return None
-        ((key, value),) = raw.items()
-        if key in ("all_of", "any_of"):
-            if not isinstance(value, list) or not value:
-                self.problem(f"{where}.{key}", "needs a non-empty list of conditions")
-                return None
-            items = [self._parse(item, f"{where}.{key}.{i}") for i, item in enumerate(value)]
-            if any(item is None for item in items):
-                return None
-            kept = tuple(item for item in items if item is not None)
-            return AllOf(kept) if key == "all_of" else AnyOf(kept)
-        handler = getattr(self, f"_atom_{key}", None)
-        if handler is None:
-            allowed = CONDITION_KEYS
-            self.problem(
-                where,
-                f"unknown condition {key!r}{suggest(key, allowed)} (allowed: {', '.join(allowed)})",
-            )
-            return None
-        result: Condition | None = handler(value, f"{where}.{key}")
-        return result
-
-    # -- helpers
-
-    def _mapping(self, value: Any, where: str, kind: str) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.problem(where, f"{kind} needs a mapping (got {value!r})")
-            return None
-        unknown = sorted(set(value) - _KEYS[kind])
-        for key in unknown:
-            allowed = sorted(_KEYS[kind])
-            self.problem(
-                f"{where}.{key}",
-                f"unknown key{suggest(key, allowed)} (allowed: {', '.join(allowed)})",
-            )
-        return value if not unknown else None
-
-    def _number(self, value: Any, where: str) -> tuple[float, str] | None:
-        if isinstance(value, bool):
-            self.problem(where, f"needs a number or a threshold name (got {value!r})")
-            return None
-        from hipscreen._rulebounds import number_problem  # imports this module
-
-        if isinstance(value, int | float):
-            problem = number_problem(value)
-            if problem is not None:
-                self.problem(where, problem)
-                return None
-            return value, f"{value:g}{{unit}}"
-        if isinstance(value, str):
-            if self.thresholds is None:  # ruleset.yaml unreadable: cannot check names
-                return 0, f"{value}{{unit}}"
-            spec = self.thresholds.get(value)
-            if spec is None:
-                hint = suggest(value, self.thresholds)
-                self.problem(where, f"unknown threshold {value!r}{hint} (defined in ruleset.yaml)")
-                return None
-            if number_problem(spec.value) is not None:  # reported with the threshold
-                self.ok = False
-                return None
-            return spec.value, f"{spec.value:g}{{unit}} ({value})"
-        self.problem(where, f"needs a number or a threshold name (got {value!r})")
-        return None
-
-    def _name(self, value: Any, enum: type[Any], where: str, what: str) -> str | None:
-        allowed = [member.value for member in enum]
-        if isinstance(value, str) and value in allowed:
-            return value
-        hint = suggest(value, allowed) if isinstance(value, str) else ""
-        self.problem(where, f"unknown {what} {value!r}{hint} (allowed: {', '.join(allowed)})")
-        return None
-
-    def _names(self, value: Any, enum: type[Any], where: str, what: str) -> list[str] | None:
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            self.problem(where, f"needs at least one {what}")
-            return None
-        names = [
-            self._name(v, enum, f"{where}.{i}" if isinstance(value, list) else where, what)
-            for i, v in enumerate(values)
-        ]
-        return None if any(n is None for n in names) else [n for n in names if n is not None]
-
-    def _bounds(
-        self, spec: dict[str, Any], where: str, unit: str, optional: bool = False
-    ) -> dict[str, Any] | None:
-        bounds: dict[str, Any] = {}
-        words = []
-        for key, symbol in (("at_least", "≥"), ("at_most", "≤"), ("below", "<"), ("above", ">")):
-            if key in spec:
-                number = self._number(spec[key], f"{where}.{key}")
-                if number is None:
-                    return None
-                bounds[key] = number[0]
-                words.append(f"{symbol} {number[1].format(unit=unit)}")
-        if not bounds and not optional:
-            self.problem(where, "needs at least one of at_least, at_most, below, above")
-            return None
-        bounds["describe"] = ", ".join(words)
-        return bounds
-
-    # -- atoms
-
-    def _atom_grade(self, value: Any, where: str) -> Condition | None:
-        spec = self._mapping(value, where, "grade")
-        if spec is None:
-            return None
-        measure = self._name(spec.get("measure"), Measure, f"{where}.measure", "measure")
-        equals: list[tuple[str, str]] = []
-        if "muscle" in spec and "group" in spec:
-            self.problem(where, "give either muscle or group, not both")
-        elif "muscle" in spec:
-            muscle = self._name(spec["muscle"], Muscle, f"{where}.muscle", "muscle")
-            if muscle:
-                equals.append(("muscle", muscle))
-        elif "group" in spec:
-            group = self._name(spec["group"], MuscleGroup, f"{where}.group", "group")
-            if group:
-                equals.append(("group", group))
-        if "side" in spec:
-            side = self._name(spec["side"], Side, f"{where}.side", "side")
-            if side:
-                equals.append(("side", side))
-        suffix = ""
-        if "length_tested" in spec:
-            # Measured outranks self-report: a tightness grade for a muscle whose length was
-            # also measured (Thomas test, straight-leg raise, active knee extension) on that side.
-            tested = spec["length_tested"]
-            if tested not in (True, False):
-                self.problem(f"{where}.length_tested", f"needs true or false (got {tested!r})")
-            elif measure != Measure.TIGHTNESS:
-                self.problem(f"{where}.length_tested", "only applies to measure: tightness")
-            else:
-                equals.append(("length_tested", "yes" if tested else "no"))
-                suffix = ", length also measured" if tested else ""
-        bounds = self._bounds(spec, where, "")
-        if measure is None or bounds is None:
-            return None
-        bounds["describe"] += suffix
-        return Atom("grade", (("measure", measure), *equals), **bounds)
-
-    def _atom_rom(self, value: Any, where: str) -> Condition | None:
-        spec = self._mapping(value, where, "rom")
-        if spec is None:
-            return None
-        motion = self._name(spec.get("motion"), RomMotion, f"{where}.motion", "motion")
-        equals: list[tuple[str, str]] = []
-        one_of = None
-        if "method" in spec:
-            methods = self._names(spec["method"], RomMethod, f"{where}.method", "method")
-            if methods:
-                one_of = ("method", tuple(methods))
-        if "side" in spec:
-            side = self._name(spec["side"], Side, f"{where}.side", "side")
-            if side:
-                equals.append(("side", side))
-        bounds = self._bounds(spec, where, "°")
-        if motion is None or bounds is None:
-            return None
-        if one_of:
-            bounds["describe"] += f" ({', '.join(one_of[1])})"
-        return Atom("rom", (("motion", motion), *equals), one_of=one_of, **bounds)
-
-    def _atom_age(self, value: Any, where: str) -> Condition | None:
-        spec = self._mapping(value, where, "age")
-        if spec is None:
-            return None
-        bounds = self._bounds(spec, where, " years")
-        return None if bounds is None else Atom("age", **bounds)
-
-    def _listed(self, fact: FactType, value: Any, enum: type[Any], where: str) -> Condition | None:
-        names = self._names(value, enum, where, fact)
-        if names is None:
-            return None
-        word = {"sign": "observed", "context": "given"}.get(fact, "reported")
-        describe = f"{word} {fact}"
-        if fact == "unmeasured":
-            describe = "inferred only without a measurement"
-        # One pattern with an "or" over the names, not one engine rule per name: the engine's
-        # matching cost grows with the number of rules.
-        if len(names) == 1:
-            return Atom(fact, (("name", names[0]),), describe=describe)
-        return Atom(fact, one_of=("name", tuple(names)), describe=describe)
-
-    def _atom_symptom(self, value: Any, where: str) -> Condition | None:
-        return self._listed("symptom", value, Symptom, where)
-
-    def _atom_activity(self, value: Any, where: str) -> Condition | None:
-        return self._listed("activity", value, Activity, where)
-
-    def _atom_test(self, value: Any, where: str) -> Condition | None:
-        spec = self._mapping(value, where, "test")
-        if spec is None:
-            return None
-        name = self._name(spec.get("name"), TestName, f"{where}.name", "test")
-        equals: list[tuple[str, str]] = []
-        if "side" in spec:
-            side = self._name(spec["side"], Side, f"{where}.side", "side")
-            if side:
-                equals.append(("side", side))
-        if "leg_pain" in spec:
-            if spec["leg_pain"] not in (True, False):
-                self.problem(f"{where}.leg_pain", f"needs true or false (got {spec['leg_pain']!r})")
-            else:
-                equals.append(("leg_pain", "yes" if spec["leg_pain"] else "no"))
-        # Without a bound the atom means "this test was measured" (its value is the evidence).
-        bounds = self._bounds(spec, where, "°", optional=True)
-        if name is None or bounds is None:
-            return None
-        bounds["describe"] = bounds["describe"] or "measured"
-        return Atom("test", (("name", name), *equals), **bounds)
-
-    def _atom_sign(self, value: Any, where: str) -> Condition | None:
-        return self._listed("sign", value, SignName, where)
-
-    def _atom_unmeasured(self, value: Any, where: str) -> Condition | None:
-        # Absence as a fact: the form gave no measurement of this range of motion at all, so a
-        # finding may rest on what was reported or inferred instead (measured outranks them).
-        return self._listed("unmeasured", value, RomMotion, where)
-
-    def _atom_context(self, value: Any, where: str) -> Condition | None:
-        if isinstance(value, list):
-            return self._listed("context", value, ContextItem, where)
-        if isinstance(value, str):
-            value = {"name": value}
-        spec = self._mapping(value, where, "context")
-        if spec is None:
-            return None
-        name = self._name(spec.get("name"), ContextItem, f"{where}.name", "context item")
-        bounds = self._bounds(spec, where, "", optional=True)
-        if name is None or bounds is None:
-            return None
-        if not bounds["describe"]:
-            bounds["describe"] = "given"
-        return Atom("context", (("name", name),), **bounds)
-
-    def _atom_asymmetry(self, value: Any, where: str) -> Condition | None:
-        spec = self._mapping(value, where, "asymmetry")
-        if spec is None:
-            return None
-        measure = self._name(spec.get("measure"), AsymmetryMeasure, f"{where}.measure", "measure")
-        equals: list[tuple[str, str]] = []
-        if "group" in spec:
-            group = self._name(spec["group"], MuscleGroup, f"{where}.group", "group")
-            if group:
-                equals.append(("group", group))
-        unit = "°" if measure in ("rom", "test") else ""
-        bounds = self._bounds(spec, where, unit)
-        if measure is None or bounds is None:
-            return None
-        bounds["describe"] = "left/right difference " + bounds["describe"]
-        return Atom("asym", (("measure", measure), *equals), **bounds)
-
-    def _one_of(self, value: Any, allowed: Sequence[str], where: str, what: str) -> str | None:
-        if isinstance(value, str) and value in allowed:
-            return value
-        hint = suggest(value, allowed) if isinstance(value, str) else ""
-        listing = ", ".join(allowed) or "none"
-        self.problem(where, f"unknown {what} {value!r}{hint} (allowed: {listing})")
-        return None
-
-    def _atom_score(self, value: Any, where: str) -> Condition | None:
-        # A standard instrument's score (rules/instruments/): its band, or its value against
-        # bounds. A band is a fact only when the missing items cannot change it, and a value
-        # only when the score is complete, so an undetermined score matches neither.
-        from hipscreen._instruments import INSTRUMENT_IDS, builtin_instruments  # imports this
-
-        spec = self._mapping(value, where, "score")
-        if spec is None:
-            return None
-        instrument = self._one_of(
-            spec.get("instrument"), INSTRUMENT_IDS, f"{where}.instrument", "instrument"
-        )
-        if instrument is None:
-            return None
-        definition = builtin_instruments()[instrument]
-        head = (("instrument", instrument),)
-        if "band" in spec:
-            if set(spec) & {"at_least", "at_most", "below", "above"}:
-                self.problem(where, "give either band or bounds (at_least, …), not both")
-                return None
-            names = tuple(band.name for band in definition.bands)
-            band = self._one_of(spec["band"], names, f"{where}.band", f"{instrument} band")
-            if band is None:
-                return None
-            return Atom("score", (*head, ("band", band)), describe=f"{instrument} band {band}")
-        bounds = self._bounds(spec, where, "")
-        if bounds is None:
-            return None
-        bounds["describe"] = f"{instrument} {bounds['describe']}"
-        return Atom("score", (*head, ("part", "value")), **bounds)
-
-    def _atom_finding(self, value: Any, where: str) -> Condition | None:
-        if not isinstance(value, str) or value not in self.rule_ids:
-            hint = suggest(value, self.rule_ids) if isinstance(value, str) else ""
-            self.problem(where, f"unknown finding {value!r}{hint}")
-            return None
-        return Atom("finding", (("id", value),))
 
 
 # -- the safety net: referral policy and vocabulary classification ---------------------------------

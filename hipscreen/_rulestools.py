@@ -356,106 +356,16 @@ SCHEMA_FILES = {
     "rules": "hipscreen-rules.schema.json",
 }
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
-_BOUNDS = ("at_least", "at_most", "below", "above")
-
-
-def _enum(values: Any) -> dict[str, Any]:
-    return {"type": "string", "enum": [member.value for member in values]}
-
-
-def _one_or_list(values: Any) -> dict[str, Any]:
-    one = _enum(values)
-    return {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
-
-
-def condition_schema() -> dict[str, Any]:
-    """The JSON Schema of a rule condition, built from the loader's own tables (the condition
-    keys, each atom's keys) and the vocabulary. An atom kind the tables name but this function
-    does not describe is accepted with any value (the loader still checks it)."""
-    from hipscreen import _ruledata
-    from hipscreen import _vocabulary as v
-
-    number_or_name = {
-        "anyOf": [
-            {"type": "number"},
-            {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$", "description": "threshold name"},
-        ]
-    }
-    keyed: dict[tuple[str, str], dict[str, Any]] = {
-        ("grade", "measure"): _enum(v.Measure),
-        ("grade", "muscle"): _enum(v.Muscle),
-        ("grade", "group"): _enum(v.MuscleGroup),
-        ("grade", "length_tested"): {"type": "boolean"},
-        ("rom", "motion"): _enum(v.RomMotion),
-        ("rom", "method"): _one_or_list(v.RomMethod),
-        ("test", "name"): _enum(v.TestName),
-        ("test", "leg_pain"): {"type": "boolean"},
-        ("context", "name"): _enum(v.ContextItem),
-        ("asymmetry", "measure"): _enum(v.AsymmetryMeasure),
-        ("asymmetry", "group"): _enum(v.MuscleGroup),
-    }
-    required = {"grade": ["measure"], "rom": ["motion"], "test": ["name"], "context": ["name"]}
-    required["asymmetry"] = ["measure"]
-    needs_bound = {"grade", "rom", "age", "asymmetry"}
-    listed = {
-        "symptom": v.Symptom,
-        "activity": v.Activity,
-        "sign": v.SignName,
-        "unmeasured": v.RomMotion,
-    }
-    atoms: dict[str, dict[str, Any]] = {}
-    for atom, keys in _ruledata._KEYS.items():
-        properties = {}
-        for key in sorted(keys):
-            if key in _BOUNDS:
-                properties[key] = number_or_name
-            elif key == "side":
-                properties[key] = _enum(v.Side)
-            else:
-                properties[key] = keyed.get((atom, key), {})
-        mapping: dict[str, Any] = {
-            "type": "object",
-            "properties": properties,
-            "additionalProperties": False,
-            "required": required.get(atom, []),
-        }
-        if atom in needs_bound:
-            bounds = [b for b in _BOUNDS if b in keys]
-            mapping["anyOf"] = [{"required": [b]} for b in bounds]
-        atoms[atom] = mapping
-    for atom, values in listed.items():
-        atoms[atom] = _one_or_list(values)
-    if "context" in atoms:
-        atoms["context"] = {"anyOf": [*_one_or_list(v.ContextItem)["anyOf"], atoms["context"]]}
-    atoms["finding"] = {"type": "string", "pattern": _ruledata.RULE_ID}
-    ref = {"$ref": "#/$defs/Condition"}
-    branches = []
-    for key in _ruledata.CONDITION_KEYS:
-        if key in ("all_of", "any_of"):
-            value: dict[str, Any] = {"type": "array", "items": ref, "minItems": 1}
-        else:
-            value = atoms.get(key, {})
-        branches.append(
-            {
-                "type": "object",
-                "properties": {key: value},
-                "required": [key],
-                "additionalProperties": False,
-            }
-        )
-    return {
-        "description": "A condition: exactly one key, all_of/any_of (a non-empty list of "
-        "conditions) or one atom (docs/writing-rules.md, Conditions).",
-        "oneOf": branches,
-    }
 
 
 def rule_file_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas (draft 2020-12) of ruleset.yaml, exercises.yaml, vocabulary.yaml and the
     rule files (findings/*.yaml), from the loader's pydantic models; a rule's ``when`` and each
-    escalation's ``when`` refer to `condition_schema`. The loader checks more than a schema
-    can: names across files, thresholds, cycles, the safety net."""
+    escalation's ``when`` refer to the union of the condition models (`hipscreen._conditions`).
+    The loader checks more than a schema can: names across files, thresholds, cycles, the
+    safety net."""
     from hipscreen import _ruledata
+    from hipscreen._conditions import condition_json_schema
 
     def model(cls: Any, title: str) -> dict[str, Any]:
         schema: dict[str, Any] = cls.model_json_schema()
@@ -463,11 +373,12 @@ def rule_file_schemas() -> dict[str, dict[str, Any]]:
 
     rule = _ruledata.RuleSpec.model_json_schema(ref_template="#/$defs/{model}")
     defs = rule.pop("$defs", {})
-    rule["properties"]["when"] = {"$ref": "#/$defs/Condition"}
+    condition = condition_json_schema("#/$defs/{model}")
+    defs.update(condition["$defs"])
+    rule["properties"]["when"] = {"$ref": condition["$ref"]}
     if "EscalationSpec" in defs:
-        defs["EscalationSpec"]["properties"]["when"] = {"$ref": "#/$defs/Condition"}
+        defs["EscalationSpec"]["properties"]["when"] = {"$ref": condition["$ref"]}
     defs["RuleSpec"] = rule
-    defs["Condition"] = condition_schema()
     rules = {
         "$schema": _DRAFT,
         "title": "hipscreen rule file (findings/*.yaml)",
@@ -485,15 +396,27 @@ def rule_file_schemas() -> dict[str, dict[str, Any]]:
     }
 
 
+RULE_SCHEMA_DIR = "docs/schema/rules"
+"""Where the checkout keeps the current schema files; shipped rule files point there."""
+
+
+def render_rule_schema_files() -> dict[str, str]:
+    """Each schema file's name and text, exactly as ``rules schema --write`` writes it."""
+    schemas = rule_file_schemas()
+    return {
+        name: json.dumps(schemas[part], indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        for part, name in SCHEMA_FILES.items()
+    }
+
+
 def _cmd_rules_schema(args: argparse.Namespace) -> int:
     schemas = rule_file_schemas()
     if args.write:
         folder = Path(args.write)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            for part, name in SCHEMA_FILES.items():
-                text = json.dumps(schemas[part], indent=2, ensure_ascii=False, sort_keys=True)
-                (folder / name).write_text(text + "\n", encoding="utf-8")
+            for name, text in render_rule_schema_files().items():
+                (folder / name).write_text(text, encoding="utf-8")
                 _write(f"wrote {folder / name}")
         except OSError as error:
             raise _usage(f"{args.write}: cannot write the schema files ({error})") from None

@@ -196,7 +196,8 @@ def test_concepts_page_names_every_input_name() -> None:
 
 
 def test_writing_rules_page_names_every_condition_and_context_item() -> None:
-    from hipscreen._ruledata import CONDITION_KEYS, RuleSpec
+    from hipscreen._conditions import CONDITION_KEYS
+    from hipscreen._ruledata import RuleSpec
 
     text = (DOCS / "writing-rules.md").read_text(encoding="utf-8")
     names = [
@@ -219,14 +220,14 @@ def test_api_reference_documents_every_public_name() -> None:
 
 def test_condition_table_lists_each_atoms_keys() -> None:
     """The grammar table in writing-rules.md shows exactly the keys each atom accepts."""
-    from hipscreen._ruledata import _KEYS
+    from hipscreen._conditions import ATOM_KEYS
 
     rows = {
         line.split("|")[1].strip().strip("`"): line
         for line in (DOCS / "writing-rules.md").read_text(encoding="utf-8").splitlines()
         if line.startswith("| `")
     }
-    for atom, keys in _KEYS.items():
+    for atom, keys in ATOM_KEYS.items():
         mapping = re.search(r"\{(.*)\}", rows[atom].split("|")[2])
         assert mapping is not None, f"{atom}: the table shows no {{...}} mapping"
         shown = set(re.findall(r"[a-z_]+", mapping.group(1))) - {"or"}
