@@ -24,7 +24,7 @@ from hipscreen._batch._outcomes import RowError
 from hipscreen._errors import InvalidFormError
 from hipscreen._screen import Screener, default_screener
 
-BATCH = settings(max_examples=40, deadline=None)
+BATCH = settings(deadline=None)
 
 
 def ok(outcome: Any) -> bool:

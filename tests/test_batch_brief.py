@@ -34,7 +34,7 @@ def test_random_forms_give_the_same_row() -> None:
         same_row(SCREENER, form)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(form=forms())
 def test_generated_forms_give_the_same_row(form: dict[str, object]) -> None:
     same_row(SCREENER, form)
@@ -64,7 +64,7 @@ def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tup
         assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=st.lists(forms(), min_size=1, max_size=12))
 def test_generated_chunks_in_a_shared_session_match_forms_screened_alone(
     batch: list[dict[str, object]],

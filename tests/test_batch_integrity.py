@@ -238,7 +238,7 @@ def adversarial_files(draw: st.DrawFn) -> tuple[bytes, int, list[str | None]]:
     return b"".join(lines), len(expected), expected
 
 
-FILES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FILES = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FILES

@@ -95,7 +95,7 @@ def test_bad_settings_are_refused(bad: dict[str, float]) -> None:
         SelfTuningCache(size, **settings_)  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(
     keys=st.lists(st.integers(0, 30), max_size=400),
     size=st.integers(0, 20),

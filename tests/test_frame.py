@@ -37,7 +37,7 @@ from hipscreen._form import (
     ThomasTest,
 )
 
-FRAME = settings(max_examples=30, deadline=None)
+FRAME = settings(deadline=None)
 
 
 def cells_of(form: dict[str, Any]) -> dict[str, Any]:

@@ -236,7 +236,7 @@ def test_every_rule_case_is_planned_as_the_reference_plans_it(
         assert_plans_agree(screener, form)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(
     form=forms(),
     context=CONTEXT,

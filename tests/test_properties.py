@@ -28,7 +28,7 @@ import hipscreen
 from hipscreen._form import RangeOfMotion
 from hipscreen._vocabulary import ExerciseKind, Movement, Severity, normalise_name
 
-PROPERTY = settings(max_examples=150, deadline=None)
+PROPERTY = settings(deadline=None)
 """Enough examples to find shape bugs while the suite stays fast; no per-example deadline."""
 
 WARM_UP = "dynamic_hip_warm_up"

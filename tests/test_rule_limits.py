@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import hipscreen
 from hipscreen import _limits
@@ -522,7 +523,7 @@ def test_random_rule_sets_are_refused_or_screen_a_full_form_in_bounded_time() ->
     is either refused with a RuleDataError or compiles and screens a full form quickly. In a
     subprocess with a timeout, so a hang fails the test."""
     completed = subprocess.run(
-        [sys.executable, "-c", RANDOM_RULES, "60"],
+        [sys.executable, "-c", RANDOM_RULES, str(settings.default.max_examples)],
         capture_output=True,
         text=True,
         timeout=240,

@@ -410,7 +410,7 @@ _JSONISH = st.recursive(
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=st.binary(max_size=200)
     | _JSONISH.map(lambda v: json.dumps(v).encode())
@@ -437,7 +437,7 @@ def _library_answer(text: str) -> tuple[int, Any]:
         return 422, [problem.field for problem in error.problems]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     form=forms(),
     spoil=st.sampled_from([None, ("age", 300), ("symptoms", ["knee_pain", "back_ache"]), ("x", 1)]),

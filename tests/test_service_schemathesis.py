@@ -31,6 +31,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+pytest_plugins = ["schemathesis.pytest.plugin"]
+"""pyproject's addopts turn off schemathesis's plugin (it slows every start); this module, the one
+that needs it, loads it."""
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
 APP = create_app()
 DOCUMENT: dict[str, Any] = TestClient(APP).get("/openapi.json").json()
 COMPONENTS: dict[str, Any] = DOCUMENT["components"]["schemas"]
@@ -110,10 +115,6 @@ def test_the_body_limit_is_stated() -> None:
 
 # -- schemathesis ---------------------------------------------------------------------------------
 
-MAX_EXAMPLES = 50
-"""Fuzzed requests per operation and mode (valid, invalid); schemathesis adds its deterministic
-boundary cases (the coverage phase: most of the ~1,450 requests)."""
-
 TIME_BUDGET_S = float(os.environ.get("HIPSCREEN_SCHEMATHESIS_BUDGET_S", "30"))
 """Past this many seconds of the run, generated cases are no longer sent (a slow, shared machine
 still finishes the suite on time; the count of cases sent is reported by the last test)."""
@@ -125,7 +126,6 @@ _sent: dict[str, int] = {}
 
 @SCHEMA.parametrize()
 @settings(
-    max_examples=MAX_EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,
