@@ -259,7 +259,11 @@ def test(args: Sequence[str]) -> None:
     run(python, "-m", "mypy", step="mypy")
     if not options.fast:
         env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
-        run(python, "-m", "pytest", *XDIST, *pytest_args, env=env, step="pytest (whole suite)")
+        report = BUILD / "test-durations.xml"
+        whole = (*XDIST, f"--junitxml={report}", *pytest_args)
+        run(python, "-m", "pytest", *whole, env=env, step="pytest (whole suite)")
+        # Tests over 2 s without a marker that keeps them out of the fast tier: a report.
+        run(python, "benchmarks/durations.py", report, step="unmarked slow tests")
         return
     env = {**os.environ, "HYPOTHESIS_PROFILE": "dev"}
     coverage = ("--cov=hipscreen", "--cov-branch", "--cov-report=term:skip-covered")
