@@ -159,6 +159,7 @@ def test_intake_form_models_and_json_strings_are_accepted() -> None:
     assert result[1] == hipscreen.assess(text)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_parallel_outcomes_equal_sequential_ones() -> None:
     rows: list[Any] = random_forms(400, seed=11)
@@ -327,6 +328,7 @@ def notebook_cells(path: Path) -> list[str]:
     return ["\n".join(cell) for cell in cells if cell and cell[0] != "#markdown"]
 
 
+@pytest.mark.notebook
 @pytest.mark.slow
 def test_batch_notebook_runs_cell_by_cell_and_shows_html(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -351,6 +353,8 @@ def test_batch_notebook_runs_cell_by_cell_and_shows_html(
     assert namespace["report"].summary.rows == 3000
 
 
+@pytest.mark.process
+@pytest.mark.notebook
 @pytest.mark.slow
 def test_batch_notebook_runs_as_a_script(tmp_path: Path) -> None:
     done = subprocess.run(
@@ -366,6 +370,7 @@ def test_batch_notebook_runs_as_a_script(tmp_path: Path) -> None:
     assert "3,000 rows" in done.stdout
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_batch_benchmark_script_runs(tmp_path: Path) -> None:
     """The benchmark still runs (tiny counts; no timing is asserted)."""

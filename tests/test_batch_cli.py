@@ -265,6 +265,7 @@ def test_screen_csv_reports_paths_and_summary(tmp_path: Path) -> None:
         screen_csv(io.BytesIO(b""), io.StringIO(), errors=tmp_path / "e.csv")
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_the_command_runs_as_a_module(tmp_path: Path) -> None:
     done = subprocess.run(

@@ -18,12 +18,12 @@ from strategies import random_forms
 import hipscreen
 from hipscreen._batch._columns import form_to_row
 
-pytestmark = pytest.mark.slow
-pyspark_sql = pytest.importorskip("pyspark.sql")
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
 def spark() -> Any:
+    pyspark_sql = pytest.importorskip("pyspark.sql")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         pyspark_sql.SparkSession.builder.master("local[1]")

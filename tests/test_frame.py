@@ -272,6 +272,7 @@ def test_batch_result_to_frame_matches_assess_frame() -> None:
     assert keyed.index.tolist() == ["a", "b"]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_parallel_frame_equals_sequential() -> None:
     frame = pd.json_normalize(random_forms(300, seed=9) + [{"age": -2}] * 3)
@@ -332,6 +333,8 @@ DASK_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.dask
+@pytest.mark.process
 @pytest.mark.slow
 def test_the_dask_recipe_keeps_unique_labels_with_default_dtypes(tmp_path: Path) -> None:
     """dask's read_csv with its own dtypes, partitions placed in the whole: labels unique."""

@@ -242,6 +242,7 @@ def _same_value(given_value: Any, cited: Any) -> bool:
     return bool(given_value == cited)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("motion", "degrees"),
     [("hip_extension", 1e-05), ("hip_extension", -1e-05), ("hip_flexion", 5e-324)],

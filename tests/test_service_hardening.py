@@ -37,6 +37,8 @@ if importlib.util.find_spec("fastapi") is None:
 
 from fastapi.testclient import TestClient
 
+pytestmark = pytest.mark.service
+
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"content-type": "application/json"}
 ENDPOINTS = ["/assess", "/cds-services/hipscreen"]
@@ -468,6 +470,7 @@ def test_without_fastapi_the_app_names_the_install_command(monkeypatch: pytest.M
         create_app()
 
 
+@pytest.mark.process
 def test_without_the_extra_the_module_imports_and_serve_names_the_install_command() -> None:
     """A fresh interpreter in which FastAPI, Starlette and uvicorn cannot be imported."""
     script = (
