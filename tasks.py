@@ -232,7 +232,8 @@ def demo(args: Sequence[str]) -> None:
     run(python, "examples/screen_forms.py", *args)
 
 
-def test(args: Sequence[str]) -> None:
+def parse_test_options(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``tasks.py test``'s own options, and the arguments left for pytest."""
     parser = argparse.ArgumentParser(
         prog="tasks.py test",
         description="ruff, mypy --strict and the test suite; other arguments go to pytest.",
@@ -249,6 +250,13 @@ def test(args: Sequence[str]) -> None:
         help="with --fast: then also every test in " + ", ".join(VERSION_SENSITIVE),
     )
     options, pytest_args = parser.parse_known_args(args)
+    if options.version_sensitive and not options.fast:
+        parser.error("--version-sensitive goes with --fast (the whole suite runs them anyway)")
+    return options, pytest_args
+
+
+def test(args: Sequence[str]) -> None:
+    options, pytest_args = parse_test_options(args)
     folder = ROOT / os.environ.get("HIPSCREEN_VENV", ".venv")
     if options.fast:
         python = ensure_env(folder, FAST_REQUIREMENT, also_fine=[FULL_REQUIREMENT])
@@ -270,7 +278,8 @@ def test(args: Sequence[str]) -> None:
     fast = ("-m", FAST_MARKERS, *coverage)
     run(python, "-m", "pytest", *XDIST, *fast, *pytest_args, env=env, step="pytest (fast tier)")
     if options.version_sensitive:
-        tests = VERSION_SENSITIVE
+        # One file per worker: the wheel and wheelhouse builds are module fixtures.
+        tests = (*XDIST, "--dist", "loadfile", *VERSION_SENSITIVE)
         run(
             python, "-m", "pytest", *tests, *pytest_args, env=env, step="pytest (version-sensitive)"
         )
