@@ -70,6 +70,7 @@ def invalid_forms() -> st.SearchStrategy[Any]:
     )
 
 
+@pytest.mark.slow
 @BATCH
 @given(rows=st.lists(st.one_of(forms(), invalid_forms()), max_size=12))
 def test_any_mix_of_rows_gives_one_outcome_per_row_in_order(rows: list[Any]) -> None:
@@ -118,6 +119,7 @@ def test_values_equal_in_python_but_not_to_the_form_are_not_confused() -> None:
     assert [ok(outcome) for outcome in result[:6]] == [True, False, False, True, False, False]
 
 
+@pytest.mark.slow
 def test_cached_results_equal_uncached_ones() -> None:
     pool = random_forms(60, seed=7)
     rng = random.Random(3)

@@ -29,6 +29,7 @@ def test_every_rule_case_gives_the_same_row(case: object) -> None:
     same_row(SCREENER, case.form)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_random_forms_give_the_same_row() -> None:
     for form in random_forms(400, seed=12):
         same_row(SCREENER, form)
@@ -50,6 +51,7 @@ def test_extra_rules_give_the_same_row() -> None:
 # `Screener._assessments`): each form must come out as if it had been screened alone.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [(), (EXTRA_RULES / "clinic",)], ids=["built-in", "clinic"])
 def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tuple[Path]) -> None:
     with hipscreen.Screener(extra_rules=extra, cache_size=0) as screener:

@@ -88,6 +88,7 @@ def test_parallel_output_is_byte_identical(tmp_path: Path) -> None:
     assert (tmp_path / "one.errors.csv").read_bytes() == (tmp_path / "two.errors.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_parquet_output_holds_the_same_rows(tmp_path: Path) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "r.csv")) == 1
     parquet = ("-o", str(tmp_path / "r.parquet"), "--chunk-size", "500")
@@ -102,6 +103,7 @@ def test_parquet_output_holds_the_same_rows(tmp_path: Path) -> None:
         assert (got["error"] or "") == want["error"]
 
 
+@pytest.mark.slow
 def test_sample_file_summary_and_failed_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -248,6 +250,7 @@ def test_results_can_go_to_standard_output(
     assert "rows read" in captured.err
 
 
+@pytest.mark.slow
 def test_progress_bar_goes_to_standard_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -255,6 +258,7 @@ def test_progress_bar_goes_to_standard_error(
     assert "B/s" in capsys.readouterr().err or "it/s" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_screen_csv_reports_paths_and_summary(tmp_path: Path) -> None:
     report = screen_csv(SAMPLE, tmp_path / "out.csv")
     assert report.output == tmp_path / "out.csv"
@@ -287,6 +291,7 @@ def test_the_command_runs_as_a_module(tmp_path: Path) -> None:
     assert "rows read       3,000" in done.stdout
 
 
+@pytest.mark.slow
 def test_no_cache_and_a_quiet_cache_give_the_same_results(tmp_path: Path) -> None:
     """Caches only save work: off, quiet after a window of distinct rows, or on, the same file."""
     forms = random_forms(1500, seed=21)  # more than one hit-rate window of distinct rows

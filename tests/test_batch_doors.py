@@ -41,6 +41,7 @@ def ids(outcome: Any) -> list[str] | None:
 # -- custom screeners ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workers", "screeners"),
     [

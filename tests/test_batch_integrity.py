@@ -353,6 +353,7 @@ def test_a_table_error_names_every_bad_column() -> None:
 # -- interrupted and resumed, in this process ---------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_an_interrupted_run_resumes_to_the_same_results(
     suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

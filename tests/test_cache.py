@@ -111,6 +111,7 @@ def test_a_hit_is_always_the_value_kept_for_that_key(
     assert len(cache) <= size
 
 
+@pytest.mark.slow
 def test_the_screener_cache_goes_quiet_on_distinct_forms_and_results_do_not_change() -> None:
     screener = hipscreen.Screener(cache_size=64)
     uncached = hipscreen.Screener(cache_size=0)

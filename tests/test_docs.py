@@ -148,7 +148,8 @@ def test_pages_have_python_examples() -> None:
 
 
 def _page_marks(page: Path) -> list[pytest.MarkDecorator]:
-    """Marks by what a page's examples do: start Spark or dask, need polars, start workers."""
+    """Marks by what a page's examples do: start Spark or dask, need polars, start workers,
+    screen the 3,000-row sample file (seconds)."""
     code = "\n".join(
         block.code
         for block in code_blocks(page.read_text(encoding="utf-8"))
@@ -161,7 +162,8 @@ def _page_marks(page: Path) -> list[pytest.MarkDecorator]:
         "process": "workers=" in code,
     }
     marks = [getattr(pytest.mark, name) for name, needed in needs.items() if needed]
-    return [*marks, pytest.mark.slow] if needs["spark"] or needs["dask"] else marks
+    slow = needs["spark"] or needs["dask"] or "intake_sample.csv" in code
+    return [*marks, pytest.mark.slow] if slow else marks
 
 
 @pytest.mark.parametrize(

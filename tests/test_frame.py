@@ -109,6 +109,7 @@ def test_column_names_are_field_paths() -> None:
             assert column.name == ".".join(column.path)
 
 
+@pytest.mark.slow
 @FRAME
 @given(rows=st.lists(forms(), min_size=1, max_size=6), members=st.booleans())
 def test_a_frame_of_flattened_forms_screens_like_the_forms(

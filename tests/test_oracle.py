@@ -55,6 +55,7 @@ def test_engine_and_oracle_agree(name: str, raw: dict[str, Any]) -> None:
     agree(name, raw, label=True)
 
 
+@pytest.mark.slow
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raws=st.lists(st.one_of(forms(), screening_forms()), min_size=2, max_size=30))
 def test_batch_and_oracle_agree_form_by_form(raws: list[dict[str, Any]]) -> None:
@@ -168,6 +169,7 @@ FEW_SYMPTOMS = ("hip_pain", "lower_back_pain", "fever", "recent_training_increas
 FEW_ACTIVITIES = ("running", "walking")
 
 
+@pytest.mark.slow
 @settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

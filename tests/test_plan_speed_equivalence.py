@@ -226,6 +226,7 @@ def case_forms() -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("screener", [BUILT_IN, WITH_CLINIC], ids=["built-in", "clinic"])
 def test_every_rule_case_is_planned_as_the_reference_plans_it(
     screener: hipscreen.Screener,

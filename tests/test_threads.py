@@ -84,12 +84,14 @@ def test_first_use_from_many_threads_compiles_one_default_screener(
     assert len(set(seen)) == 1
 
 
+@pytest.mark.slow
 def test_two_screeners_side_by_side_give_identical_results() -> None:
     first, second = hipscreen.Screener(), hipscreen.Screener()
     for form in POOL:
         assert first.assess(form) == second.assess(form) == hipscreen.assess(form)
 
 
+@pytest.mark.slow
 def test_screeners_created_again_and_again_keep_working() -> None:
     """A notebook re-running its cell re-registers the rules; no 'already registered' error."""
     screeners = []
