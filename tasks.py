@@ -268,7 +268,9 @@ def test(args: Sequence[str]) -> None:
     if not options.fast:
         env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
         report = BUILD / "test-durations.xml"
-        whole = (*XDIST, f"--junitxml={report}", *pytest_args)
+        # One file per worker: module fixtures (a wheel, a wheelhouse, a Spark session) are built
+        # once, and tests that read what an earlier test of their module left run after it.
+        whole = (*XDIST, "--dist", "loadfile", f"--junitxml={report}", *pytest_args)
         run(python, "-m", "pytest", *whole, env=env, step="pytest (whole suite)")
         # Tests over 2 s without a marker that keeps them out of the fast tier: a report.
         run(python, "benchmarks/durations.py", report, step="unmarked slow tests")
