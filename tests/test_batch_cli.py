@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from strategies import random_forms
 
@@ -78,6 +77,7 @@ def test_yes_no_symptom_columns_give_the_same_results(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_parallel_output_is_byte_identical(tmp_path: Path) -> None:
     one = tmp_path / "one.csv"
@@ -93,6 +93,7 @@ def test_parquet_output_holds_the_same_rows(tmp_path: Path) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "r.csv")) == 1
     parquet = ("-o", str(tmp_path / "r.parquet"), "--chunk-size", "500")
     assert run(str(SAMPLE), *parquet, "--errors", str(tmp_path / "pq.csv")) == 1
+    pq = pytest.importorskip("pyarrow.parquet")
     table = pq.read_table(tmp_path / "r.parquet").to_pylist()
     rows = read_rows(tmp_path / "r.csv")
     assert len(table) == len(rows) == 3000

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from strategies import random_forms
 
@@ -37,6 +36,8 @@ def spark() -> Any:
 
 
 def test_map_in_pandas_with_dotted_columns_matches_assess_frame(spark: Any, tmp_path: Path) -> None:
+    import pandas as pd  # with pyspark: the spark extra brings both
+
     forms = [dict(f, client_id=f"c{i}") for i, f in enumerate(random_forms(60, seed=12))]
     forms += [
         {"client_id": "bad1", "age": 300},
