@@ -106,8 +106,9 @@ def test_readme_names_the_wheel_of_this_version() -> None:
 
 
 def test_readme_figures_are_filled_in() -> None:
-    for page in (README, (REPO / "docs" / "index.md").read_text(encoding="utf-8")):
-        assert not re.search(r"@[A-Z_]+@", page)
+    for name in ("README.md", "docs/index.md", "CHANGELOG.md"):
+        page = (REPO / name).read_text(encoding="utf-8")
+        assert not re.search(r"@[A-Z_]+@", page), name
 
 
 def test_ci_calls_the_readme_s_test_commands_with_options_tasks_accepts() -> None:
