@@ -81,6 +81,7 @@ def test_any_mix_of_rows_gives_one_outcome_per_row_in_order(rows: list[Any]) -> 
         assert_same(outcome, screen_alone(form), row)
 
 
+@pytest.mark.slow
 @BATCH
 @given(rows=st.lists(st.one_of(forms(), invalid_forms()), max_size=8), data=st.data())
 def test_repeated_rows_with_other_client_ids_match_screening_alone(

@@ -41,6 +41,7 @@ def test_generated_forms_give_the_same_row(form: dict[str, object]) -> None:
     same_row(SCREENER, form)
 
 
+@pytest.mark.slow
 def test_extra_rules_give_the_same_row() -> None:
     with hipscreen.Screener(extra_rules=[EXTRA_RULES / "clinic"], cache_size=0) as screener:
         for form in random_forms(150, seed=3):
@@ -66,6 +67,7 @@ def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tup
         assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=st.lists(forms(), min_size=1, max_size=12))
 def test_generated_chunks_in_a_shared_session_match_forms_screened_alone(
