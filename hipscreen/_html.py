@@ -56,15 +56,23 @@ def _badge(word: str | None) -> str:
     return f'<span class="badge" style="background:{colour}">{_e(word)}</span>'
 
 
+_LEFT = ' style="text-align:left"'
+_RIGHT = ' class="num" style="text-align:right"'
+"""Alignment on each cell too, not only in ``_STYLE``: Jupyter drops the ``<style>`` of an
+untrusted output and its own CSS right-aligns table cells, which put prose (summary, evidence,
+"for") flush right. Prose and headers align left, numbers right."""
+
+
 def _table(
     headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = ()
 ) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(
+        f"<th{_RIGHT if i in numeric else _LEFT}>{_e(h)}</th>" for i, h in enumerate(headers)
+    )
     body = []
     for row in rows:
         cells = "".join(
-            f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>"
-            for i, cell in enumerate(row)
+            f"<td{_RIGHT if i in numeric else _LEFT}>{cell}</td>" for i, cell in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

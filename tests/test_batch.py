@@ -24,7 +24,7 @@ from hipscreen._batch._outcomes import RowError
 from hipscreen._errors import InvalidFormError
 from hipscreen._screen import Screener, default_screener
 
-BATCH = settings(max_examples=40, deadline=None)
+BATCH = settings(deadline=None)
 
 
 def ok(outcome: Any) -> bool:
@@ -70,6 +70,7 @@ def invalid_forms() -> st.SearchStrategy[Any]:
     )
 
 
+@pytest.mark.slow
 @BATCH
 @given(rows=st.lists(st.one_of(forms(), invalid_forms()), max_size=12))
 def test_any_mix_of_rows_gives_one_outcome_per_row_in_order(rows: list[Any]) -> None:
@@ -80,6 +81,7 @@ def test_any_mix_of_rows_gives_one_outcome_per_row_in_order(rows: list[Any]) -> 
         assert_same(outcome, screen_alone(form), row)
 
 
+@pytest.mark.slow
 @BATCH
 @given(rows=st.lists(st.one_of(forms(), invalid_forms()), max_size=8), data=st.data())
 def test_repeated_rows_with_other_client_ids_match_screening_alone(
@@ -118,6 +120,7 @@ def test_values_equal_in_python_but_not_to_the_form_are_not_confused() -> None:
     assert [ok(outcome) for outcome in result[:6]] == [True, False, False, True, False, False]
 
 
+@pytest.mark.slow
 def test_cached_results_equal_uncached_ones() -> None:
     pool = random_forms(60, seed=7)
     rng = random.Random(3)
@@ -159,6 +162,7 @@ def test_intake_form_models_and_json_strings_are_accepted() -> None:
     assert result[1] == hipscreen.assess(text)
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_parallel_outcomes_equal_sequential_ones() -> None:
     rows: list[Any] = random_forms(400, seed=11)
@@ -327,6 +331,7 @@ def notebook_cells(path: Path) -> list[str]:
     return ["\n".join(cell) for cell in cells if cell and cell[0] != "#markdown"]
 
 
+@pytest.mark.notebook
 @pytest.mark.slow
 def test_batch_notebook_runs_cell_by_cell_and_shows_html(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -351,6 +356,8 @@ def test_batch_notebook_runs_cell_by_cell_and_shows_html(
     assert namespace["report"].summary.rows == 3000
 
 
+@pytest.mark.process
+@pytest.mark.notebook
 @pytest.mark.slow
 def test_batch_notebook_runs_as_a_script(tmp_path: Path) -> None:
     done = subprocess.run(
@@ -366,6 +373,7 @@ def test_batch_notebook_runs_as_a_script(tmp_path: Path) -> None:
     assert "3,000 rows" in done.stdout
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_batch_benchmark_script_runs(tmp_path: Path) -> None:
     """The benchmark still runs (tiny counts; no timing is asserted)."""

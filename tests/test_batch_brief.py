@@ -29,17 +29,19 @@ def test_every_rule_case_gives_the_same_row(case: object) -> None:
     same_row(SCREENER, case.form)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_random_forms_give_the_same_row() -> None:
     for form in random_forms(400, seed=12):
         same_row(SCREENER, form)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(form=forms())
 def test_generated_forms_give_the_same_row(form: dict[str, object]) -> None:
     same_row(SCREENER, form)
 
 
+@pytest.mark.slow
 def test_extra_rules_give_the_same_row() -> None:
     with hipscreen.Screener(extra_rules=[EXTRA_RULES / "clinic"], cache_size=0) as screener:
         for form in random_forms(150, seed=3):
@@ -50,6 +52,7 @@ def test_extra_rules_give_the_same_row() -> None:
 # `Screener._assessments`): each form must come out as if it had been screened alone.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [(), (EXTRA_RULES / "clinic",)], ids=["built-in", "clinic"])
 def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tuple[Path]) -> None:
     with hipscreen.Screener(extra_rules=extra, cache_size=0) as screener:
@@ -64,7 +67,8 @@ def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tup
         assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=st.lists(forms(), min_size=1, max_size=12))
 def test_generated_chunks_in_a_shared_session_match_forms_screened_alone(
     batch: list[dict[str, object]],

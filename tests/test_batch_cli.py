@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from strategies import random_forms
 
@@ -78,6 +77,7 @@ def test_yes_no_symptom_columns_give_the_same_results(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_parallel_output_is_byte_identical(tmp_path: Path) -> None:
     one = tmp_path / "one.csv"
@@ -88,10 +88,12 @@ def test_parallel_output_is_byte_identical(tmp_path: Path) -> None:
     assert (tmp_path / "one.errors.csv").read_bytes() == (tmp_path / "two.errors.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_parquet_output_holds_the_same_rows(tmp_path: Path) -> None:
     assert run(str(SAMPLE), "-o", str(tmp_path / "r.csv")) == 1
     parquet = ("-o", str(tmp_path / "r.parquet"), "--chunk-size", "500")
     assert run(str(SAMPLE), *parquet, "--errors", str(tmp_path / "pq.csv")) == 1
+    pq = pytest.importorskip("pyarrow.parquet")
     table = pq.read_table(tmp_path / "r.parquet").to_pylist()
     rows = read_rows(tmp_path / "r.csv")
     assert len(table) == len(rows) == 3000
@@ -102,6 +104,7 @@ def test_parquet_output_holds_the_same_rows(tmp_path: Path) -> None:
         assert (got["error"] or "") == want["error"]
 
 
+@pytest.mark.slow
 def test_sample_file_summary_and_failed_rows(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -248,6 +251,7 @@ def test_results_can_go_to_standard_output(
     assert "rows read" in captured.err
 
 
+@pytest.mark.slow
 def test_progress_bar_goes_to_standard_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -257,6 +261,7 @@ def test_progress_bar_goes_to_standard_error(
     assert "rows/s" in err
 
 
+@pytest.mark.slow
 def test_screen_csv_reports_paths_and_summary(tmp_path: Path) -> None:
     report = screen_csv(SAMPLE, tmp_path / "out.csv")
     assert report.output == tmp_path / "out.csv"
@@ -267,6 +272,7 @@ def test_screen_csv_reports_paths_and_summary(tmp_path: Path) -> None:
         screen_csv(io.BytesIO(b""), io.StringIO(), errors=tmp_path / "e.csv")
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_the_command_runs_as_a_module(tmp_path: Path) -> None:
     done = subprocess.run(
@@ -288,6 +294,7 @@ def test_the_command_runs_as_a_module(tmp_path: Path) -> None:
     assert "rows read       3,000" in done.stdout
 
 
+@pytest.mark.slow
 def test_no_cache_and_a_quiet_cache_give_the_same_results(tmp_path: Path) -> None:
     """Caches only save work: off, quiet after a window of distinct rows, or on, the same file."""
     forms = random_forms(1500, seed=21)  # more than one hit-rate window of distinct rows

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pytest
 from strategies import random_forms
@@ -42,9 +41,13 @@ def ids(outcome: Any) -> list[str] | None:
 # -- custom screeners ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workers", "screeners"),
-    [(1, (STRICT, CLINIC_RULES)), pytest.param(2, (CLINIC_RULES,), marks=pytest.mark.slow)],
+    [
+        (1, (STRICT, CLINIC_RULES)),
+        pytest.param(2, (CLINIC_RULES,), marks=[pytest.mark.slow, pytest.mark.process]),
+    ],
 )
 def test_every_batch_function_takes_a_screener(
     workers: int, screeners: tuple[hipscreen.Screener, ...], tmp_path: Path
@@ -178,7 +181,9 @@ def test_frames_follow_pandas_conventions() -> None:
 # -- polars and Arrow ------------------------------------------------------------------------------
 
 
+@pytest.mark.polars
 def test_polars_and_arrow_tables_in_and_out() -> None:
+    pl = pytest.importorskip("polars")
     rows = [form_to_row(form) for form in random_forms(20, seed=3)] + [{"age": 300}]
     frame = pd.DataFrame(rows).astype("string")  # one type per column, as a CSV export has
     expected = hipscreen.assess_frame(frame)

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import make_intake_csv  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.process]
 ROWS = 3000
 
 

@@ -11,19 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from strategies import random_forms
 
 import hipscreen
 from hipscreen._batch._columns import form_to_row
 
-pytestmark = pytest.mark.slow
-pyspark_sql = pytest.importorskip("pyspark.sql")
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
 def spark() -> Any:
+    pyspark_sql = pytest.importorskip("pyspark.sql")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         pyspark_sql.SparkSession.builder.master("local[1]")
@@ -37,6 +36,8 @@ def spark() -> Any:
 
 
 def test_map_in_pandas_with_dotted_columns_matches_assess_frame(spark: Any, tmp_path: Path) -> None:
+    import pandas as pd  # with pyspark: the spark extra brings both
+
     forms = [dict(f, client_id=f"c{i}") for i, f in enumerate(random_forms(60, seed=12))]
     forms += [
         {"client_id": "bad1", "age": 300},

@@ -12,6 +12,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_assess.py"
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_benchmark_script_runs_and_writes_its_figures(tmp_path: Path) -> None:
     output = tmp_path / "latest.json"
@@ -58,6 +59,7 @@ def test_benchmark_script_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert variants["assess() uncached"]["assess_median_x"] == 1
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_benchmark_script_profiles_on_request(tmp_path: Path) -> None:
     done = subprocess.run(

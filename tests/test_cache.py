@@ -95,7 +95,7 @@ def test_bad_settings_are_refused(bad: dict[str, float]) -> None:
         SelfTuningCache(size, **settings_)  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(
     keys=st.lists(st.integers(0, 30), max_size=400),
     size=st.integers(0, 20),
@@ -111,6 +111,7 @@ def test_a_hit_is_always_the_value_kept_for_that_key(
     assert len(cache) <= size
 
 
+@pytest.mark.slow
 def test_the_screener_cache_goes_quiet_on_distinct_forms_and_results_do_not_change() -> None:
     screener = hipscreen.Screener(cache_size=64)
     uncached = hipscreen.Screener(cache_size=0)

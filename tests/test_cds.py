@@ -36,6 +36,7 @@ def test_no_findings_gives_no_cards() -> None:
     assert hipscreen.assess({}).to_cds_cards() == []
 
 
+@pytest.mark.slow
 def test_every_card_has_the_required_cds_fields() -> None:
     cards = [
         card

@@ -358,6 +358,7 @@ def test_compare_different_clients_is_a_usage_error(
 # -- as a program ----------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_python_dash_m_hipscreen_never_shows_a_traceback_for_bad_input() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "hipscreen", "assess", "-"],
@@ -372,6 +373,7 @@ def test_python_dash_m_hipscreen_never_shows_a_traceback_for_bad_input() -> None
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.process
 def test_python_dash_m_hipscreen_screens_a_file() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "hipscreen", "assess", str(SPRINTER), "--format", "json"],

@@ -147,7 +147,28 @@ def test_pages_have_python_examples() -> None:
     assert sum(block.info == "python" for block in blocks) >= 3
 
 
-@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def _page_marks(page: Path) -> list[pytest.MarkDecorator]:
+    """Marks by what a page's examples do: start Spark or dask, need polars, start workers,
+    screen the 3,000-row sample file (seconds)."""
+    code = "\n".join(
+        block.code
+        for block in code_blocks(page.read_text(encoding="utf-8"))
+        if block.info == "python"
+    )
+    needs = {
+        "spark": "pyspark" in code,
+        "dask": "import dask" in code,
+        "polars": "import polars" in code,
+        "process": "workers=" in code,
+    }
+    marks = [getattr(pytest.mark, name) for name, needed in needs.items() if needed]
+    slow = needs["spark"] or needs["dask"] or "intake_sample.csv" in code
+    return [*marks, pytest.mark.slow] if slow else marks
+
+
+@pytest.mark.parametrize(
+    "page", [pytest.param(page, marks=_page_marks(page)) for page in PAGES], ids=_page_id
+)
 def test_python_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every Python block of the page runs; printed output matches its `<!-- output -->` block."""
     monkeypatch.chdir(ROOT)
@@ -248,6 +269,8 @@ def test_every_cited_source_is_on_the_references_page() -> None:
 # -- the site -------------------------------------------------------------------------------------
 
 
+@pytest.mark.docs
+@pytest.mark.process
 @pytest.mark.slow
 def test_site_builds_strictly(tmp_path: Path) -> None:
     """`mkdocs build --strict`: no broken link or anchor, no page outside the nav, API docs render.

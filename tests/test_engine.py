@@ -91,6 +91,7 @@ def test_no_engine_threads_are_started() -> None:
     assert all("Timer" not in name for name in names), names
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_screening_in_a_forked_child_works() -> None:
     hipscreen.assess({"tightness": {"iliopsoas": 3}})  # the engine is live in the parent

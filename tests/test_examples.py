@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hipscreen
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -17,6 +19,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.process
 def test_demo_screens_every_bundled_form() -> None:
     completed = _run(str(EXAMPLES / "screen_forms.py"))
     assert completed.returncode == 0, completed.stderr
@@ -33,6 +36,7 @@ def test_bundled_forms_are_valid_intake_forms() -> None:
         hipscreen.IntakeForm.model_validate_json(form.read_text(encoding="utf-8"))
 
 
+@pytest.mark.process
 def test_the_synthetic_csv_generator_writes_rows_in_the_column_convention(tmp_path: Path) -> None:
     out = tmp_path / "intake.csv"
     completed = _run(str(EXAMPLES / "make_intake_csv.py"), "-n", "50", "-o", str(out))

@@ -364,7 +364,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(JSON_VALUES)
 def test_any_input_is_screened_or_an_invalid_form_error(form: Any) -> None:
     """Never ValueError, RecursionError, OverflowError or TypeError from inside."""

@@ -37,7 +37,7 @@ from hipscreen._form import (
     ThomasTest,
 )
 
-FRAME = settings(max_examples=30, deadline=None)
+FRAME = settings(deadline=None)
 
 
 def cells_of(form: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +109,7 @@ def test_column_names_are_field_paths() -> None:
             assert column.name == ".".join(column.path)
 
 
+@pytest.mark.slow
 @FRAME
 @given(rows=st.lists(forms(), min_size=1, max_size=6), members=st.booleans())
 def test_a_frame_of_flattened_forms_screens_like_the_forms(
@@ -272,6 +273,7 @@ def test_batch_result_to_frame_matches_assess_frame() -> None:
     assert keyed.index.tolist() == ["a", "b"]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_parallel_frame_equals_sequential() -> None:
     frame = pd.json_normalize(random_forms(300, seed=9) + [{"age": -2}] * 3)
@@ -332,6 +334,8 @@ DASK_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.dask
+@pytest.mark.process
 @pytest.mark.slow
 def test_the_dask_recipe_keeps_unique_labels_with_default_dtypes(tmp_path: Path) -> None:
     """dask's read_csv with its own dtypes, partitions placed in the whole: labels unique."""

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.process  # each case runs in a fresh interpreter
+
 REPO = Path(__file__).resolve().parents[1]
 
 SO = "durable_rules_engine.cpython-313-x86_64-linux-gnu.so"

@@ -153,6 +153,7 @@ print((rss() - before) / 1e6)
 """
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc (Linux)")
 def test_building_and_dropping_hundreds_of_screeners_keeps_memory_flat() -> None:
     """Without deleting rulesets, 400 small screeners grow RSS by ~40 MB (~0.1 MB per small rule
@@ -170,6 +171,7 @@ def test_building_and_dropping_hundreds_of_screeners_keeps_memory_flat() -> None
     assert growth_mb < 10, f"RSS grew by {growth_mb:.1f} MB over 400 screeners"
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_fork_while_another_thread_holds_the_cache_lock_does_not_hang_the_child() -> None:
     screener = hipscreen.Screener(SMALL_RULES)
@@ -213,6 +215,7 @@ def test_a_fork_while_another_thread_holds_the_cache_lock_does_not_hang_the_chil
         thread.join()
 
 
+@pytest.mark.process
 def test_the_lifecycle_benchmark_runs() -> None:
     """``benchmarks/bench_lifecycle.py`` with a tiny count, so the script cannot rot."""
     import json

@@ -82,6 +82,8 @@ def _outputs(notebook: Any) -> list[tuple[int, dict[str, Any]]]:
     ]
 
 
+@pytest.mark.notebook
+@pytest.mark.process
 @pytest.mark.slow
 def test_notebook_runs_in_a_kernel_started_in_its_folder_without_errors_or_warnings(
     isolated_jupyter: str,

@@ -25,9 +25,7 @@ from hipscreen._ruledata import AllOf, Atom
 
 EXTRA = Path(__file__).resolve().parent / "extra_rules"
 
-DIFFERENTIAL = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+DIFFERENTIAL = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _SCREENERS: dict[str, hipscreen.Screener] = {}
 
@@ -57,7 +55,8 @@ def test_engine_and_oracle_agree(name: str, raw: dict[str, Any]) -> None:
     agree(name, raw, label=True)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raws=st.lists(st.one_of(forms(), screening_forms()), min_size=2, max_size=30))
 def test_batch_and_oracle_agree_form_by_form(raws: list[dict[str, Any]]) -> None:
     """Screening many forms together (one session may hold several forms) loses nothing and
@@ -183,8 +182,8 @@ FEW_SYMPTOMS = ("hip_pain", "lower_back_pain", "fever", "recent_training_increas
 FEW_ACTIVITIES = ("running", "walking")
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=20,  # each example compiles a rule set (~0.1-0.3 s)
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

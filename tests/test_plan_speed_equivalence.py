@@ -231,6 +231,7 @@ def case_forms() -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("screener", [BUILT_IN, WITH_CLINIC], ids=["built-in", "clinic"])
 def test_every_rule_case_is_planned_as_the_reference_plans_it(
     screener: hipscreen.Screener,
@@ -241,7 +242,7 @@ def test_every_rule_case_is_planned_as_the_reference_plans_it(
         assert_plans_agree(screener, form)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(
     form=forms(),
     context=CONTEXT,

@@ -54,7 +54,7 @@ def _active_precautions(result: hipscreen.Assessment) -> list[tuple[str, Withhol
     return active
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(form=forms(), context=CONTEXT)
 def test_no_recommended_exercise_breaks_an_active_precaution(
     form: dict[str, Any], context: dict[str, Any]
@@ -67,7 +67,7 @@ def test_no_recommended_exercise_breaks_an_active_precaution(
             assert not _blocks(withhold, rec.exercise), (finding_id, rec.exercise.id)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(form=forms(), context=CONTEXT)
 def test_every_withheld_exercise_is_reported(form: dict[str, Any], context: dict[str, Any]) -> None:
     """Withholding never hides: each withheld exercise is in ``excluded`` with the finding."""

@@ -47,7 +47,7 @@ def _engine_answers(threshold: float, values: list[float]) -> list[set[str]]:
         compiled.close()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(st.data())
 def test_engine_comparisons_equal_python_comparisons_near_thresholds(data: st.DataObject) -> None:
     threshold = data.draw(thresholds())
@@ -58,7 +58,7 @@ def test_engine_comparisons_equal_python_comparisons_near_thresholds(data: st.Da
         assert fired == expected, f"{value!r} against {threshold!r}"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(st.floats(-180, 180, allow_nan=False) | st.floats(-1e-3, 1e-3, allow_nan=False))
 def test_engine_numbers_never_use_exponent_notation(value: float) -> None:
     """durable_rules' JSON reader crashes on ``1e-05``."""
@@ -82,7 +82,7 @@ def test_a_hair_below_the_norm_is_below_it(degrees: float, limited: bool) -> Non
     assert ("limited-hip-flexion" in hipscreen.assess(text).finding_ids()) is limited
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(values_near(100))
 def test_hip_flexion_against_its_norm_matches_python(degrees: float) -> None:
     if not 0 <= degrees <= 180:

@@ -36,7 +36,7 @@ FLEXOR_STRENGTHENING = {
     if "hip_flexor_strengthening" in ex.properties
 }
 
-PROPERTY = settings(max_examples=150, deadline=None)
+PROPERTY = settings(deadline=None)
 """Enough examples to find shape bugs while the suite stays fast; no per-example deadline."""
 
 WARM_UP = "dynamic_hip_warm_up"
@@ -252,6 +252,7 @@ def _same_value(given_value: Any, cited: Any) -> bool:
     return bool(given_value == cited)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("motion", "degrees"),
     [("hip_extension", 1e-05), ("hip_extension", -1e-05), ("hip_flexion", 5e-324)],

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import hipscreen
 from hipscreen import _limits
@@ -265,6 +266,7 @@ SLOW = {  # hung, crashed or exhausted memory before the limits: checked in a su
 }
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hostile_rules_are_refused_by_rules_check_in_bounded_time(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -314,6 +316,7 @@ def test_cli_threshold_override_never_is_an_internal_error(
     assert "thresholds:weak_grade" in error
 
 
+@pytest.mark.process
 def test_a_rule_set_at_every_limit_passes_the_check(tmp_path: Path) -> None:
     """The limits refuse what is hostile, not what is merely large."""
     chain = [_rule("c0", GRADE)]
@@ -351,6 +354,7 @@ print(f"{compiled:.3f} {assessed:.3f} {peak:.0f} {len(result.findings)}")
 """
 
 
+@pytest.mark.process
 @pytest.mark.skipif(sys.platform == "win32", reason="resource.getrusage")
 def test_the_costliest_rules_that_pass_screen_a_full_form_in_bounded_time_and_memory(
     tmp_path: Path,
@@ -411,6 +415,7 @@ def test_max_facts_bounds_the_facts_of_a_full_form() -> None:
     assert resource  # imported for the subprocess check above
 
 
+@pytest.mark.process
 def test_a_long_any_of_is_split_into_patterns_the_engine_accepts(tmp_path: Path) -> None:
     """32 distinct grade atoms in one any_of would be one ``$or`` of 66 expression entries (the
     C engine refuses 32: error 113); the compiler splits it, and each alternative still fires."""
@@ -517,12 +522,13 @@ print(outcomes["refused"], outcomes["screened"], f"{slowest[0]:.3f}")
 """
 
 
+@pytest.mark.process
 def test_random_rule_sets_are_refused_or_screen_a_full_form_in_bounded_time() -> None:
     """Hypothesis draws nested conditions (broad and narrow grades, joins, chains): each rule set
     is either refused with a RuleDataError or compiles and screens a full form quickly. In a
     subprocess with a timeout, so a hang fails the test."""
     completed = subprocess.run(
-        [sys.executable, "-c", RANDOM_RULES, "60"],
+        [sys.executable, "-c", RANDOM_RULES, str(settings.default.max_examples)],
         capture_output=True,
         text=True,
         timeout=240,

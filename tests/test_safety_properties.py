@@ -74,7 +74,7 @@ def _with_symptom(form: dict[str, Any], symptom: str) -> dict[str, Any]:
     return with_symptom(form, symptom)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(forms(), st.sampled_from(LONE_CRITICAL_SYMPTOMS))
 def test_a_critical_red_flag_brings_a_referral_and_no_loaded_or_strength_work(
     form: dict[str, Any], symptom: str
@@ -87,7 +87,7 @@ def test_a_critical_red_flag_brings_a_referral_and_no_loaded_or_strength_work(
         assert "loaded" not in rec.exercise.properties
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(forms(), st.sampled_from(REFERRAL_SYMPTOMS))
 def test_adding_a_red_flag_never_removes_a_referral(form: dict[str, Any], symptom: str) -> None:
     before = hipscreen.assess(form)
@@ -99,7 +99,7 @@ def test_adding_a_red_flag_never_removes_a_referral(form: dict[str, Any], sympto
         assert set(before.referral.because) <= set(after.referral.because)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(forms())
 def test_removing_every_red_flag_leaves_no_referral(form: dict[str, Any]) -> None:
     result = hipscreen.assess(_without_referral_triggers(form))
@@ -119,7 +119,7 @@ ALARM_SYMPTOMS = sorted(n for n, item in VOCABULARY.symptoms.items() if item.ite
 RULES = {rule.id: rule for rule in RULESET.rules}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(forms(), st.sampled_from(ALARM_SYMPTOMS))
 def test_an_alarm_symptom_is_never_silent_whatever_else_the_form_says(
     form: dict[str, Any], symptom: str
@@ -137,7 +137,7 @@ def test_an_alarm_symptom_is_never_silent_whatever_else_the_form_says(
     assert result.referral is not None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(forms(), st.sampled_from(ALARM_SYMPTOMS))
 def test_the_plan_never_holds_what_a_referral_withholds_until_cleared(
     form: dict[str, Any], symptom: str

@@ -90,6 +90,7 @@ def _errors(part: str, instance: Any) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_every_assessment_matches_the_output_schema() -> None:
     forms = [json.loads(p.read_text(encoding="utf-8")) for p in EXAMPLE_FORMS] + POOL
     forms.append({"symptoms": ["saddle_numbness"], "strength": {"hip_extensors": 2}})  # referral
@@ -118,6 +119,7 @@ def _lowercase_labels(form: dict[str, Any]) -> dict[str, Any]:
     return {k: fix(v) if k in ("tightness", "strength") else v for k, v in form.items()}
 
 
+@pytest.mark.slow
 def test_every_valid_form_matches_the_input_schema() -> None:
     forms = [json.loads(p.read_text(encoding="utf-8")) for p in EXAMPLE_FORMS] + POOL
     for form in forms:

@@ -20,6 +20,8 @@ import pytest
 
 import hipscreen
 
+pytestmark = pytest.mark.service
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 CLINIC = ROOT / "tests" / "extra_rules" / "clinic"
@@ -215,6 +217,7 @@ def test_an_app_with_a_clinics_screener(client: TestClient) -> None:
     ]
 
 
+@pytest.mark.process
 def test_the_example_is_a_thin_caller_of_the_package() -> None:
     from hipscreen import _service
 
@@ -298,6 +301,7 @@ def _raw(port: int, head: bytes, body: tuple[bytes, ...] = ()) -> tuple[int, byt
     return status, data.split(b"\r\n\r\n", 1)[1]
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "status"),
@@ -322,6 +326,7 @@ def test_a_live_server_answers_bad_bodies_with_4xx(live: int, body: bytes, statu
         connection.close()
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_live_server_counts_a_chunked_body(live: int) -> None:
     head = (
@@ -334,6 +339,7 @@ def test_a_live_server_counts_a_chunked_body(live: int) -> None:
     assert b"body_too_large" in body
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_a_live_server_refuses_a_declared_length_without_waiting_for_the_body(live: int) -> None:
     head = (
@@ -345,6 +351,7 @@ def test_a_live_server_refuses_a_declared_length_without_waiting_for_the_body(li
     assert b"Content-Length: 50000000" in body
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_the_hostile_request_benchmark_runs(tmp_path: Path) -> None:
     """benchmarks/bench_service.py with one request per body (no timing is asserted)."""
@@ -371,6 +378,7 @@ def test_the_hostile_request_benchmark_runs(tmp_path: Path) -> None:
     assert hostile["answer_bytes"] < 1_000
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_load_test_script_runs_against_a_live_server() -> None:
     """A small run of examples/load_test.py: uvicorn on localhost, threads, no error."""

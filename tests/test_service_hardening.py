@@ -37,6 +37,8 @@ if importlib.util.find_spec("fastapi") is None:
 
 from fastapi.testclient import TestClient
 
+pytestmark = pytest.mark.service
+
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"content-type": "application/json"}
 ENDPOINTS = ["/assess", "/cds-services/hipscreen"]
@@ -410,7 +412,7 @@ _JSONISH = st.recursive(
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     body=st.binary(max_size=200)
     | _JSONISH.map(lambda v: json.dumps(v).encode())
@@ -437,7 +439,7 @@ def _library_answer(text: str) -> tuple[int, Any]:
         return 422, [problem.field for problem in error.problems]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     form=forms(),
     spoil=st.sampled_from([None, ("age", 300), ("symptoms", ["knee_pain", "back_ache"]), ("x", 1)]),
@@ -468,6 +470,7 @@ def test_without_fastapi_the_app_names_the_install_command(monkeypatch: pytest.M
         create_app()
 
 
+@pytest.mark.process
 def test_without_the_extra_the_module_imports_and_serve_names_the_install_command() -> None:
     """A fresh interpreter in which FastAPI, Starlette and uvicorn cannot be imported."""
     script = (

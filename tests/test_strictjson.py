@@ -140,7 +140,7 @@ def _has_surrogate(value: Any) -> bool:
     return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(_JSON_VALUES)
 def test_any_strict_json_document_reads_as_json_reads_it(value: Any) -> None:
     text = json.dumps(value)
@@ -152,7 +152,7 @@ def test_any_strict_json_document_reads_as_json_reads_it(value: Any) -> None:
     assert parsed == json.loads(text) or (isinstance(value, float) and math.isclose(parsed, value))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_any_bytes_parse_or_raise_strict_json_error_only(data: bytes) -> None:
     try:

@@ -84,12 +84,14 @@ def test_first_use_from_many_threads_compiles_one_default_screener(
     assert len(set(seen)) == 1
 
 
+@pytest.mark.slow
 def test_two_screeners_side_by_side_give_identical_results() -> None:
     first, second = hipscreen.Screener(), hipscreen.Screener()
     for form in POOL:
         assert first.assess(form) == second.assess(form) == hipscreen.assess(form)
 
 
+@pytest.mark.slow
 def test_screeners_created_again_and_again_keep_working() -> None:
     """A notebook re-running its cell re-registers the rules; no 'already registered' error."""
     screeners = []
@@ -128,6 +130,7 @@ def test_screeners_created_from_several_threads_at_once_all_work() -> None:
     assert made == [expected] * 4
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_process_pool_gives_the_in_process_results(method: str) -> None:
@@ -141,6 +144,7 @@ def test_process_pool_gives_the_in_process_results(method: str) -> None:
     assert _dumps(results) == _dumps(expected)
 
 
+@pytest.mark.process
 @needs_fork
 def test_a_forked_child_screens_like_its_parent(tmp_path: Path) -> None:
     expected = _dumps([hipscreen.assess(form) for form in POOL])
@@ -149,6 +153,7 @@ def test_a_forked_child_screens_like_its_parent(tmp_path: Path) -> None:
     assert out.read_text().split("\n") == expected
 
 
+@pytest.mark.process
 @needs_fork
 def test_a_child_forked_while_another_thread_screens_does_not_hang(tmp_path: Path) -> None:
     """The engine lock may be held by a thread that does not exist in the child."""

@@ -12,6 +12,8 @@ from build_helpers import REPO, load_tasks, run, venv_python
 
 import hipscreen
 
+pytestmark = pytest.mark.process  # builds and installs in subprocesses
+
 FORM = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}, "client_id": "wheel"}
 
 SCRIPT = """

@@ -19,6 +19,8 @@ from build_helpers import REPO, clean_env, run, venv_python
 
 import hipscreen
 
+pytestmark = pytest.mark.process  # builds and installs in subprocesses
+
 TAG = f"cp{sys.version_info[0]}{sys.version_info[1]}"
 FORM = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}, "client_id": "house"}
 SCRIPT = """
