@@ -591,13 +591,15 @@ def test_feedback_batches_and_repeats_are_stored_once() -> None:
     app = _service.create_app()
     with TestClient(app) as local:
         cards = local.post("/cds-services/hipscreen", json=_call(IMBALANCE)).json()["cards"]
+        suggested = next(c for c in cards if c.get("suggestions"))
+        other = next(c for c in cards if c is not suggested)
         accepted = {
-            "card": cards[0]["uuid"],
+            "card": suggested["uuid"],
             "outcome": "accepted",
-            "acceptedSuggestions": [{"id": cards[0]["suggestions"][0]["uuid"]}],
+            "acceptedSuggestions": [{"id": suggested["suggestions"][0]["uuid"]}],
             "outcomeTimestamp": "2026-12-07T01:02:04.5+01:00",
         }
-        batch = {"feedback": [_feedback(cards[1]["uuid"]), accepted]}
+        batch = {"feedback": [_feedback(other["uuid"]), accepted]}
         for _ in range(2):
             answer = local.post("/cds-services/hipscreen/feedback", json=batch)
             assert answer.status_code == 200
@@ -608,7 +610,7 @@ def test_feedback_batches_and_repeats_are_stored_once() -> None:
     assert overridden["override_code"] == "patient-contraindication"
     assert overridden["user_comment"] == "seen by the physio last week"
     assert next(r for r in rows if r["outcome"] == "accepted")["accepted_suggestions"] == [
-        cards[0]["suggestions"][0]["uuid"]
+        suggested["suggestions"][0]["uuid"]
     ]
 
 

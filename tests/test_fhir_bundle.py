@@ -286,6 +286,11 @@ def test_nothing_missing_is_success() -> None:
         "recent_fall": {"occurred": False},
         "recent_joint_procedure": False,
         "anticoagulant": False,
+        "age": 40,
+        "osteoporosis": False,
+        "vertebral_fracture": False,
+        "pregnancy": False,
+        "symptom_checklist_completed": True,
     }
     result, bundle = bundle_for(form)
     assert result.not_assessed == ()

@@ -253,8 +253,15 @@ def test_unanswered_items_stay_unset() -> None:
 
 
 def test_a_record_answered_no_is_left_out() -> None:
+    form = fhir.from_questionnaire_response(response(answer("back_pain", valueBoolean=False)))
+    assert form.back_pain is None
+
+
+def test_a_tri_state_record_answered_no_is_a_stated_no() -> None:
+    """``pregnancy: false`` (not pregnant) is an answer of its own, not a blank."""
     form = fhir.from_questionnaire_response(response(answer("pregnancy", valueBoolean=False)))
-    assert form.pregnancy is None
+    assert form.pregnancy is False
+    assert fhir.from_questionnaire_response(fhir.questionnaire_response(form)) == form
 
 
 # -- errors name the field -------------------------------------------------------------------------

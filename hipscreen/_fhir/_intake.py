@@ -221,7 +221,9 @@ def from_questionnaire_response(qr: Mapping[str, Any]) -> IntakeForm:
             problems.append(FieldProblem(group, _short(value), message))
     for path, link_id in declined.items():
         given = _lookup_record(data, path)
-        if given:
+        if not given and index[link_id].declinable:
+            _place(data, path, False)  # a stated "no" the form keeps (``pregnancy: false``)
+        elif given:
             message = (
                 f"{link_id} is answered no, but {', '.join(f'{link_id}.{k}' for k in given)} "
                 "describe it (give one answer)"

@@ -80,6 +80,7 @@ class Item:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    declinable: bool = False  # a record whose "no" is a value of its own (``pregnancy: false``)
 
     @property
     def value_key(self) -> str | None:
@@ -150,6 +151,14 @@ class _Builder:
         link_id = ".".join(path)
         node = self.strip_null(schema)
         target = self.resolve(node)
+        declinable = False
+        options = node.get("oneOf")
+        if isinstance(options, list) and {"const": False, "type": "boolean"} in options:
+            # A record, or false for a stated "no" (tri-state: blank is "not asked").
+            (record,) = [o for o in options if o != {"const": False, "type": "boolean"}]
+            node = {**{k: v for k, v in node.items() if k != "oneOf"}, **record}
+            target = self.resolve(node)
+            declinable = True
         text = _text(name, schema, target if target.get("type") == "object" else None)
         if "oneOf" in node:  # one value for both sides, or a per-side record
             single, sided = node["oneOf"]
@@ -168,9 +177,11 @@ class _Builder:
             return Item(link_id, text, "group", path, questions, required=required)
         if target.get("type") == "object" and "properties" in target:
             children = self.properties(target, path)
-            if target.get("required"):
+            if target.get("required") and not declinable:
                 return Item(link_id, text, "group", path, children, required=required)
-            return Item(link_id, text, "boolean", path, children, required=required)
+            return Item(
+                link_id, text, "boolean", path, children, required=required, declinable=declinable
+            )
         if target.get("type") == "object" and "propertyNames" in target:
             keys = self.resolve(target["propertyNames"])["enum"]
             value = target["additionalProperties"]
@@ -355,7 +366,9 @@ def _response_items(children: tuple[Item, ...], data: Any) -> list[dict[str, Any
             continue
         if value is None or (item.side == "both" and isinstance(value, Mapping)):
             continue
-        if item.record:
+        if item.record and value is False:
+            answers = [{"valueBoolean": False}]  # a stated "no" (``pregnancy: false``)
+        elif item.record:
             answer: dict[str, Any] = {"valueBoolean": True}
             below = _response_items(item.children, data)
             if below:

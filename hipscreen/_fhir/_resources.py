@@ -508,6 +508,11 @@ _NOT_ASSESSED_FIELDS = {
     "recent fall": ("recent_fall",),
     "recent joint injection or procedure": ("recent_joint_procedure",),
     "anticoagulant use": ("anticoagulant",),
+    "age": ("age",),
+    "osteoporosis": ("osteoporosis",),
+    "past vertebral fracture": ("vertebral_fracture",),
+    "pregnancy": ("pregnancy",),
+    "red-flag symptom questions": ("symptoms", "symptom_checklist_completed"),
 }
 
 
