@@ -44,7 +44,6 @@ import argparse
 import ctypes
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -163,7 +162,7 @@ class Markers:
         return marked
 
 
-def _noop() -> None:
+def _noop(*args: Any) -> None:
     return None
 
 
@@ -184,18 +183,20 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
     forms = realistic_forms(count + warmup, seed)
     warm, mix = forms[:warmup], forms[warmup:]
 
-    # Calibration: what a marker costs inside itself, and what a marked call adds around it.
+    # Calibration, with calls shaped like the wrapped ones below (a closure, two arguments):
+    # what a marker costs inside itself, and what a marked call adds to the phase around it.
+    marked_noop = markers.wrap("empty", _noop)
     for _ in range(calibration):
-        markers.call("empty", _noop)
+        marked_noop(1, 2)
 
     def marked_noops() -> None:
         for _ in range(calibration):
-            markers.call("empty", _noop)
+            marked_noop(1, 2)
 
     def plain_noops() -> None:
         call = _noop
         for _ in range(calibration):
-            call()
+            call(1, 2)
 
     markers.call("calib_outer", marked_noops)
     markers.call("calib_plain", plain_noops)
@@ -234,7 +235,8 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
         "coerce_form": _screen.coerce_form,
         "_grades": _screen._grades,
         "FormFacts": _screen.FormFacts,
-        "decode_firing": getattr(_engine, "decode_firing", None),
+        # the firing decode: matched_indices since issue 24, decode_firing before
+        "decode": "matched_indices" if hasattr(_engine, "matched_indices") else "decode_firing",
         "_dre": _engine._dre,
     }
     real_collector = phased._collector
@@ -256,8 +258,9 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
     _screen.coerce_form = markers.wrap("validation", saved["coerce_form"])
     _screen._grades = markers.wrap("facts", saved["_grades"])
     _screen.FormFacts = markers.wrap("facts", saved["FormFacts"])
-    if saved["decode_firing"] is not None:
-        _engine.decode_firing = markers.wrap("decode", saved["decode_firing"])
+    decode = saved["decode"]
+    real_decode = getattr(_engine, decode)
+    setattr(_engine, decode, markers.wrap("decode", real_decode))
     _engine._dre = _MarkedEngine()
     _screen.Assessment = _MarkedAssessment  # type: ignore[misc,assignment]
     phased._collector = collector  # type: ignore[method-assign]
@@ -271,8 +274,7 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
         _screen.coerce_form = saved["coerce_form"]
         _screen._grades = saved["_grades"]
         _screen.FormFacts = saved["FormFacts"]
-        if saved["decode_firing"] is not None:
-            _engine.decode_firing = saved["decode_firing"]
+        setattr(_engine, decode, real_decode)
         _engine._dre = saved["_dre"]
         _screen.Assessment = _screen.Assessment_real  # type: ignore[attr-defined]
     return {
@@ -286,6 +288,7 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
 
 
 # -- reading callgrind ----------------------------------------------------------------------------
+
 
 def marker_lines() -> dict[int, str]:
     """The line of ``hsmark.c`` that holds each marker's body (see `build_markers`)."""
@@ -358,12 +361,16 @@ def fit(groups: dict[str, list[int]], costs: dict[str, int], c_in: float) -> dic
             xty[i] += size * x[i] * y
             for j in range(3):
                 xtx[i][j] += size * x[i] * x[j]
-    a = [row[:] + [b] for row, b in zip(xtx, xty, strict=True)]
+    a = [[*row, b] for row, b in zip(xtx, xty, strict=True)]
     for col in range(3):  # Gauss-Jordan with partial pivoting
         pivot = max(range(col, 3), key=lambda r: abs(a[r][col]))
         a[col], a[pivot] = a[pivot], a[col]
         if abs(a[col][col]) < 1e-12:
-            return {"intercept": float("nan"), "per_finding": float("nan"), "per_fact": float("nan")}
+            return {
+                "intercept": float("nan"),
+                "per_finding": float("nan"),
+                "per_fact": float("nan"),
+            }
         for r in range(3):
             if r != col:
                 factor = a[r][col] / a[col][col]
@@ -385,10 +392,15 @@ def analyse(costs: dict[str, int], driver: dict[str, Any]) -> dict[str, Any]:
     whole = sum(own(name) for name in costs if name.startswith("a_")) / n
     json_rt = own("json") / n
     read = own("read") / n
-    phases_total = (own("phases") - c_nest * sum(
-        calls.get(name, 0)
-        for name in ("validation", "facts", "engine", "assembly", "plan", "output")
-    ) - c_nest * sum(calls.get(name, 0) for name in ("engine_c", "decode", "callbacks"))) / n
+    phases_total = (
+        own("phases")
+        - c_nest
+        * sum(
+            calls.get(name, 0)
+            for name in ("validation", "facts", "engine", "assembly", "plan", "output")
+        )
+        - c_nest * sum(calls.get(name, 0) for name in ("engine_c", "decode", "callbacks"))
+    ) / n
     engine = own("engine") - c_nest * sum(
         calls.get(name, 0) for name in ("engine_c", "decode", "callbacks")
     )
@@ -446,19 +458,25 @@ def print_report(report: dict[str, Any]) -> None:
     for key, label in PHASES:
         value = a["phases"][key]
         print(f"{label:<44} {value:>13,.0f} {value / yard:>8.2f}")
-    print(f"{'sum of phases':<44} {a['assess_phased_sum']:>13,.0f} "
-          f"{a['assess_phased_sum'] / yard:>8.2f}")
+    print(
+        f"{'sum of phases':<44} {a['assess_phased_sum']:>13,.0f} "
+        f"{a['assess_phased_sum'] / yard:>8.2f}"
+    )
     print(f"{'assess() (unmarked inside)':<44} {a['assess']:>13,.0f} {a['assess_over_json']:>8.2f}")
     print(f"{'JSON text round trip of the form':<44} {yard:>13,.0f} {1:>8.2f}")
-    print(f"{'model_dump_json() of the result':<44} {a['model_dump_json_of_result']:>13,.0f} "
-          f"{a['model_dump_json_of_result'] / yard:>8.2f}")
+    print(
+        f"{'model_dump_json() of the result':<44} {a['model_dump_json_of_result']:>13,.0f} "
+        f"{a['model_dump_json_of_result'] / yard:>8.2f}"
+    )
     slopes = a["slopes"]
     print(
         f"slopes: {slopes['per_finding']:,.0f} per finding, {slopes['per_fact']:,.0f} per fact "
         f"(intercept {slopes['intercept']:,.0f})"
     )
-    print(f"marker cost subtracted: {a['marker_cost']['inside']:,.0f} inside, "
-          f"{a['marker_cost']['nested']:,.0f} nested")
+    print(
+        f"marker cost subtracted: {a['marker_cost']['inside']:,.0f} inside, "
+        f"{a['marker_cost']['nested']:,.0f} nested"
+    )
     if "imports" in report:
         i = report["imports"]
         print(
