@@ -474,36 +474,49 @@ class Screener:
         """The findings the drafts of one form make, most severe first."""
         rules = self.ruleset.rules
         order: dict[str, int] = self._order
-        measured = {rules[i].id for i, d in drafts.items() if d.measured}
-        changed = True
+        measured = {i for i, d in drafts.items() if d.measured}
+        derived = [i for i, d in drafts.items() if d.derived_from]
+        changed = bool(derived)
         while changed:  # a derived finding is measured when anything it rests on is
             changed = False
-            for index, draft in drafts.items():
-                if rules[index].id not in measured and draft.derived_from & measured:
-                    measured.add(rules[index].id)
+            for index in derived:
+                if index not in measured and any(
+                    order[finding_id] in measured for finding_id in drafts[index].derived_from
+                ):
+                    measured.add(index)
                     changed = True
         inherited = (
-            _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order) if evidence else {}
+            _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order)
+            if evidence and derived
+            else {}
         )
         findings: list[dict[str, Any]] = []
         for index in sorted(drafts, key=lambda i: (-drafts[i].rank, i)):
             draft, spec = drafts[index], rules[index].spec
+            found = draft.evidence
+            items = [
+                {"field": f, "value": v, "threshold": t, "note": n}
+                for f, v, t, n in (sorted(found, key=_evidence_order) if len(found) > 1 else found)
+            ]
+            if index in inherited:
+                items += inherited[index]
+            sides = draft.sides
             findings.append(
                 {
                     "id": spec.id,
                     "title": spec.title,
                     "severity": draft.severity,
                     "summary": spec.summary,
-                    "evidence": [
-                        {"field": f, "value": v, "threshold": t, "note": n}
-                        for f, v, t, n in sorted(draft.evidence, key=_evidence_order)
-                    ]
-                    + inherited.get(index, []),
+                    "evidence": items,
                     "source": spec.source,
-                    "derived_from": sorted(draft.derived_from, key=order.__getitem__),
-                    "sides": [s for s in _SIDE_ORDER if s in draft.sides],
+                    "derived_from": (
+                        sorted(draft.derived_from, key=order.__getitem__)
+                        if draft.derived_from
+                        else []
+                    ),
+                    "sides": [s for s in _SIDE_ORDER if s in sides] if sides else [],
                     "confidence": (
-                        Confidence.MEASURED if spec.id in measured else Confidence.REPORTED
+                        Confidence.MEASURED if index in measured else Confidence.REPORTED
                     ),
                 }
             )
