@@ -10,8 +10,12 @@ The script compiles a tiny C library of empty *marker* functions (``hs_mark_<pha
 each calls back into Python and returns), runs a driver under ``valgrind --tool=callgrind`` and
 reads each marker's inclusive instruction count with ``callgrind_annotate --inclusive=yes``. The
 driver screens a fixed realistic mix of distinct forms (``bench_assess.realistic_forms``, fixed
-seed) twice, each time with a fresh uncached `Screener` after a warm-up on other forms:
+seed) three times, each time with a fresh uncached `Screener` after a warm-up on other forms:
 
+0. **as called** — ``screener.assess(form)``, garbage collector on: the headline figure;
+   the passes below run with the collector off (a collection is paid by whichever phase
+   crosses the allocation threshold, and the markers' own allocations would move it), so
+   "garbage collection" is pass 0 minus pass 1;
 1. **whole** — ``screener.assess(form)`` through one marker per (findings, facts) pair, plus a
    JSON text round trip of the same form (``json.loads(json.dumps(form))``) as the yardstick and
    ``model_dump_json()`` of the result (what reading the whole output costs);
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import json
 import os
 import subprocess
@@ -75,6 +80,7 @@ SIMPLE_MARKERS = [
     "calib_plain",
     "json",
     "read",
+    "gc_on",
     "phases",
     "validation",
     "facts",
@@ -216,6 +222,18 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
         sizes.append((len(sizer.assess(form).findings), facts))
     sizer.close()
 
+    # 0. the whole call as callers make it, garbage collector on (the headline figure).
+    gc_on = fresh()
+    for form in mix:
+        markers.call("gc_on", gc_on.assess, form)
+    gc_on.close()
+
+    # The passes below run with the collector off: a collection is paid by whichever phase
+    # happens to allocate past the threshold, and the markers' own allocations would move
+    # those moments (its share is the difference between pass 0 and pass 1).
+    gc.collect()
+    gc.disable()
+
     # 1. the whole call, the yardstick and reading the output.
     whole = fresh()
     groups: dict[str, list[int]] = {}
@@ -277,6 +295,7 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
         setattr(_engine, decode, real_decode)
         _engine._dre = saved["_dre"]
         _screen.Assessment = _screen.Assessment_real  # type: ignore[attr-defined]
+        gc.enable()
     return {
         "forms": count,
         "calibration": calibration,
@@ -390,6 +409,7 @@ def analyse(costs: dict[str, int], driver: dict[str, Any]) -> dict[str, Any]:
         return costs.get(name, 0) - calls.get(name, 0) * c_in
 
     whole = sum(own(name) for name in costs if name.startswith("a_")) / n
+    with_gc = own("gc_on") / n
     json_rt = own("json") / n
     read = own("read") / n
     phases_total = (
@@ -421,10 +441,12 @@ def analyse(costs: dict[str, int], driver: dict[str, Any]) -> dict[str, Any]:
         "findings_mean": driver["findings_mean"],
         "facts_mean": driver["facts_mean"],
         "firings_per_form": calls.get("callbacks", 0) / n,
-        "assess": whole,
+        "assess": with_gc,
+        "assess_without_gc": whole,
+        "garbage_collection": with_gc - whole,
         "assess_phased_sum": phases_total,
         "json_round_trip": json_rt,
-        "assess_over_json": whole / json_rt,
+        "assess_over_json": with_gc / json_rt,
         "model_dump_json_of_result": read,
         "phases": phase,
         "marker_cost": {"inside": c_in, "nested": c_nest},
@@ -462,7 +484,15 @@ def print_report(report: dict[str, Any]) -> None:
         f"{'sum of phases':<44} {a['assess_phased_sum']:>13,.0f} "
         f"{a['assess_phased_sum'] / yard:>8.2f}"
     )
-    print(f"{'assess() (unmarked inside)':<44} {a['assess']:>13,.0f} {a['assess_over_json']:>8.2f}")
+    print(
+        f"{'assess(), collector off (unmarked inside)':<44} {a['assess_without_gc']:>13,.0f} "
+        f"{a['assess_without_gc'] / yard:>8.2f}"
+    )
+    print(
+        f"{'garbage collection (on minus off)':<44} {a['garbage_collection']:>13,.0f} "
+        f"{a['garbage_collection'] / yard:>8.2f}"
+    )
+    print(f"{'assess() as called':<44} {a['assess']:>13,.0f} {a['assess_over_json']:>8.2f}")
     print(f"{'JSON text round trip of the form':<44} {yard:>13,.0f} {1:>8.2f}")
     print(
         f"{'model_dump_json() of the result':<44} {a['model_dump_json_of_result']:>13,.0f} "
