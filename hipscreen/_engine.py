@@ -653,13 +653,15 @@ class CompiledRules:
         fresh = session.forms == 0
         tail = f',"f":{session.forms},"sid":"{sid}"}}'
         session.forms += 1
-        batch = (
-            "["
-            + "".join(
-                (fact if isinstance(fact, str) else _legacy(fact)) + tail + "," for fact in facts
+        closing = tail + ","
+        try:  # facts made by encode_fact: one join
+            body = closing.join(facts) + closing if facts else ""  # type: ignore[arg-type]
+        except TypeError:  # some given as mappings (tests)
+            body = "".join(
+                (fact if isinstance(fact, str) else _legacy(fact)) + closing for fact in facts
             )
-            + f'{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
-        )
+        batch = f'[{body}{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
+
         asserted: list[str] = []
         errors: list[str] = []
         clean = False
