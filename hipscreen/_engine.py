@@ -192,16 +192,39 @@ def fact_fields(fact: str) -> Fact:
 
 
 _MATCHED = re.compile(r'"p(\d+)":\{"i":(-?\d+)')
+_INDEX = '{"i":'
+
+
+def matched_indices(messages: str) -> list[int]:
+    """The index of the fact bound to each slot of a firing, read straight off its text.
+
+    Every fact's text starts with ``{"i":N,``, and a value cannot hold that text (JSON escapes
+    its quotes), so each occurrence is one matched fact; its slot is the ``"pK":`` just before
+    it. A one-slot firing (most of them) needs two searches and no objects besides the list.
+    """
+    start = messages.find(_INDEX) + 5
+    end = messages.index(",", start)
+    following = messages.find(_INDEX, end)
+    if following < 0:
+        return [int(messages[start:end])]
+    found: list[tuple[int, int]] = []
+    while True:
+        alias = messages.rindex('"p', 0, start) + 2
+        found.append((int(messages[alias : start - 7]), int(messages[start:end])))
+        if following < 0:
+            break
+        start = following + 5
+        end = messages.index(",", start)
+        following = messages.find(_INDEX, end)
+    indices = [0] * len(found)
+    for alias_number, index in found:
+        indices[alias_number] = index
+    return indices
 
 
 def decode_firing(messages: str) -> tuple[str, list[int]]:
     """The rule name of a firing and the index of the fact bound to each of its slots."""
-    name = messages[2 : messages.index('"', 2)]
-    found = _MATCHED.findall(messages)
-    indices = [0] * len(found)
-    for alias, index in found:
-        indices[int(alias)] = int(index)
-    return name, indices
+    return messages[2 : messages.index('"', 2)], matched_indices(messages)
 
 
 def _legacy(fact: Fact) -> str:
@@ -633,13 +656,15 @@ class CompiledRules:
         fresh = session.forms == 0
         tail = f',"f":{session.forms},"sid":"{sid}"}}'
         session.forms += 1
-        batch = (
-            "["
-            + "".join(
-                (fact if isinstance(fact, str) else _legacy(fact)) + tail + "," for fact in facts
+        closing = tail + ","
+        try:  # facts made by encode_fact: one join
+            body = closing.join(facts) + closing if facts else ""  # type: ignore[arg-type]
+        except TypeError:  # some given as mappings (tests)
+            body = "".join(
+                (fact if isinstance(fact, str) else _legacy(fact)) + closing for fact in facts
             )
-            + f'{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
-        )
+        batch = f'[{body}{{"t":"{_SENTINEL_FACT_TYPE}"{tail}]'
+
         asserted: list[str] = []
         errors: list[str] = []
         clean = False
@@ -652,23 +677,24 @@ class CompiledRules:
                 raise EngineError("no rule fired, not even the sentinel")
             session.started = True
             messages = result[1]
+            complete = _dre.complete_and_start_action
             while messages is not None:
-                action = messages[2 : messages.index('"', 2)]
-                if action != _SENTINEL_RULE:
-                    name, indices = decode_firing(messages)
+                name = messages[2 : messages.index('"', 2)]
+                if name != _SENTINEL_RULE:
+                    indices = matched_indices(messages)
                     if messages.count(tail) != len(indices):
                         raise _StaleSession(f"rule {name} matched a fact of an earlier form")
                     try:
                         derived: Sequence[str] = on_fire(name, indices)
                     except Exception as error:  # the stock glue would swallow this silently
-                        errors.append(f"{action}: {type(error).__name__}: {error}")
+                        errors.append(f"{name}: {type(error).__name__}: {error}")
                         derived = ()
                     for fragment in derived:
                         fact = fragment + tail
                         if _dre.assert_fact(handle, fact)[0] == _OBSERVED:
                             raise _StaleSession(f"{fragment}}} was already in the session")
                         asserted.append(fact)
-                messages = _dre.complete_and_start_action(handle, state)
+                messages = complete(handle, state)
             # Leave the session as it was: without this form's facts and findings.
             _dre.retract_facts(handle, batch)
             if asserted:

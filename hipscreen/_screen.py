@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self, TypeVar
@@ -134,15 +134,21 @@ class _Firing:
     # Per slot: the atoms any fact it matches meets (one option), or None when the slot has
     # several options and the matched fact must be checked against each.
     cites: tuple[tuple[Atom, ...] | None, ...] = ()
+    rank: int = 0  # severity.rank, read once per firing
 
 
-@dataclass
 class _Draft:
-    severity: Severity
-    evidence: dict[tuple[str, Any, str | None, str | None], None] = field(default_factory=dict)
-    derived_from: set[str] = field(default_factory=set)
-    sides: set[str] = field(default_factory=set)
-    measured: bool = False
+    """What the firings of one rule have found so far (one per rule that fired)."""
+
+    __slots__ = ("derived_from", "evidence", "measured", "rank", "severity", "sides")
+
+    def __init__(self, severity: Severity, rank: int) -> None:
+        self.severity = severity
+        self.rank = rank
+        self.evidence: dict[tuple[str, Any, str | None, str | None], None] = {}
+        self.derived_from: set[str] = set()
+        self.sides: set[str] = set()
+        self.measured = False
 
 
 class Screener:
@@ -220,7 +226,7 @@ class Screener:
                     name = f"{rule.id}{mark}{n}"
                     full = (*prefix, *slots)
                     cites = tuple(None if len(slot) > 1 else _atoms(slot[0]) for slot in full)
-                    self._firings[name] = _Firing(index, severity, full, cites)
+                    self._firings[name] = _Firing(index, severity, full, cites, severity.rank)
                     engine_rules.append(EngineRule(name, full))
         problems = network_problems(engine_rules)
         if problems:
@@ -446,15 +452,18 @@ class Screener:
 
         def on_fire(name: str, matched: Sequence[int]) -> Sequence[str]:
             firing = firings[name]
-            draft = drafts.get(firing.rule_index)
-            new = draft is None
+            rule_index = firing.rule_index
+            draft = drafts.get(rule_index)
             if draft is None:
-                draft = drafts[firing.rule_index] = _Draft(firing.severity)
-            elif firing.severity.rank > draft.severity.rank:
-                draft.severity = firing.severity
+                draft = drafts[rule_index] = _Draft(firing.severity, firing.rank)
+                derived = finding_facts[rule_index]
+            else:
+                derived = ()
+                if firing.rank > draft.rank:
+                    draft.severity, draft.rank = firing.severity, firing.rank
             for index, cites, slot in zip(matched, firing.cites, firing.slots, strict=True):
                 if index < 0:  # a finding's fact: the finding of rule -index-1
-                    if -index - 1 != firing.rule_index:
+                    if -index - 1 != rule_index:
                         draft.derived_from.add(rules[-index - 1].id)
                     continue
                 seen = observations[index]
@@ -469,12 +478,15 @@ class Screener:
                             if len(met) >= _MAX_REMEMBERED_MATCHES:
                                 met.clear()
                             cites = met[key] = atoms_met(slot, fact_fields(fact))
+                    found = draft.evidence
+                    field, value, note = seen.field, seen.value, seen.note
                     for atom in cites:
-                        draft.evidence[(seen.field, seen.value, atom.describe, seen.note)] = None
+                        found[(field, value, atom.describe, note)] = None
                 if seen.side is not None:
                     draft.sides.add(seen.side)
-                draft.measured = draft.measured or seen.measured
-            return finding_facts[firing.rule_index] if new else ()
+                if seen.measured:
+                    draft.measured = True
+            return derived
 
         return drafts, on_fire
 
@@ -482,36 +494,49 @@ class Screener:
         """The findings the drafts of one form make, most severe first."""
         rules = self.ruleset.rules
         order: dict[str, int] = self._order
-        measured = {rules[i].id for i, d in drafts.items() if d.measured}
-        changed = True
+        measured = {i for i, d in drafts.items() if d.measured}
+        derived = [i for i, d in drafts.items() if d.derived_from]
+        changed = bool(derived)
         while changed:  # a derived finding is measured when anything it rests on is
             changed = False
-            for index, draft in drafts.items():
-                if rules[index].id not in measured and draft.derived_from & measured:
-                    measured.add(rules[index].id)
+            for index in derived:
+                if index not in measured and any(
+                    order[finding_id] in measured for finding_id in drafts[index].derived_from
+                ):
+                    measured.add(index)
                     changed = True
         inherited = (
-            _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order) if evidence else {}
+            _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order)
+            if evidence and derived
+            else {}
         )
         findings: list[dict[str, Any]] = []
-        for index in sorted(drafts, key=lambda i: (-drafts[i].severity.rank, i)):
+        for index in sorted(drafts, key=lambda i: (-drafts[i].rank, i)):
             draft, spec = drafts[index], rules[index].spec
+            found = draft.evidence
+            items = [
+                {"field": f, "value": v, "threshold": t, "note": n}
+                for f, v, t, n in (sorted(found, key=_evidence_order) if len(found) > 1 else found)
+            ]
+            if index in inherited:
+                items += inherited[index]
+            sides = draft.sides
             findings.append(
                 {
                     "id": spec.id,
                     "title": spec.title,
                     "severity": draft.severity,
                     "summary": spec.summary,
-                    "evidence": [
-                        {"field": f, "value": v, "threshold": t, "note": n}
-                        for f, v, t, n in sorted(draft.evidence, key=_evidence_order)
-                    ]
-                    + inherited.get(index, []),
+                    "evidence": items,
                     "source": spec.source,
-                    "derived_from": sorted(draft.derived_from, key=order.__getitem__),
-                    "sides": [s for s in _SIDE_ORDER if s in draft.sides],
+                    "derived_from": (
+                        sorted(draft.derived_from, key=order.__getitem__)
+                        if draft.derived_from
+                        else []
+                    ),
+                    "sides": [s for s in _SIDE_ORDER if s in sides] if sides else [],
                     "confidence": (
-                        Confidence.MEASURED if spec.id in measured else Confidence.REPORTED
+                        Confidence.MEASURED if index in measured else Confidence.REPORTED
                     ),
                 }
             )

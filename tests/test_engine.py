@@ -7,8 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hipscreen
 from hipscreen import _engine
@@ -312,3 +315,33 @@ def test_rules_too_wide_to_join_on_the_form_are_screened_one_by_one() -> None:
     assert not rules.can_share
     assert rules.run_shared([_form(3, None)], lambda form, name, indices: ()) is None
     rules.close()
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-60, 200),
+            st.sampled_from(["grade", "finding", "rom", "symptom"]),
+            st.text(alphabet=st.characters(codec="utf-8"), max_size=12),
+            st.none() | st.floats(-1000, 1000, allow_nan=False) | st.integers(-999, 999),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_matched_indices_reads_every_slot_of_a_firing(
+    slots: list[tuple[int, str, str, float | int | None]], rng: Any
+) -> None:
+    """The firing decode without a regular expression gives each slot's fact index, whatever
+    the slots' order in the message and whatever text the facts' values hold."""
+    tail = ',"f":0,"sid":"7"}'
+    parts = []
+    for alias, (index, kind, text, value) in enumerate(slots):
+        fact = _engine.encode_fact(index, f'"t":{json.dumps(kind)},"n":{json.dumps(text)}', value)
+        parts.append(f'"p{alias}":{fact}{tail}')
+    rng.shuffle(parts)
+    messages = '{"rule#0":{' + ",".join(parts) + "}}"
+    assert _engine.matched_indices(messages) == [index for index, *_ in slots]
+    assert _engine.decode_firing(messages) == ("rule#0", [index for index, *_ in slots])
