@@ -10,13 +10,13 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from live_server import serving
 
 import hipscreen
 
@@ -243,46 +243,12 @@ def test_the_module_level_app_is_built_once() -> None:
         _service.nothing  # noqa: B018 -- the attribute access is the test
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live() -> Iterator[int]:
     """`hipscreen serve` on a free localhost port, with a 1,000-byte body limit."""
-    port = _free_port()
-    command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
-    server = subprocess.Popen(
-        [*command, "--max-body-bytes", "1000", "--log-level", "warning", "--audit-db", "sqlite://"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            try:
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "hipscreen serve did not come up in 60 s"
-                time.sleep(0.1)
-            finally:
-                connection.close()
+    options = ("--max-body-bytes", "1000", "--log-level", "warning", "--audit-db", "sqlite://")
+    with serving(*options) as (port, _):
         yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
 
 
 def _raw(port: int, head: bytes, body: tuple[bytes, ...] = ()) -> tuple[int, bytes]:

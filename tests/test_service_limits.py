@@ -7,8 +7,6 @@ import asyncio
 import http.client
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import serving
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
@@ -156,12 +155,6 @@ def test_a_stalled_body_is_answered_408() -> None:
 # -- live server ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -172,54 +165,21 @@ def _rss_kib(pid: int) -> int:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     """`hipscreen serve` with small caps and a 1-second read timeout: (port, pid)."""
-    port = _free_port()
     audit = tmp_path_factory.mktemp("audit") / "audit.sqlite3"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hipscreen",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "error",
-            "--read-timeout",
-            "1",
-            "--max-concurrent",
-            "16",
-            "--max-inflight-bytes",
-            str(4 * 1_048_576),
-            "--audit-db",
-            str(audit),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    options = (
+        "--log-level",
+        "error",
+        "--read-timeout",
+        "1",
+        "--max-concurrent",
+        "16",
+        "--max-inflight-bytes",
+        str(4 * 1_048_576),
+        "--audit-db",
+        str(audit),
     )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            try:
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "hipscreen serve did not come up in 60 s"
-                time.sleep(0.1)
-            finally:
-                connection.close()
+    with serving(*options) as (port, server):
         yield port, server.pid
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> bool:

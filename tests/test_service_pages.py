@@ -3,18 +3,16 @@ nothing from another host; a headless Chromium fills the form and sees the refer
 
 from __future__ import annotations
 
-import http.client
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import serving
 
 pytest.importorskip("fastapi", reason="the service extra is not installed")
 
@@ -68,12 +66,6 @@ def test_assess_html_answers_the_assessment_as_html(client: TestClient) -> None:
     assert client.post("/assess/html", json={"age": -1}).status_code == 422
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _browser() -> tuple[str, str] | None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -82,38 +74,9 @@ def _browser() -> tuple[str, str] | None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = _free_port()
     audit = tmp_path_factory.mktemp("audit") / "audit.sqlite3"
-    command = [sys.executable, "-m", "hipscreen", "serve", "--port", str(port)]
-    server = subprocess.Popen(
-        [*command, "--log-level", "error", "--audit-db", str(audit)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            try:
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "hipscreen serve did not come up in 60 s"
-                time.sleep(0.1)
-            finally:
-                connection.close()
+    with serving("--log-level", "error", "--audit-db", str(audit)) as (port, _):
         yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
 
 
 @pytest.fixture(scope="module")
