@@ -93,7 +93,7 @@ services_chromium() {
       chromium chromium-driver >/dev/null; then
     services_log "installed chromium chromium-driver"
   else
-    services_log "WARNING: apt-get install chromium chromium-driver failed; the browser test skips"
+    services_log "WARNING: apt-get update/install of chromium chromium-driver failed; the browser test skips"
   fi
 }
 
