@@ -66,6 +66,10 @@ wheels): CI runs them whole, slow ones included, on every Python, beside the fas
 XDIST = ("-n", "2")
 """pytest-xdist's two workers: the fast tier and the full run each finish sooner on two cores."""
 
+SERIAL = ("tests/test_service_schemathesis.py",)
+"""Run in their own pytest process without xdist: under xdist workers, schemathesis collects its
+per-operation tests as one item that reaches a single operation (its completeness check fails)."""
+
 FULL_REQUIREMENT = "[test-full]"
 FAST_REQUIREMENT = "[dev]"
 
@@ -270,10 +274,17 @@ def test(args: Sequence[str]) -> None:
         report = BUILD / "test-durations.xml"
         # One file per worker: module fixtures (a wheel, a wheelhouse, a Spark session) are built
         # once, and tests that read what an earlier test of their module left run after it.
-        whole = (*XDIST, "--dist", "loadfile", f"--junitxml={report}", *pytest_args)
+        chosen = any(not arg.startswith("-") for arg in pytest_args)  # the caller named tests
+        serial = () if chosen else tuple(f"--ignore={path}" for path in SERIAL)
+        whole = (*XDIST, "--dist", "loadfile", f"--junitxml={report}", *serial, *pytest_args)
         run(python, "-m", "pytest", *whole, env=env, step="pytest (whole suite)")
+        reports = [report]
+        if not chosen:
+            reports.append(BUILD / "test-durations-serial.xml")
+            alone = (f"--junitxml={reports[-1]}", *pytest_args, *SERIAL)
+            run(python, "-m", "pytest", *alone, env=env, step="pytest (without xdist)")
         # Tests over 2 s without a marker that keeps them out of the fast tier: a report.
-        run(python, "benchmarks/durations.py", report, step="unmarked slow tests")
+        run(python, "benchmarks/durations.py", *reports, step="unmarked slow tests")
         return
     env = {**os.environ, "HYPOTHESIS_PROFILE": "dev"}
     coverage = ("--cov=hipscreen", "--cov-branch", "--cov-report=term:skip-covered")
