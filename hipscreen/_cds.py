@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired
 # document) from it, which it refuses to do from typing.TypedDict on Python < 3.12.
 from typing_extensions import TypedDict
 
+from hipscreen._render.evidence import EvidenceFormat, derived_line, evidence_lines
 from hipscreen._vocabulary import Severity
 
 if TYPE_CHECKING:
@@ -145,6 +146,22 @@ _INDICATOR: dict[Severity, Literal["info", "warning", "critical"]] = {
 def _md(text: object) -> str:
     """Text with the Markdown characters that could change its meaning escaped."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def _code(text: object) -> str:
+    return f"`{text}`"
+
+
+_EVIDENCE = EvidenceFormat(
+    line="- {field} = {value}",
+    threshold=" · {}",
+    via=" · via {}",
+    note=" · {}",
+    derived="- derived from: {}",
+    ident=_code,
+    text=_md,
+)
+"""A finding's evidence in a card's Markdown ``detail`` (field paths and ids as code)."""
 
 
 def _summary(text: str) -> str:
@@ -313,14 +330,10 @@ def _detail(assessment: Assessment, finding: Finding, recommendations: list[Reco
         facts.append(", ".join(side.value for side in finding.sides))
     blocks = [f"**{_md(finding.title)}** ({'; '.join(facts)})"]
 
-    evidence = []
-    for ev in finding.evidence:
-        test = f" · {_md(ev.threshold)}" if ev.threshold else ""
-        via = f" · via `{ev.via}`" if ev.via else ""
-        note = f" · {_md(ev.note)}" if ev.note else ""
-        evidence.append(f"- `{ev.field}` = {_md(ev.value)}{test}{via}{note}")
-    if finding.derived_from:
-        evidence.append(f"- derived from: {', '.join(f'`{d}`' for d in finding.derived_from)}")
+    evidence = evidence_lines(finding.evidence, _EVIDENCE)
+    derived = derived_line(finding.derived_from, _EVIDENCE)
+    if derived is not None:
+        evidence.append(derived)
     if evidence:
         blocks.append("**Evidence**\n\n" + "\n".join(evidence))
 

@@ -7,11 +7,11 @@ from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from hipscreen._batch._outcomes import RowError
+from hipscreen._render.evidence import EvidenceFormat, derived_line, evidence_lines
 
 if TYPE_CHECKING:
     from hipscreen._batch._forms import BatchResult
-    from hipscreen._batch._outcomes import BatchSummary
+    from hipscreen._batch._outcomes import BatchSummary, RowError
     from hipscreen._results import Assessment
 
 __all__ = ["assessment_html", "batch_html", "row_error_html", "summary_html"]
@@ -47,6 +47,18 @@ _STYLE = """<style>
 
 def _e(value: Any) -> str:
     return escape(str(value), quote=True)
+
+
+_EVIDENCE = EvidenceFormat(
+    line="{field} = {value}",
+    threshold=' <span class="muted">({})</span>',
+    via=' <span class="muted">via {}</span>',
+    note=' <span class="muted">— {}</span>',
+    derived='<span class="muted">from {}</span>',
+    ident=_e,
+    text=_e,
+)
+"""A finding's evidence in a table cell (lines joined by ``<br>``)."""
 
 
 def _badge(word: str | None) -> str:
@@ -96,15 +108,10 @@ def assessment_html(assessment: Assessment) -> str:
     if a.findings:
         rows = []
         for f in a.findings:
-            evidence = "<br>".join(
-                f"{_e(ev.field)} = {_e(ev.value)}"
-                + (f' <span class="muted">({_e(ev.threshold)})</span>' if ev.threshold else "")
-                + (f' <span class="muted">via {_e(ev.via)}</span>' if ev.via else "")
-                + (f' <span class="muted">— {_e(ev.note)}</span>' if ev.note else "")
-                for ev in f.evidence
-            )
-            if f.derived_from:
-                evidence += f'<br><span class="muted">from {_e(", ".join(f.derived_from))}</span>'
+            evidence = "<br>".join(evidence_lines(f.evidence, _EVIDENCE))
+            derived = derived_line(f.derived_from, _EVIDENCE)
+            if derived is not None:
+                evidence += f"<br>{derived}"
             rows.append(
                 [
                     _badge(f.severity.value),
@@ -205,6 +212,8 @@ def summary_html(summary: BatchSummary) -> str:
 
 def batch_html(result: BatchResult, preview: int = BATCH_PREVIEW_ROWS) -> str:
     """A batch result: the summary, the first rows, and the first failed rows with problems."""
+    from hipscreen._batch._outcomes import RowError  # the batch's type; a hook, kept local
+
     summary = result.summary()
     parts = ['<div class="hipscreen">', _STYLE, f"<h4>hipscreen batch: {len(result):,} rows</h4>"]
     parts.append(_summary_tables(summary))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hipscreen._render.evidence import TEXT, derived_line, evidence_lines
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 if TYPE_CHECKING:
@@ -361,13 +362,10 @@ class Assessment(_Result):
                     f"  [{f.severity.value}] {f.id}: {f.title}{sides} [{f.confidence.value}]"
                 )
                 lines.append(f"      {f.summary}")
-                for ev in f.evidence:
-                    test = f" ({ev.threshold})" if ev.threshold else ""
-                    via = f" [via {ev.via}]" if ev.via else ""
-                    note = f" — {ev.note}" if ev.note else ""
-                    lines.append(f"      - {ev.field} = {ev.value}{test}{via}{note}")
-                if f.derived_from:
-                    lines.append(f"      - derived from: {', '.join(f.derived_from)}")
+                lines += [f"      {line}" for line in evidence_lines(f.evidence, TEXT)]
+                derived = derived_line(f.derived_from, TEXT)
+                if derived is not None:
+                    lines.append(f"      {derived}")
                 lines.append(f"      source: {f.source}")
         lines.append("")
         if self.recommendations:
