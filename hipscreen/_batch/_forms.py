@@ -412,6 +412,6 @@ class BatchResult(Sequence["Assessment | RowError"]):
         )
 
     def _repr_html_(self) -> str:
-        from hipscreen._html import batch_html
+        from hipscreen._render.html import batch_html
 
         return batch_html(self)

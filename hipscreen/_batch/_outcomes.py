@@ -77,7 +77,7 @@ class RowError:
         return f"row {self.row}{label}: {self.message}"
 
     def _repr_html_(self) -> str:
-        from hipscreen._html import row_error_html
+        from hipscreen._render.html import row_error_html
 
         return row_error_html(self)
 
@@ -234,7 +234,7 @@ class BatchSummary:
         return ax
 
     def _repr_html_(self) -> str:
-        from hipscreen._html import summary_html
+        from hipscreen._render.html import summary_html
 
         return summary_html(self)
 
