@@ -12,7 +12,8 @@ forms of the hypothesis strategy ``tests/strategies.forms()`` (drawn derandomize
 the same in every process: pass ``--forms FILE`` to both runs, the first writes them), and
 ``--realistic`` forms of ``bench_assess.realistic_forms``. One line per form: the JSON, or the
 error's type and text; for every tenth form also ``explain()`` and the shared-session path
-(``_assessments``, as batch workers screen). The SHA-256 of the file is printed.
+(``Screener.assess_validated``, as batch workers screen; ``_assessments`` on checkouts from
+before it had that name). The SHA-256 of the file is printed.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.forms is not None:
             args.forms.write_text(json.dumps(forms), encoding="utf-8")
     screener = hipscreen.Screener(cache_size=0)
+    shared = getattr(screener, "assess_validated", None) or screener._assessments  # older: private
     digest = hashlib.sha256()
     with args.output.open("w", encoding="utf-8") as out:
         for n, form in enumerate(forms):
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 line = result.model_dump_json()
                 if n % 10 == 0:
                     line += "\t" + result.explain().replace("\n", "\\n")
-                    (batch,) = screener._assessments([coerce_form(form)])
+                    (batch,) = shared([coerce_form(form)])
                     line += "\t" + (
                         repr(batch) if isinstance(batch, Exception) else batch.model_dump_json()
                     )

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 if TYPE_CHECKING:
-    from hipscreen._cds import CdsCard
     from hipscreen._explain import Explanation
     from hipscreen._form import IntakeForm
+    from hipscreen._render.cds import CdsCard
     from hipscreen._screen import Screener
 
 __all__ = [
@@ -276,7 +276,7 @@ class Assessment(_Result):
 
     def _repr_html_(self) -> str:
         """Jupyter's view: referral, findings with evidence, the plan, what was not assessed."""
-        from hipscreen._html import assessment_html
+        from hipscreen._render.html import assessment_html
 
         return assessment_html(self)
 
@@ -298,7 +298,7 @@ class Assessment(_Result):
             >>> cards[0]["indicator"], cards[0]["source"]["topic"]["code"]
             ('info', 'tight-hip-flexors')
         """
-        from hipscreen._cds import cards_for
+        from hipscreen._render.cds import cards_for
 
         return cards_for(self, min_indicator=min_indicator)
 
@@ -342,59 +342,6 @@ class Assessment(_Result):
 
     def explain(self) -> str:
         """A readable plain-text report: findings with their evidence, the plan, the referral."""
-        lines = [f"hipscreen report{f' for {self.client_id}' if self.client_id else ''}"]
-        lines.append(f"rules: {self.ruleset_version}")
-        lines.append("")
-        if self.referral is not None:
-            r = self.referral
-            lines.append(f"REFERRAL ({r.urgency.value}): see {r.see}")
-            lines.append(f"  {r.message}")
-            lines.append(f"  because: {', '.join(r.because)}")
-            lines.append("")
-        if not self.findings:
-            lines.append("Findings: none from the inputs given.")
-        else:
-            lines.append("Findings:")
-            for f in self.findings:
-                sides = f" ({', '.join(s.value for s in f.sides)})" if f.sides else ""
-                lines.append(
-                    f"  [{f.severity.value}] {f.id}: {f.title}{sides} [{f.confidence.value}]"
-                )
-                lines.append(f"      {f.summary}")
-                for ev in f.evidence:
-                    test = f" ({ev.threshold})" if ev.threshold else ""
-                    via = f" [via {ev.via}]" if ev.via else ""
-                    note = f" — {ev.note}" if ev.note else ""
-                    lines.append(f"      - {ev.field} = {ev.value}{test}{via}{note}")
-                if f.derived_from:
-                    lines.append(f"      - derived from: {', '.join(f.derived_from)}")
-                lines.append(f"      source: {f.source}")
-        lines.append("")
-        if self.recommendations:
-            lines.append("Plan:")
-            for i, rec in enumerate(self.recommendations, 1):
-                ex = rec.exercise
-                why = ", ".join(rec.because) if rec.because else "general balance"
-                lines.append(f"  {i}. {ex.name} [{ex.kind.value}, {ex.movement.value}] {rec.dose}")
-                lines.append(f"      for: {why}")
-                if rec.emphasis:
-                    lines.append(f"      emphasis: {rec.emphasis.value} side")
-                if rec.note:
-                    lines.append(f"      note: {rec.note}")
-        else:
-            lines.append("Plan: no exercise recommended.")
-        if self.excluded:
-            lines.append("")
-            lines.append("Left out:")
-            for ex_out in self.excluded:
-                lines.append(f"  - {ex_out.exercise_id}: {ex_out.reason}")
-        if self.scores:
-            lines.append("")
-            lines.append("Scores:")
-            lines += [f"  - {score.describe()}" for score in self.scores]
-        if self.not_assessed:
-            lines.append("")
-            lines.append(f"Not assessed (not read as normal): {', '.join(self.not_assessed)}")
-        lines.append("")
-        lines.append(self.disclaimer)
-        return "\n".join(lines)
+        from hipscreen._render.text import assessment_text
+
+        return assessment_text(self)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hipscreen._errors import InvalidFormError, RuleDataError
+from hipscreen._errors import InvalidFormError, RuleDataError, RulesetMismatchError
 from hipscreen._vocabulary import Urgency
 
 if TYPE_CHECKING:
@@ -38,10 +38,6 @@ __all__ = ["RowChange", "RulesetMismatchError", "diff_rulesets", "register", "re
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 _URGENCY_RANK = {None: 0, Urgency.ROUTINE: 1, Urgency.URGENT: 2, Urgency.EMERGENCY: 3}
-
-
-class RulesetMismatchError(ValueError):
-    """A stored assessment was screened with another rule set than the one given."""
 
 
 def _usage(message: str) -> Exception:

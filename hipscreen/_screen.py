@@ -195,6 +195,34 @@ class Screener:
             cache_size,
         )
 
+    @classmethod
+    def from_ruleset(cls, ruleset: RuleSet, *, cache_size: int = 512) -> Self:
+        """A screener for a rule set that is already loaded and validated; nothing is read again.
+
+        Batch workers and unpickling use it to compile the parent's rules exactly as they were.
+
+        Args:
+            ruleset: a `RuleSet` from ``load_ruleset`` (or another screener's ``.ruleset``).
+            cache_size: as for `Screener`.
+
+        Raises:
+            TypeError: ``ruleset`` is not a `RuleSet`.
+            RuleDataError: the rules cannot be compiled into one engine network.
+
+        Examples:
+            >>> twin = Screener.from_ruleset(default_screener().ruleset)
+            >>> twin.ruleset_version == default_screener().ruleset_version
+            True
+        """
+        if not isinstance(ruleset, RuleSet):
+            raise TypeError(
+                f"ruleset must be a RuleSet (got {type(ruleset).__name__}); "
+                "build a screener from a rules directory with Screener(rules_dir)"
+            )
+        screener = cls.__new__(cls)
+        screener._build(ruleset, cache_size)
+        return screener
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle by the rule set: its validated rule data (thresholds included) and digest.
 
@@ -328,20 +356,26 @@ class Screener:
             return cached
         return cached.model_copy(update={"client_id": intake.client_id})
 
-    def _brief(self, intake: IntakeForm) -> Brief:
+    # -- batch hooks ------------------------------------------------------------------------
+    # The batch doors (``hipscreen/_batch``) screen validated forms through these three methods:
+    # the same findings as `assess`, screened many to an engine session, without the per-form
+    # cache (a batch keeps its own). They take `IntakeForm` values only, never raw input.
+
+    def brief(self, intake: IntakeForm) -> Brief:
         """What a table row holds, without evidence and without building an `Assessment` (the
         batch workers' path: the same findings, sides, confidence, plan and referral)."""
         self._compiled.ensure_open()
         grades = _grades(intake)
         return self._brief_of(intake, grades, self._findings(FormFacts(intake, grades), False))
 
-    def _briefs(self, intakes: Sequence[IntakeForm]) -> list[Brief | EngineError]:
-        """`_brief` for many forms, screened in shared engine sessions (batch workers)."""
+    def briefs(self, intakes: Sequence[IntakeForm]) -> list[Brief | EngineError]:
+        """`brief` for many validated forms, screened in shared engine sessions; a form the
+        engine failed on gives its `EngineError` in its place."""
         return self._screen_shared(intakes, False, self._brief_of)
 
-    def _assessments(self, intakes: Sequence[IntakeForm]) -> list[Assessment | EngineError]:
-        """`assess` for many validated forms, screened in shared engine sessions (batch
-        workers; the batch keeps its own cache, so this one is not asked)."""
+    def assess_validated(self, intakes: Sequence[IntakeForm]) -> list[Assessment | EngineError]:
+        """`assess` for many validated forms, screened in shared engine sessions; a form the
+        engine failed on gives its `EngineError` in its place (the cache is not asked)."""
         return self._screen_shared(intakes, True, self._assessment)
 
     def _screen_shared(
@@ -573,7 +607,7 @@ def _grades(intake: IntakeForm) -> dict[Measure, list[Grade]]:
 
 
 class Brief(NamedTuple):
-    """A screening reduced to what a table row holds (`Screener._brief`)."""
+    """A screening reduced to what a table row holds (`Screener.brief`)."""
 
     findings: list[dict[str, Any]]
     """`Finding` fields, most severe first, with empty ``evidence``."""
@@ -700,9 +734,7 @@ def _unpickled(ruleset: RuleSet, cache_size: int, digest: str) -> Screener:
         raise RuleDataError(
             [RuleProblem("", "", "", "the pickled screener's rule set does not match its digest")]
         )
-    screener = Screener.__new__(Screener)
-    screener._build(ruleset, cache_size)
-    return screener
+    return Screener.from_ruleset(ruleset, cache_size=cache_size)
 
 
 def _default_unpickled(digest: str) -> Screener:

@@ -49,7 +49,6 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from hipscreen._aio import assess_async
 from hipscreen._audit import AssessmentRecord, AuditLog, digest
-from hipscreen._cds import CdsCard, ResourceFactory, cards_for
 from hipscreen._cds_hooks import (
     FORM_KEY,
     HOOK,
@@ -71,6 +70,7 @@ from hipscreen._cds_hooks import (
 )
 from hipscreen._errors import InvalidFormError
 from hipscreen._form import IntakeForm
+from hipscreen._render.cds import CdsCard, ResourceFactory, cards_for
 from hipscreen._results import Assessment
 from hipscreen._schema import _summary_only, schema
 from hipscreen._screen import Screener, default_screener
@@ -731,7 +731,7 @@ def create_app(
             return refused(refusal)
         except InvalidFormError as error:
             return refused(_Refusal(422, _form_problems(error, ())))
-        from hipscreen._html import assessment_html
+        from hipscreen._render.html import assessment_html
 
         await audit_call(request, "assess", str(uuid.uuid4()), form, result, [])
         return HTMLResponse(assessment_html(result))

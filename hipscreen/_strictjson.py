@@ -13,8 +13,9 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
+
+from hipscreen._errors import JsonProblem, StrictJsonError
 
 __all__ = [
     "MAX_DEPTH",
@@ -45,26 +46,6 @@ numbers cost time to convert (Python refuses integers over 4,300 digits with a `
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclass(frozen=True)
-class JsonProblem:
-    """One problem in a JSON document: its kind, where (a path of keys and indexes), and why."""
-
-    kind: str
-    """``json_invalid``, ``json_duplicate_key``, ``json_too_deep`` or ``json_too_many_values``."""
-    path: tuple[str | int, ...]
-    message: str
-    value: Any = None
-
-
-class StrictJsonError(ValueError):
-    """A document is not strict JSON; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[JsonProblem]) -> None:
-        self.problems = problems
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"not strict JSON ({len(problems)} {noun}): {problems[0].message}")
 
 
 class _Refused:

@@ -1,4 +1,4 @@
-"""The batch workers' short path (`Screener._brief`) gives exactly the row `assess()` gives."""
+"""The batch workers' short path (`Screener.brief`) gives exactly the row `assess()` gives."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ SCREENER = hipscreen.Screener(cache_size=0)
 
 def same_row(screener: hipscreen.Screener, form: object) -> None:
     intake = coerce_form(form)  # type: ignore[arg-type]
-    assert record_of_brief(screener._brief(intake)) == record_of(screener.assess(intake))
+    assert record_of_brief(screener.brief(intake)) == record_of(screener.assess(intake))
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.test_id)
@@ -48,8 +48,8 @@ def test_extra_rules_give_the_same_row() -> None:
             same_row(screener, form)
 
 
-# The batch workers screen a chunk's forms many to an engine session (`Screener._briefs`,
-# `Screener._assessments`): each form must come out as if it had been screened alone.
+# The batch workers screen a chunk's forms many to an engine session (`Screener.briefs`,
+# `Screener.assess_validated`): each form must come out as if it had been screened alone.
 
 
 @pytest.mark.slow
@@ -61,9 +61,9 @@ def test_forms_screened_in_shared_sessions_match_forms_screened_alone(extra: tup
         intakes = [coerce_form(form) for form in random_forms(250, seed=21)]
         intakes += [coerce_form(case.form) for case in ALL_CASES]  # every rule fires somewhere
         alone = [screener.assess(intake) for intake in intakes]
-        briefs = screener._briefs(intakes)
+        briefs = screener.briefs(intakes)
         assert [record_of_brief(b) for b in briefs] == [record_of(a) for a in alone]  # type: ignore[arg-type]
-        together = screener._assessments(intakes)
+        together = screener.assess_validated(intakes)
         assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]
 
 
@@ -74,6 +74,6 @@ def test_generated_chunks_in_a_shared_session_match_forms_screened_alone(
     batch: list[dict[str, object]],
 ) -> None:
     intakes = [coerce_form(form) for form in batch]  # type: ignore[arg-type]
-    together = SCREENER._assessments(intakes)
+    together = SCREENER.assess_validated(intakes)
     alone = [SCREENER.assess(intake) for intake in intakes]
     assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]

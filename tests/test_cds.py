@@ -12,7 +12,7 @@ import pytest
 from strategies import random_forms
 
 import hipscreen
-from hipscreen import _cds
+from hipscreen._render import cds as _cds
 
 IMBALANCE = {
     "client_id": "c-7",

@@ -382,7 +382,7 @@ def test_without_a_patient_the_default_factory_makes_no_actions() -> None:
 
 def test_a_factory_returning_the_wrong_resource_is_an_error() -> None:
     result = hipscreen.assess(IMBALANCE)
-    from hipscreen._cds import cards_for
+    from hipscreen._render.cds import cards_for
 
     with pytest.raises(ValueError, match="CarePlan"):
         cards_for(result, resources=lambda a, kind, p: {"resourceType": "Patient"})

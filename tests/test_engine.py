@@ -302,7 +302,7 @@ def test_an_engine_anomaly_in_a_shared_session_means_one_by_one(
     with hipscreen.Screener(cache_size=0) as screener:
         monkeypatch.setattr(screener._compiled, "run_shared", lambda forms, on_fire: None)
         intakes = [hipscreen.IntakeForm.model_validate(form) for form in FORMS]
-        got = screener._assessments(intakes)
+        got = screener.assess_validated(intakes)
         assert [a.model_dump_json() for a in got if isinstance(a, hipscreen.Assessment)] == expected
 
 

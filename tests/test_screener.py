@@ -142,3 +142,36 @@ def test_extra_rules_and_threshold_override_combine() -> None:
     ids = both.assess(form).finding_ids()
     assert "weak-hip-extensors" in ids  # only weak at the clinic's threshold
     assert "sprint-imbalance-caution" in ids  # so the imbalance, and the clinic's rule, follow
+
+
+def test_from_ruleset_builds_the_same_screener_without_reading_files(
+    clinic: hipscreen.Screener, tmp_path: Path
+) -> None:
+    """A screener built from another's rule set screens the same, with its rule files gone."""
+    copied = tmp_path / "clinic"
+    shutil.copytree(CLINIC, copied)
+    original = hipscreen.Screener(extra_rules=[copied])
+    shutil.rmtree(copied)  # from_ruleset must not read the directory again
+    with hipscreen.Screener.from_ruleset(original.ruleset, cache_size=0) as twin:
+        assert twin.ruleset is original.ruleset
+        assert twin.ruleset_version == original.ruleset_version == clinic.ruleset_version
+        assert twin.assess(SPRINTER) == original.assess(SPRINTER) == clinic.assess(SPRINTER)
+
+
+def test_from_ruleset_refuses_what_is_not_a_ruleset() -> None:
+    with pytest.raises(TypeError, match=r"ruleset must be a RuleSet \(got str\)"):
+        hipscreen.Screener.from_ruleset("rules/")  # type: ignore[arg-type]
+
+
+def test_batch_hooks_give_what_assess_gives(clinic: hipscreen.Screener) -> None:
+    """The hooks the batch doors call are the public path's findings, form for form."""
+    from hipscreen._form import coerce_form
+
+    intakes = [coerce_form(SPRINTER), coerce_form(GOOD_GLUTES)]
+    together = clinic.assess_validated(intakes)
+    assert together == [clinic.assess(SPRINTER), clinic.assess(GOOD_GLUTES)]
+    briefs = clinic.briefs(intakes)
+    assert briefs == [clinic.brief(i) for i in intakes]
+    assert [[f["id"] for f in b.findings] for b in briefs if not isinstance(b, Exception)] == [
+        a.finding_ids() for a in together if not isinstance(a, Exception)
+    ]

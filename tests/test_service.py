@@ -136,7 +136,7 @@ def test_cds_discovery_lists_the_service(client: TestClient) -> None:
 
 
 def test_cds_service_answers_cards(client: TestClient) -> None:
-    from hipscreen._cds import cards_for
+    from hipscreen._render.cds import cards_for
 
     answer = client.post("/cds-services/hipscreen", json=_cds_call(IMBALANCE))
     assert answer.status_code == 200

@@ -5,7 +5,7 @@ keyed on the raw form without its client id (before validation, so a repeated fo
 dictionary look-up). It is not approximate: a hit gives exactly what screening the form again
 would give. Forms that cannot validate are never answered from a cache: their problems are
 always worked out from the form. The forms of a chunk are screened together, many to an engine
-session (`Screener._assessments`).
+session (`Screener.assess_validated`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class FormTask:
                 results.append(None)  # screened below, with the chunk's other valid forms
             except Exception:  # invalid, or unreadable: worked out again from the form
                 results.append(INVALID)
-        screened = iter(screener._assessments(valid))
+        screened = iter(screener.assess_validated(valid))
         out: list[Any] = []
         for result in results:
             if result is None:
@@ -412,6 +412,6 @@ class BatchResult(Sequence["Assessment | RowError"]):
         )
 
     def _repr_html_(self) -> str:
-        from hipscreen._html import batch_html
+        from hipscreen._render.html import batch_html
 
         return batch_html(self)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import collections
 import reprlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
 from hipscreen._batch._extras import optional_module
-from hipscreen._errors import FieldProblem, HipscreenError, InvalidFormError
+from hipscreen._errors import BatchInterrupted, FieldProblem, InvalidFormError
 from hipscreen._results import Assessment
 from hipscreen._screen import Brief
 from hipscreen._vocabulary import Severity
@@ -78,7 +77,7 @@ class RowError:
         return f"row {self.row}{label}: {self.message}"
 
     def _repr_html_(self) -> str:
-        from hipscreen._html import row_error_html
+        from hipscreen._render.html import row_error_html
 
         return row_error_html(self)
 
@@ -102,33 +101,6 @@ def unreadable(row: int, label: Hashable | None, client_id: Any, error: BaseExce
     if isinstance(safe_id, str) and len(safe_id) > 200:
         safe_id = brief(safe_id)
     return RowError(row, (problem,), label, safe_id)
-
-
-class BatchInterrupted(HipscreenError, RuntimeError):
-    """A batch run stopped before the end: interrupted, terminated, or a worker process died.
-
-    What was finished is kept, marked as partial, and can be continued (``resume=True``,
-    ``hipscreen batch --resume``).
-
-    Attributes:
-        rows_done: input rows whose outcome was written before the stop.
-        reason: what stopped the run, one sentence.
-        partial: the partial result files (empty when results went to a stream).
-        resumable: whether ``resume=True`` can continue the run (False when the input was a
-            stream, a pipe or FIFO: it was read once and cannot be read again).
-    """
-
-    def __init__(
-        self, reason: str, rows_done: int, partial: Sequence[Path] = (), *, resumable: bool = True
-    ) -> None:
-        self.reason = reason
-        self.rows_done = rows_done
-        self.partial = list(partial)
-        self.resumable = resumable
-        where = ""
-        if self.partial:
-            where = f"; partial results kept in {', '.join(map(str, self.partial))}"
-        super().__init__(f"{reason}: stopped after {rows_done:,} rows{where}")
 
 
 class Record(NamedTuple):
@@ -262,7 +234,7 @@ class BatchSummary:
         return ax
 
     def _repr_html_(self) -> str:
-        from hipscreen._html import summary_html
+        from hipscreen._render.html import summary_html
 
         return summary_html(self)
 

@@ -31,7 +31,6 @@ from pydantic import TypeAdapter, ValidationError
 from hipscreen._batch._outcomes import BatchInterrupted
 from hipscreen._cache import SelfTuningCache
 from hipscreen._form import IntakeForm
-from hipscreen._ruledata import RuleSet
 from hipscreen._screen import Screener, default_screener
 
 __all__ = [
@@ -120,24 +119,6 @@ def _source_of(screener: Screener) -> bytes | None:
     return pickle.dumps(screener.ruleset, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _rebuild(ruleset: RuleSet) -> Screener:
-    """A screener for rule data the parent already loaded and validated.
-
-    `Screener` loads its rules through ``load_ruleset``; in this worker process (one thread, at
-    start-up) that loader is pointed at the parent's validated rule set while the screener is
-    built, so the worker compiles exactly the parent's rules without reading any file again.
-    """
-    from hipscreen import _screen
-
-    module: Any = _screen
-    loader = module.load_ruleset
-    module.load_ruleset = lambda *args, **kwargs: ruleset
-    try:
-        return Screener()
-    finally:
-        module.load_ruleset = loader
-
-
 _worker: dict[str, Any] = {}
 
 
@@ -173,7 +154,10 @@ def worker_screener(source: bytes | None, digest: str) -> Screener:
         RuntimeError: the rules cannot be built, or differ from the parent's.
     """
     try:
-        screener = default_screener() if source is None else _rebuild(pickle.loads(source))
+        if source is None:
+            screener = default_screener()
+        else:
+            screener = Screener.from_ruleset(pickle.loads(source))
     except Exception as error:
         raise RuntimeError(f"a worker could not build the screener: {error}") from None
     if screener.ruleset.digest != digest:

@@ -29,7 +29,13 @@ from hipscreen._batch._outcomes import (
     unreadable,
 )
 from hipscreen._batch._pipeline import INVALID, Item, Pipeline, client_id_ok
-from hipscreen._errors import EngineError, FieldProblem, HipscreenError, InvalidFormError
+from hipscreen._errors import (
+    EngineError,
+    FieldProblem,
+    InvalidFormError,
+    TableError,
+    summarised,
+)
 from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._screen import Brief, Screener
 from hipscreen._vocabulary import suggest
@@ -55,39 +61,6 @@ MAX_NUMBER_CHARS = 32
 """The longest number read, in characters (digits, sign, point and exponent)."""
 _MAX_INTEGER = 10**18
 _MAX_NESTING = 3
-
-
-class TableError(HipscreenError, ValueError):
-    """A table (CSV file or DataFrame) cannot be screened at all: the rows were not looked at.
-
-    Raised for unknown or repeated columns, an empty file, or a file that is not text in the
-    expected encoding. Problems with single rows never raise: they become `RowError` outcomes.
-
-    Attributes:
-        problems: every problem found, one sentence each.
-    """
-
-    def __init__(self, problems: Sequence[str], source: str = "table") -> None:
-        self.problems = list(problems)
-        self.source = source
-        noun = "problem" if len(self.problems) == 1 else "problems"
-        super().__init__(
-            f"{source} cannot be screened ({len(self.problems):,} {noun}):\n"
-            + summarised(self.problems)
-        )
-
-
-MAX_PROBLEMS_SHOWN = 20
-"""Problems a message lists before it gives only the count of the rest (`problems` has all)."""
-
-
-def summarised(problems: Sequence[str], limit: int = MAX_PROBLEMS_SHOWN) -> str:
-    """The first ``limit`` problems, one ``  - `` line each, then how many more there are."""
-    lines = [f"  - {p}" for p in problems[:limit]]
-    if len(problems) > limit:
-        rest = len(problems) - limit
-        lines.append(f"  … and {rest:,} more problem{'s' if rest > 1 else ''}")
-    return "\n".join(lines)
 
 
 # -- reading cells -------------------------------------------------------------------------------
@@ -462,7 +435,7 @@ class RecordTask:
         # before they are sent; one keyed on the validated form as well ("Mild" and 1 are one)
         # cost a form's JSON per row and saved next to nothing on real files.
         results = [self._read(reader, cells) for cells in payloads]
-        briefs = iter(screener._briefs([r for r in results if isinstance(r, IntakeForm)]))
+        briefs = iter(screener.briefs([r for r in results if isinstance(r, IntakeForm)]))
         return [self._record(next(briefs)) if isinstance(r, IntakeForm) else r for r in results]
 
     @staticmethod
