@@ -137,3 +137,17 @@ def test_the_rule_set_digest_names_the_tables(
         file.write("# an edit\n")
     monkeypatch.setattr(_ruledata, "builtin_rules_dir", lambda: copy)
     assert _ruledata.load_ruleset(copy).digest != before
+
+
+def test_the_file_names_its_json_schema_and_meets_it() -> None:
+    import jsonschema
+
+    from hipscreen._rulestools import RULE_SCHEMA_DIR, SCHEMA_FILES, rule_file_schemas
+
+    first = BUILT_IN.read_text(encoding="utf-8").splitlines()[0]
+    assert first == f"# yaml-language-server: $schema=../{RULE_SCHEMA_DIR}/{SCHEMA_FILES['tables']}"
+    validator = jsonschema.Draft202012Validator(rule_file_schemas()["tables"])
+    assert [e.message for e in validator.iter_errors(_raw())] == []
+    bad = _raw()
+    bad["muscle_groups"]["entries"]["psoas"] = "hip_flexors"
+    assert list(validator.iter_errors(bad))  # the editor flags what the loader refuses
