@@ -40,8 +40,8 @@ from hipscreen._facts import normalised_reports
 from hipscreen._form import IntakeForm
 from hipscreen._instruments import builtin_instruments
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
+from hipscreen._tables import tables
 from hipscreen._vocabulary import (
-    PREGNANCY_ONLY_SYMPTOMS,
     Confidence,
     Severity,
     Side,
@@ -369,7 +369,8 @@ def form_facts(form: IntakeForm) -> list[OFact]:
             context("pregnancy_weeks", "pregnancy.weeks", weeks, weeks)
     else:
         # Symptoms only a pregnancy has imply one (the first, in vocabulary order, is cited).
-        implied = [s.value for s in Symptom if s in PREGNANCY_ONLY_SYMPTOMS and s.value in ticked]
+        only = tables().pregnancy_only_symptoms
+        implied = [s.value for s in Symptom if s in only and s.value in ticked]
         if implied:
             context("pregnancy", "symptoms", implied[0])
     if form.anticoagulant:

@@ -16,8 +16,8 @@ import yaml
 from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
 from hipscreen._results import InstrumentScore
+from hipscreen._tables import tables
 from hipscreen._vocabulary import (
-    PREGNANCY_ONLY_SYMPTOMS,
     Activity,
     ContextItem,
     Delivery,
@@ -32,18 +32,12 @@ from hipscreen._vocabulary import (
     TestName,
 )
 
-# For a left/right difference, which side is the one of concern: the weaker, tighter or more
-# restricted side. "low" means the lower value is the side of concern.
-_CONCERN_IS_LOW = {
-    "strength": True,
-    "tightness": False,
-    "hip_flexion": True,
-    "hip_extension": True,
-    "thomas_hip_angle": False,  # thigh higher above horizontal = shorter hip flexors
-    "thomas_knee_angle": True,  # less knee flexion = shorter rectus femoris
-    "straight_leg_raise": True,
-    "active_knee_extension_deficit": False,
-}
+# The clinical tables (rules/tables.yaml): for a left/right difference, which side is the one of
+# concern ("low": the lower value is); which measured length tests check a muscle's tightness.
+_TABLES = tables()
+_CONCERN_IS_LOW = _TABLES.concern_is_low
+_LENGTH_TESTS = _TABLES.length_tests
+_PREGNANCY_ONLY = _TABLES.pregnancy_only_symptoms
 
 Grade = tuple[Muscle, Side, int, str]
 
@@ -59,19 +53,6 @@ class Observation(NamedTuple):
     cited: bool = True  # False for an absence (``unmeasured``): never evidence
 
 
-# Which measured length tests check a muscle's tightness (domain reference §2): the modified
-# Thomas test for the hip flexors, the straight-leg raise and active knee extension for the
-# hamstrings. Gluteus maximus and adductor magnus have no length test on the form.
-_LENGTH_TESTS: dict[Muscle, frozenset[str]] = {
-    **dict.fromkeys(
-        (Muscle.ILIOPSOAS, Muscle.RECTUS_FEMORIS, Muscle.SARTORIUS, Muscle.HIP_FLEXORS),
-        frozenset({"thomas_hip_angle", "thomas_knee_angle"}),
-    ),
-    **dict.fromkeys(
-        (Muscle.HAMSTRINGS, Muscle.HIP_EXTENSORS),
-        frozenset({"straight_leg_raise", "active_knee_extension_deficit"}),
-    ),
-}
 _OVERRIDDEN = "self-rating: the measured length test of this muscle decides the finding"
 
 
@@ -428,7 +409,7 @@ class FormFacts:
             or form.anticoagulant
             or form.osteoporosis
             or form.vertebral_fracture
-            or (symptoms and not PREGNANCY_ONLY_SYMPTOMS.isdisjoint(symptoms))
+            or (symptoms and not _PREGNANCY_ONLY.isdisjoint(symptoms))
         ):
             self._context(form)
         if form.instruments is not None:
@@ -503,7 +484,7 @@ class FormFacts:
         def add(name: str, path: str, value: int | str, v: int | None = None) -> None:
             self._add(_CONTEXT_HEADS[name], Observation(path, value, None, False), v)
 
-        implied = [s for s in form.symptoms if s in PREGNANCY_ONLY_SYMPTOMS]
+        implied = [s for s in form.symptoms if s in _PREGNANCY_ONLY]
         if not form.pregnancy and implied:
             # Only a pregnancy has these symptoms: read them as one rather than let them pass.
             add("pregnancy", "symptoms", implied[0])

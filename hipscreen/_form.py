@@ -30,8 +30,8 @@ from hipscreen._limits import (
     MAX_FORM_ITEMS,
     MAX_FORM_STRING,
 )
+from hipscreen._tables import tables
 from hipscreen._vocabulary import (
-    PREGNANCY_ONLY_SYMPTOMS,
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
     Activity,
@@ -569,7 +569,7 @@ class IntakeForm(_Strict):
             contradictions += [
                 f"pregnancy is false but symptoms lists {s.value!r} (a pregnancy-only symptom)"
                 for s in self.symptoms
-                if s in PREGNANCY_ONLY_SYMPTOMS
+                if s in tables().pregnancy_only_symptoms
             ]
         if contradictions:
             raise ValueError("; ".join(contradictions) + " (give one answer)")

@@ -8,7 +8,6 @@ import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,8 +34,9 @@ from hipscreen._limits import (
     MAX_RULES,
     MAX_YAML_DEPTH,
 )
+from hipscreen._tables import TABLES_FILE, tables
+from hipscreen._tables import builtin_rules_dir as builtin_rules_dir
 from hipscreen._vocabulary import (
-    PREGNANCY_ONLY_SYMPTOMS,
     ContextItem,
     ExerciseKind,
     Movement,
@@ -359,14 +359,6 @@ def _check_events(raw: bytes) -> None:
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
-
-
-def builtin_rules_dir() -> Path:
-    """The rules shipped with hipscreen: inside the package when installed, else the checkout's."""
-    packaged = Path(str(resources.files("hipscreen"))) / "rules"
-    if (packaged / "ruleset.yaml").is_file():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "rules"
 
 
 class _Collector:
@@ -710,6 +702,9 @@ def load_ruleset(
     equivalences = builtin_rules_dir() / "equivalences.yaml"
     if equivalences.is_file():
         digest.update(b"equivalences.yaml\0" + equivalences.read_bytes() + b"\0")
+    # So do the clinical tables (rules/tables.yaml, always the built-in ones, checked at import).
+    clinical = builtin_rules_dir() / TABLES_FILE
+    digest.update(TABLES_FILE.encode() + b"\0" + clinical.read_bytes() + b"\0")
     if meta is not None:
         _check_referrals(rules, meta, catalog, out)
     if vocabulary is not None and not out.problems:
@@ -1120,7 +1115,7 @@ def lone_raisers(rules: Sequence[Rule]) -> dict[tuple[str, str], list[str]]:
                 continue
             for name in _atom_names(atom):
                 if len(alt) > 1 and not (
-                    atom.fact == "symptom" and name in PREGNANCY_ONLY_SYMPTOMS
+                    atom.fact == "symptom" and name in tables().pregnancy_only_symptoms
                 ):
                     continue  # only pregnancy-only symptoms imply pregnancy
                 ids = raisers.setdefault((atom.fact, name), [])

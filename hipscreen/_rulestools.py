@@ -350,18 +350,20 @@ SCHEMA_FILES = {
     "catalog": "hipscreen-exercises.schema.json",
     "vocabulary": "hipscreen-vocabulary.schema.json",
     "rules": "hipscreen-rules.schema.json",
+    "tables": "hipscreen-tables.schema.json",
 }
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def rule_file_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schemas (draft 2020-12) of ruleset.yaml, exercises.yaml, vocabulary.yaml and the
-    rule files (findings/*.yaml), from the loader's pydantic models; a rule's ``when`` and each
-    escalation's ``when`` refer to the union of the condition models (`hipscreen._conditions`).
-    The loader checks more than a schema can: names across files, thresholds, cycles, the
-    safety net."""
+    """JSON Schemas (draft 2020-12) of ruleset.yaml, exercises.yaml, vocabulary.yaml, the
+    rule files (findings/*.yaml) and the clinical tables (tables.yaml), from the loaders'
+    pydantic models; a rule's ``when`` and each escalation's ``when`` refer to the union of the
+    condition models (`hipscreen._conditions`). The loader checks more than a schema can: names
+    across files, thresholds, cycles, the safety net."""
     from hipscreen import _ruledata
     from hipscreen._conditions import condition_json_schema
+    from hipscreen._tables import TablesFile
 
     def model(cls: Any, title: str) -> dict[str, Any]:
         schema: dict[str, Any] = cls.model_json_schema()
@@ -389,6 +391,7 @@ def rule_file_schemas() -> dict[str, dict[str, Any]]:
         "catalog": model(_ruledata.CatalogFile, "hipscreen exercises.yaml"),
         "vocabulary": model(_ruledata.VocabularyFile, "hipscreen vocabulary.yaml"),
         "rules": rules,
+        "tables": model(TablesFile, "hipscreen tables.yaml (clinical tables)"),
     }
 
 

@@ -36,6 +36,7 @@ from hipscreen._ruledata import (
     finding_refs,
     load_ruleset,
 )
+from hipscreen._tables import tables
 from hipscreen._vocabulary import (
     Confidence,
     Measure,
@@ -660,23 +661,30 @@ def _atoms(option: Atom | tuple[Atom, ...]) -> tuple[Atom, ...]:
     return (option,) if isinstance(option, Atom) else option
 
 
-# What `_not_assessed` lists, formatted once: per measure and set of muscle groups graded, the
-# groups not graded; the motions not measured; the length tests and safety questions left blank.
+# What `_not_assessed` lists, formatted once from its wording (``not_assessed`` in
+# rules/tables.yaml): per measure and set of muscle groups graded, the groups not graded; the
+# motions not measured; the length tests and safety questions left blank.
+_WORDING = tables().not_assessed
 _GROUP_SETS = [
     frozenset(g for i, g in enumerate(MuscleGroup) if mask >> i & 1)
     for mask in range(1 << len(MuscleGroup))
 ]
 _NOT_GRADED = {
-    (measure, given): tuple(f"{measure.value} of {g.value}" for g in MuscleGroup if g not in given)
+    (measure, given): tuple(
+        _WORDING.not_graded.format(measure=measure.value, group=g.value)
+        for g in MuscleGroup
+        if g not in given
+    )
     for measure in Measure
     for given in _GROUP_SETS
 }
-_NOT_MEASURED = [(m, f"measured {m.value}") for m in RomMotion]
+_NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
 _NO_ROM = tuple(text for _, text in _NOT_MEASURED)
-_THOMAS = frozenset({"thomas_hip_angle", "thomas_knee_angle", "thomas_thigh_abducts"})
-_HAMSTRING_LENGTH = frozenset({"straight_leg_raise", "active_knee_extension_deficit"})
-_NO_THOMAS = "modified Thomas test"
-_NO_HAMSTRING_LENGTH = "hamstring length test (straight-leg raise or active knee extension)"
+_LENGTH_WORDING = tuple(
+    (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
+)
+_NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
+_LENGTH_FIELDS = ("thomas_test", "straight_leg_raise", "active_knee_extension")
 
 
 def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:
@@ -688,16 +696,11 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
     else:
         measured = {motion for motion, *_ in form.angles()}
         missing += [text for m, text in _NOT_MEASURED if m not in measured]
-    if form.thomas_test is None and (
-        form.straight_leg_raise is None and form.active_knee_extension is None
-    ):
-        missing += (_NO_THOMAS, _NO_HAMSTRING_LENGTH)
+    if all(getattr(form, name) is None for name in _LENGTH_FIELDS):
+        missing += _NO_LENGTH_TEST
     else:
         tests = {name for name, *_ in form.measurements()}  # an empty test record gives nothing
-        if tests.isdisjoint(_THOMAS):
-            missing.append(_NO_THOMAS)
-        if tests.isdisjoint(_HAMSTRING_LENGTH):
-            missing.append(_NO_HAMSTRING_LENGTH)
+        missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
     # The safety questions a red flag turns on: blank means not asked, never "no".
     missing += [text for attr, text in _SAFETY_QUESTIONS if getattr(form, attr) is None]
     if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
@@ -708,20 +711,9 @@ def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -
 
 
 # The tri-state safety questions (issue 20): blank is listed here and never read as "no".
-_FALL_QUESTION = "recent fall (asked yes or no)"
-_SAFETY_QUESTIONS = (
-    ("age", "age (the young-person rules cannot be excluded)"),
-    ("recent_fall", _FALL_QUESTION),
-    ("recent_joint_procedure", "recent joint injection or procedure (asked yes or no)"),
-    ("anticoagulant", "anticoagulant use (asked yes or no)"),
-    ("osteoporosis", "osteoporosis (asked yes or no)"),
-    ("vertebral_fracture", "past vertebral fracture (asked yes or no)"),
-    ("pregnancy", "pregnancy (asked yes or no)"),
-)
-_RED_FLAG_QUESTIONS = (
-    "red-flag symptom questions (the symptom checklist is not marked complete, so an unticked "
-    "symptom is not known to be absent)"
-)
+_SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
+_FALL_QUESTION = _WORDING.safety_questions["recent_fall"]
+_RED_FLAG_QUESTIONS = _WORDING.red_flag_questions
 
 
 _default: Screener | None = None

@@ -21,8 +21,11 @@ class Muscle(StrEnum):
 
     @property
     def group(self) -> MuscleGroup:
-        """The muscle group (hip flexors or hip extensors) this muscle belongs to."""
-        return _GROUP_OF[self]
+        """The muscle group (hip flexors or hip extensors) this muscle belongs to
+        (``muscle_groups`` in rules/tables.yaml)."""
+        from hipscreen._tables import tables  # the table is data; its models use this module
+
+        return tables().group_of[self]
 
 
 class MuscleGroup(StrEnum):
@@ -30,18 +33,6 @@ class MuscleGroup(StrEnum):
 
     HIP_FLEXORS = "hip_flexors"
     HIP_EXTENSORS = "hip_extensors"
-
-
-_GROUP_OF = {
-    Muscle.ILIOPSOAS: MuscleGroup.HIP_FLEXORS,
-    Muscle.RECTUS_FEMORIS: MuscleGroup.HIP_FLEXORS,
-    Muscle.SARTORIUS: MuscleGroup.HIP_FLEXORS,
-    Muscle.HIP_FLEXORS: MuscleGroup.HIP_FLEXORS,
-    Muscle.GLUTEUS_MAXIMUS: MuscleGroup.HIP_EXTENSORS,
-    Muscle.HAMSTRINGS: MuscleGroup.HIP_EXTENSORS,
-    Muscle.ADDUCTOR_MAGNUS: MuscleGroup.HIP_EXTENSORS,
-    Muscle.HIP_EXTENSORS: MuscleGroup.HIP_EXTENSORS,
-}
 
 
 class Side(StrEnum):
@@ -333,14 +324,3 @@ def suggest(value: str, allowed: Iterable[str]) -> str:
     """Return a "did you mean" hint for the closest allowed name, or an empty string."""
     close = difflib.get_close_matches(normalise_name(value), list(allowed), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-PREGNANCY_ONLY_SYMPTOMS: frozenset[Symptom] = frozenset(
-    {
-        Symptom.VAGINAL_BLEEDING,
-        Symptom.REGULAR_PAINFUL_CONTRACTIONS,
-        Symptom.DECREASED_FETAL_MOVEMENT,
-        Symptom.AMNIOTIC_FLUID_LEAKAGE,
-    }
-)
-"""Symptoms that only occur in pregnancy: reporting one implies pregnancy when it is not given."""

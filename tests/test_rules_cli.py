@@ -374,6 +374,7 @@ def _validator(part: str) -> Any:
         ("ruleset", RULES / "ruleset.yaml"),
         ("catalog", RULES / "exercises.yaml"),
         ("vocabulary", RULES / "vocabulary.yaml"),
+        ("tables", RULES / "tables.yaml"),
         *(("rules", path) for path in sorted((RULES / "findings").glob("*.yaml"))),
         *(("rules", path) for path in sorted((CLINIC / "findings").glob("*.yaml"))),
     ],
@@ -416,12 +417,13 @@ def test_rules_schema_prints_and_writes(capsys: pytest.CaptureFixture[str], tmp_
     assert code == 0
     assert json.loads(out)["title"] == "hipscreen rule file (findings/*.yaml)"
     code, out, _ = run(capsys, "rules", "schema")
-    assert sorted(json.loads(out)) == ["catalog", "rules", "ruleset", "vocabulary"]
+    assert sorted(json.loads(out)) == ["catalog", "rules", "ruleset", "tables", "vocabulary"]
     code, out, _ = run(capsys, "rules", "schema", "--write", tmp_path)
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "hipscreen-exercises.schema.json",
         "hipscreen-rules.schema.json",
         "hipscreen-ruleset.schema.json",
+        "hipscreen-tables.schema.json",
         "hipscreen-vocabulary.schema.json",
     ]

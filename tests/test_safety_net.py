@@ -24,7 +24,8 @@ from hipscreen._ruledata import (
     load_ruleset,
     lone_raisers,
 )
-from hipscreen._vocabulary import PREGNANCY_ONLY_SYMPTOMS, ContextItem, Measure, Severity, Symptom
+from hipscreen._tables import tables
+from hipscreen._vocabulary import ContextItem, Measure, Severity, Symptom
 
 RULESET: RuleSet = load_ruleset()
 assert RULESET.vocabulary is not None
@@ -159,7 +160,7 @@ def test_an_alarm_with_its_own_rule_is_not_doubled_by_the_net() -> None:
     assert VOCABULARY.safety_net not in result.finding_ids()
 
 
-@pytest.mark.parametrize("symptom", sorted(PREGNANCY_ONLY_SYMPTOMS))
+@pytest.mark.parametrize("symptom", sorted(tables().pregnancy_only_symptoms))
 def test_a_pregnancy_only_symptom_implies_pregnancy_when_it_is_blank(symptom: str) -> None:
     result = hipscreen.assess({"symptoms": [symptom]})
     assert "pregnancy-warning-signs" in result.finding_ids()

@@ -49,6 +49,8 @@ def test_wheel_contains_the_rules_the_catalog_and_py_typed(wheel: Path) -> None:
         "hipscreen/py.typed",
         "hipscreen/rules/ruleset.yaml",
         "hipscreen/rules/exercises.yaml",
+        "hipscreen/rules/equivalences.yaml",
+        "hipscreen/rules/tables.yaml",
         *(f"hipscreen/rules/findings/{name}" for name in rule_files),
         *(
             f"hipscreen/rules/instruments/{p.name}"
