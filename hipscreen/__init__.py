@@ -14,7 +14,14 @@ package, comparison and the schema writer load on first use of one of their name
 import importlib as _importlib
 import typing as _typing
 
-from hipscreen._errors import EngineError, HipscreenError, InvalidFormError, RuleDataError
+from hipscreen._errors import (
+    BatchInterrupted,
+    EngineError,
+    HipscreenError,
+    InvalidFormError,
+    RuleDataError,
+    TableError,
+)
 from hipscreen._form import IntakeForm
 from hipscreen._results import (
     Assessment,
@@ -34,9 +41,8 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and edit
     from hipscreen._aio import assess_async
     from hipscreen._batch._forms import BatchResult, assess_iter, assess_many
     from hipscreen._batch._frames import assess_frame, result_meta, spark_schema
-    from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, RowError
+    from hipscreen._batch._outcomes import BatchSummary, RowError
     from hipscreen._batch._stream import screen_csv
-    from hipscreen._batch._tables import TableError
     from hipscreen._compare import Comparison, FindingChange, ScoreChange, compare
     from hipscreen._explain import Explanation
     from hipscreen._schema import schema
@@ -49,11 +55,9 @@ _LAZY = {
     "assess_frame": "hipscreen._batch._frames",
     "result_meta": "hipscreen._batch._frames",
     "spark_schema": "hipscreen._batch._frames",
-    "BatchInterrupted": "hipscreen._batch._outcomes",
     "BatchSummary": "hipscreen._batch._outcomes",
     "RowError": "hipscreen._batch._outcomes",
     "screen_csv": "hipscreen._batch._stream",
-    "TableError": "hipscreen._batch._tables",
     "Comparison": "hipscreen._compare",
     "FindingChange": "hipscreen._compare",
     "ScoreChange": "hipscreen._compare",
