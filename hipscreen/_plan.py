@@ -122,6 +122,15 @@ class Planner:
             rule.id: tuple((ex_id, self._set_of.get(ex_id)) for ex_id in rule.spec.recommends)
             for rule in ruleset.rules
         }
+        # The same with each exercise's spec and whether it may emphasise a side, for the loop
+        # over findings.
+        unilateral = {ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties}
+        self._entries = {
+            finding_id: tuple(
+                (ex_id, k, ruleset.exercises[ex_id], ex_id in unilateral) for ex_id, k in found
+            )
+            for finding_id, found in self._recommends.items()
+        }
         # Per finding id: whether a plan reads its sides at all (to emphasise a side).
         self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
@@ -161,6 +170,11 @@ class Planner:
                     for source, swap in sources
                 )
                 self._withholds_of[rule.id, is_critical] = tuple(w for w in withholds if w.blocked)
+        # The same, with the exercises they take out merged into one set (empty: none).
+        self._blocked_of = {
+            key: frozenset().union(*[w.blocked for w in found])
+            for key, found in self._withholds_of.items()
+        }
         self._rank = {ex_id: _KIND_ORDER.index(s.kind) for ex_id, s in ruleset.exercises.items()}
         self._unilateral = frozenset(
             ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties
@@ -180,6 +194,7 @@ class Planner:
         self._dose_at: dict[tuple[str, tuple[bool, ...] | None], Dose] = {}
         self._recommendations: dict[tuple[Any, ...], Recommendation] = {}
         self._left_out: dict[tuple[str, str, tuple[str, ...]], ExcludedExercise] = {}
+        self._searches: dict[tuple[Any, ...], Any] = {}
         self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
 
     def plan(
@@ -239,10 +254,17 @@ class Planner:
         variants = self._variants
         unilateral = self._unilateral
         withholds_of = self._withholds_of
-        withholds = [w for i, c, _ in finding_keys for w in withholds_of[i, c]]
-        blocked_any: frozenset[str] = (
-            frozenset().union(*[w.blocked for w in withholds]) if withholds else frozenset()
-        )
+        blocked_of = self._blocked_of
+        withholds: list[_Withhold] = []
+        withholding: list[tuple[str, bool]] = []
+        blocked_any: frozenset[str] = frozenset()
+        for i, c, _ in finding_keys:
+            blocked = blocked_of[i, c]
+            if blocked:
+                withholds += withholds_of[i, c]
+                withholding.append((i, c))
+                blocked_any |= blocked
+        searched = tuple(withholding)
         picks: dict[str, _Pick] = {}
         excluded: dict[str, _Left] = {}
 
@@ -257,7 +279,7 @@ class Planner:
                     chosen = self._variant(exercise_id, lowest[k], pain)
                 variant, note = chosen
             if variant.id in blocked_any:
-                spec, swapped = self._allowed(variant, withholds, excluded, because)
+                spec, swapped = self._allowed(variant, withholds, searched, excluded, because)
                 if spec is None:
                     return
             else:
@@ -275,12 +297,25 @@ class Planner:
 
         set_of = self._set_of
         add(policy.warm_up, set_of.get(policy.warm_up), None, None)
-        recommends = self._recommends
+        entries = self._entries
         any_critical = False
         for finding_id, critical, emphasis in finding_keys:
             any_critical = any_critical or critical
-            for exercise_id, k in recommends[finding_id]:
-                add(exercise_id, k, finding_id, emphasis)
+            for exercise_id, k, spec, one_sided in entries[finding_id]:
+                if k is not None or exercise_id in blocked_any:
+                    add(exercise_id, k, finding_id, emphasis)
+                    continue
+                # The common case, inline: no easier variant to choose and nothing withholds it.
+                pick = picks.get(exercise_id)
+                if pick is None:
+                    picks[exercise_id] = _Pick(
+                        spec, [finding_id], [], emphasis if one_sided else None
+                    )
+                    continue
+                if finding_id not in pick.because:
+                    pick.because.append(finding_id)
+                if one_sided and pick.emphasis is None:
+                    pick.emphasis = emphasis
         if not any_critical:
             # The article: train both flexion and extension for muscular balance.
             balance = policy.balance
@@ -358,17 +393,42 @@ class Planner:
         self,
         spec: ExerciseSpec,
         withholds: Sequence[_Withhold],
+        searched: tuple[tuple[str, bool], ...],
         excluded: dict[str, _Left],
         because: str | None,
     ) -> tuple[ExerciseSpec | None, str | None]:
         """The exercise itself or, when a finding withholds it, the first safe replacement that
+        trains the same thing (see `_search`), with the note saying what replaced what. Every
+        withheld candidate is recorded in ``excluded``. None when nothing safe is left.
+        ``searched`` names the withholding findings (id, critical) behind ``withholds``."""
+        key = (spec.id, searched)
+        found = self._searches.get(key)
+        if found is None:
+            if len(self._searches) >= _MAX_REMEMBERED:
+                self._searches.clear()
+            found = self._searches[key] = self._search(spec, withholds)
+        chosen, swapped, withheld = found
+        for candidate_id, reason, involved in withheld:
+            left = excluded.get(candidate_id)
+            if left is None:
+                left = excluded[candidate_id] = _Left(reason, list(involved))
+            if because and because not in left.because:
+                left.because.append(because)
+        return chosen, swapped
+
+    def _search(
+        self, spec: ExerciseSpec, withholds: Sequence[_Withhold]
+    ) -> tuple[ExerciseSpec | None, str | None, tuple[tuple[str, str, tuple[str, ...]], ...]]:
+        """The exercise itself or, when a finding withholds it, the first safe replacement that
         trains the same thing: an easier variant, the withholding rule's swap, or one of the
         catalog's alternatives (searched in that order, breadth first), with the note saying
-        what replaced what. Every withheld candidate is recorded in ``excluded``. None when
-        nothing safe is left."""
+        what replaced what (None: none needed; chosen None: nothing safe is left); and every
+        withheld candidate met on the way, in order, with why (the first withholding finding)
+        and the withholding findings. Depends only on the exercise and the withholds."""
         exercises = self.ruleset.exercises
         queue: deque[ExerciseSpec] = deque([spec])
         tried: set[str] = set()
+        withheld: list[tuple[str, str, tuple[str, ...]]] = []
         while queue:
             candidate = queue.popleft()
             candidate_id = candidate.id
@@ -378,22 +438,21 @@ class Planner:
             blocking = [w for w in withholds if candidate_id in w.blocked]
             if not blocking:
                 if candidate is spec:
-                    return candidate, None
-                return candidate, f"{candidate.name} in place of {spec.name}."
-            left = excluded.get(candidate_id)
-            if left is None:
-                first = blocking[0]
-                left = excluded[candidate_id] = _Left(
+                    return candidate, None, tuple(withheld)
+                return candidate, f"{candidate.name} in place of {spec.name}.", tuple(withheld)
+            first = blocking[0]
+            withheld.append(
+                (
+                    candidate_id,
                     f"withheld: {first.title} ({first.finding_id})",
-                    sorted({w.finding_id for w in blocking}),
+                    tuple(sorted({w.finding_id for w in blocking})),
                 )
-            if because and because not in left.because:
-                left.because.append(because)
+            )
             following = [candidate.regression] if candidate.regression is not None else []
             following += [w.swap[candidate_id] for w in blocking if candidate_id in w.swap]
             following += candidate.alternatives
             queue.extend(exercises[ex_id] for ex_id in following)
-        return None, None
+        return None, None, tuple(withheld)
 
     def _variant(
         self, exercise_id: str, graded: tuple[int, str] | None, pain: tuple[str, ...]
