@@ -7,11 +7,11 @@ Run from the repository root (needs valgrind and a C compiler)::
     .venv/bin/python benchmarks/callgrind_plan.py --forms 1000
 
 The validation and findings of ``--warmup`` + ``--forms`` distinct realistic forms are computed
-first, outside callgrind; under callgrind, one planner then plans the warm-up forms and, with the garbage collector
-off, each measured form through a marker function chosen by the form's number of findings (the
-marker library of ``callgrind_phases.py``). A least-squares fit of instructions per plan on the
-number of findings gives the per-finding slope. The cost of a marker itself (a marker around a
-no-op) is subtracted. Exact counts, so before/after comparisons need no quiet machine.
+first, outside callgrind. Under callgrind one planner plans the warm-up forms and then, with the
+garbage collector off, each measured form through a marker function chosen by the form's number
+of findings (the marker library of ``callgrind_phases.py``). A least-squares fit of instructions
+per plan on the number of findings gives the per-finding slope. The cost of a marker itself (a
+marker around a no-op) is subtracted. Exact counts: before/after needs no quiet machine.
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=200, help="other forms planned first (200)")
     parser.add_argument("--seed", type=int, default=24)
     parser.add_argument("--output", type=Path, help="also write the figures as JSON here")
-    parser.add_argument("--driver", nargs=3, metavar=("LIBRARY", "IN", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--driver", nargs=3, metavar=("LIBRARY", "IN", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.driver:
         library, inputs_file, out = args.driver

@@ -34,16 +34,6 @@ _MAX_REMEMBERED = 4096
 forms)."""
 
 
-@dataclass(slots=True)
-class _Pick:
-    """One exercise in the plan being built: the findings it serves, its notes, its side."""
-
-    spec: ExerciseSpec
-    because: list[str]
-    notes: list[str]
-    emphasis: Side | None = None
-
-
 class _Withhold(NamedTuple):
     """What one finding takes out of the plan, resolved against the catalog once per rule set."""
 
@@ -122,13 +112,12 @@ class Planner:
             rule.id: tuple((ex_id, self._set_of.get(ex_id)) for ex_id in rule.spec.recommends)
             for rule in ruleset.rules
         }
-        # The same with each exercise's spec and whether it may emphasise a side, for the loop
-        # over findings.
-        unilateral = {ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties}
+        # The same with whether each exercise may emphasise a side, for the loop over findings.
+        unilateral = {
+            ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties
+        }
         self._entries = {
-            finding_id: tuple(
-                (ex_id, k, ruleset.exercises[ex_id], ex_id in unilateral) for ex_id, k in found
-            )
+            finding_id: tuple((ex_id, k, ex_id in unilateral) for ex_id, k in found)
             for finding_id, found in self._recommends.items()
         }
         # Per finding id: whether a plan reads its sides at all (to emphasise a side).
@@ -188,6 +177,8 @@ class Planner:
             )
             for movement in (Movement.FLEXION, Movement.EXTENSION)
         }
+        self._trains_flexion = self._trains[Movement.FLEXION]
+        self._trains_extension = self._trains[Movement.EXTENSION]
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
@@ -265,7 +256,11 @@ class Planner:
                 withholding.append((i, c))
                 blocked_any |= blocked
         searched = tuple(withholding)
-        picks: dict[str, _Pick] = {}
+        # The plan being built, per exercise id in the order first picked: the findings it
+        # serves; its notes and the side it emphasises where it has any.
+        picks: dict[str, list[str]] = {}
+        notes_of: dict[str, list[str]] = {}
+        emphasis_of: dict[str, Side] = {}
         excluded: dict[str, _Left] = {}
 
         def add(
@@ -284,16 +279,17 @@ class Planner:
                     return
             else:
                 spec, swapped = variant, None
-            pick = picks.get(spec.id)
-            if pick is None:
-                pick = picks[spec.id] = _Pick(spec, [], [])
-            if because is not None and because not in pick.because:
-                pick.because.append(because)
+            spec_id = spec.id
+            served = picks.get(spec_id)
+            if served is None:
+                served = picks[spec_id] = []
+            if because is not None and because not in served:
+                served.append(because)
             if note is not None or swapped is not None:
-                known = pick.notes
+                known = notes_of.setdefault(spec_id, [])
                 known += [n for n in (note, swapped) if n is not None and n not in known]
-            if pick.emphasis is None and emphasis is not None and spec.id in unilateral:
-                pick.emphasis = emphasis
+            if emphasis is not None and spec_id not in emphasis_of and spec_id in unilateral:
+                emphasis_of[spec_id] = emphasis
 
         set_of = self._set_of
         add(policy.warm_up, set_of.get(policy.warm_up), None, None)
@@ -301,27 +297,24 @@ class Planner:
         any_critical = False
         for finding_id, critical, emphasis in finding_keys:
             any_critical = any_critical or critical
-            for exercise_id, k, spec, one_sided in entries[finding_id]:
+            for exercise_id, k, one_sided in entries[finding_id]:
                 if k is not None or exercise_id in blocked_any:
                     add(exercise_id, k, finding_id, emphasis)
                     continue
                 # The common case, inline: no easier variant to choose and nothing withholds it.
-                pick = picks.get(exercise_id)
-                if pick is None:
-                    picks[exercise_id] = _Pick(
-                        spec, [finding_id], [], emphasis if one_sided else None
-                    )
-                    continue
-                if finding_id not in pick.because:
-                    pick.because.append(finding_id)
-                if one_sided and pick.emphasis is None:
-                    pick.emphasis = emphasis
+                served = picks.get(exercise_id)
+                if served is None:
+                    picks[exercise_id] = [finding_id]
+                elif finding_id not in served:
+                    served.append(finding_id)
+                if one_sided and emphasis is not None and exercise_id not in emphasis_of:
+                    emphasis_of[exercise_id] = emphasis
         if not any_critical:
             # The article: train both flexion and extension for muscular balance.
             balance = policy.balance
-            if self._trains[Movement.FLEXION].isdisjoint(picks):
+            if self._trains_flexion.isdisjoint(picks):
                 add(balance.flexion, set_of.get(balance.flexion), None, None)
-            if self._trains[Movement.EXTENSION].isdisjoint(picks):
+            if self._trains_extension.isdisjoint(picks):
                 add(balance.extension, set_of.get(balance.extension), None, None)
 
         rank = self._rank
@@ -329,17 +322,16 @@ class Planner:
         made = self._recommendations
         recommendations = []
         for exercise_id in sorted(picks, key=rank.__getitem__):
-            pick = picks[exercise_id]
             dose = dose_at.get((exercise_id, age_flags))
             if dose is None:
-                dose = self._dose_for(pick.spec, age_flags)
-            because = tuple(pick.because)
-            note = " ".join(pick.notes) or None
-            recommendation = made.get((exercise_id, id(dose), because, note, pick.emphasis))
+                dose = self._dose_for(specs[exercise_id], age_flags)
+            because = tuple(picks[exercise_id])
+            notes = notes_of.get(exercise_id)
+            note = " ".join(notes) if notes else None
+            emphasised = emphasis_of.get(exercise_id)
+            recommendation = made.get((exercise_id, id(dose), because, note, emphasised))
             if recommendation is None:
-                recommendation = self._recommendation(
-                    exercise_id, dose, because, note, pick.emphasis
-                )
+                recommendation = self._recommendation(exercise_id, dose, because, note, emphasised)
             recommendations.append(recommendation)
         left_out = tuple(
             [
