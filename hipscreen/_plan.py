@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+from pydantic import BaseModel
 
 from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
+
+_M = TypeVar("_M", bound=BaseModel)
 
 _KIND_ORDER = [
     ExerciseKind.WARM_UP,
@@ -50,6 +54,48 @@ class _Left:
 
     reason: str
     because: list[str]
+
+
+def _constructor(cls: type[_M], names: tuple[str, ...]) -> Callable[..., _M]:
+    """``cls.model_construct`` for values given positionally, one per field in ``names``, cheaper.
+
+    It sets what pydantic's ``model_construct`` sets for a model given every field by name
+    (the values, every field as set, no extra, no private attributes). Where the model is not
+    that simple (other fields, aliases, private attributes, extra allowed, a post-init hook),
+    it is ``model_construct`` itself.
+    """
+    fields = cls.__pydantic_fields__
+    if (
+        tuple(fields) != names
+        or any(f.alias is not None or f.validation_alias is not None for f in fields.values())
+        or cls.__private_attributes__
+        or cls.__pydantic_post_init__
+        or cls.__pydantic_root_model__
+        or cls.model_config.get("extra") == "allow"
+    ):
+
+        def construct(*values: Any) -> _M:
+            return cls.model_construct(**dict(zip(names, values, strict=True)))
+
+        return construct
+    new = cls.__new__
+    set_attribute = object.__setattr__
+
+    def construct_fast(*values: Any) -> _M:
+        made = new(cls)
+        set_attribute(made, "__dict__", dict(zip(names, values, strict=True)))
+        set_attribute(made, "__pydantic_fields_set__", set(names))
+        set_attribute(made, "__pydantic_extra__", None)
+        set_attribute(made, "__pydantic_private__", None)
+        return made
+
+    return construct_fast
+
+
+_new_recommendation = _constructor(
+    Recommendation, ("exercise", "dose", "because", "note", "emphasis")
+)
+_new_excluded = _constructor(ExcludedExercise, ("exercise_id", "reason", "because"))
 
 
 def _emphasis(sides: Sequence[Side]) -> Side | None:
@@ -358,12 +404,8 @@ class Planner:
                 self._recommendations.clear()
             # Built from parts that are already valid (catalog models, cached doses, finding
             # ids, sides): constructing it skips a second validation.
-            made = self._recommendations[key] = Recommendation.model_construct(
-                exercise=self._exercises[exercise_id],
-                dose=dose,
-                because=because,
-                note=note,
-                emphasis=emphasis,
+            made = self._recommendations[key] = _new_recommendation(
+                self._exercises[exercise_id], dose, because, note, emphasis
             )
         return made
 
@@ -376,9 +418,7 @@ class Planner:
         if made is None:
             if len(self._left_out) >= _MAX_REMEMBERED:
                 self._left_out.clear()
-            made = self._left_out[key] = ExcludedExercise.model_construct(
-                exercise_id=exercise_id, reason=reason, because=because
-            )
+            made = self._left_out[key] = _new_excluded(exercise_id, reason, because)
         return made
 
     def _allowed(
