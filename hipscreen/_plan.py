@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+from pydantic import BaseModel
 
 from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._ruledata import ExerciseSpec, RuleSet, WithholdSpec
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
+
+_M = TypeVar("_M", bound=BaseModel)
 
 _KIND_ORDER = [
     ExerciseKind.WARM_UP,
@@ -34,16 +38,6 @@ _MAX_REMEMBERED = 4096
 forms)."""
 
 
-@dataclass(slots=True)
-class _Pick:
-    """One exercise in the plan being built: the findings it serves, its notes, its side."""
-
-    spec: ExerciseSpec
-    because: list[str]
-    notes: list[str]
-    emphasis: Side | None = None
-
-
 class _Withhold(NamedTuple):
     """What one finding takes out of the plan, resolved against the catalog once per rule set."""
 
@@ -60,6 +54,48 @@ class _Left:
 
     reason: str
     because: list[str]
+
+
+def _constructor(cls: type[_M], names: tuple[str, ...]) -> Callable[..., _M]:
+    """``cls.model_construct`` for values given positionally, one per field in ``names``, cheaper.
+
+    It sets what pydantic's ``model_construct`` sets for a model given every field by name
+    (the values, every field as set, no extra, no private attributes). Where the model is not
+    that simple (other fields, aliases, private attributes, extra allowed, a post-init hook),
+    it is ``model_construct`` itself.
+    """
+    fields = cls.__pydantic_fields__
+    if (
+        tuple(fields) != names
+        or any(f.alias is not None or f.validation_alias is not None for f in fields.values())
+        or cls.__private_attributes__
+        or cls.__pydantic_post_init__
+        or cls.__pydantic_root_model__
+        or cls.model_config.get("extra") == "allow"
+    ):
+
+        def construct(*values: Any) -> _M:
+            return cls.model_construct(**dict(zip(names, values, strict=True)))
+
+        return construct
+    new = cls.__new__
+    set_attribute = object.__setattr__
+
+    def construct_fast(*values: Any) -> _M:
+        made = new(cls)
+        set_attribute(made, "__dict__", dict(zip(names, values, strict=True)))
+        set_attribute(made, "__pydantic_fields_set__", set(names))
+        set_attribute(made, "__pydantic_extra__", None)
+        set_attribute(made, "__pydantic_private__", None)
+        return made
+
+    return construct_fast
+
+
+_new_recommendation = _constructor(
+    Recommendation, ("exercise", "dose", "because", "note", "emphasis")
+)
+_new_excluded = _constructor(ExcludedExercise, ("exercise_id", "reason", "because"))
 
 
 def _emphasis(sides: Sequence[Side]) -> Side | None:
@@ -122,6 +158,14 @@ class Planner:
             rule.id: tuple((ex_id, self._set_of.get(ex_id)) for ex_id in rule.spec.recommends)
             for rule in ruleset.rules
         }
+        # The same with whether each exercise may emphasise a side, for the loop over findings.
+        unilateral = {
+            ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties
+        }
+        self._entries = {
+            finding_id: tuple((ex_id, k, ex_id in unilateral) for ex_id, k in found)
+            for finding_id, found in self._recommends.items()
+        }
         # Per finding id: whether a plan reads its sides at all (to emphasise a side).
         self._emphasises = {rule.id: rule.spec.emphasise_side for rule in ruleset.rules}
         self._pain_symptoms = frozenset(ruleset.plan.levels.pain_symptoms)
@@ -161,6 +205,11 @@ class Planner:
                     for source, swap in sources
                 )
                 self._withholds_of[rule.id, is_critical] = tuple(w for w in withholds if w.blocked)
+        # The same, with the exercises they take out merged into one set (empty: none).
+        self._blocked_of = {
+            key: frozenset().union(*[w.blocked for w in found])
+            for key, found in self._withholds_of.items()
+        }
         self._rank = {ex_id: _KIND_ORDER.index(s.kind) for ex_id, s in ruleset.exercises.items()}
         self._unilateral = frozenset(
             ex_id for ex_id, s in ruleset.exercises.items() if "unilateral" in s.properties
@@ -174,12 +223,15 @@ class Planner:
             )
             for movement in (Movement.FLEXION, Movement.EXTENSION)
         }
+        self._trains_flexion = self._trains[Movement.FLEXION]
+        self._trains_extension = self._trains[Movement.EXTENSION]
         # Small caches: variants and doses depend on few inputs and repeat across forms.
         self._variants: dict[Any, tuple[ExerciseSpec, str | None]] = {}
         self._doses: dict[tuple[str, tuple[int, ...]], Dose] = {}
         self._dose_at: dict[tuple[str, tuple[bool, ...] | None], Dose] = {}
         self._recommendations: dict[tuple[Any, ...], Recommendation] = {}
         self._left_out: dict[tuple[str, str, tuple[str, ...]], ExcludedExercise] = {}
+        self._searches: dict[tuple[Any, ...], Any] = {}
         self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
 
     def plan(
@@ -239,11 +291,22 @@ class Planner:
         variants = self._variants
         unilateral = self._unilateral
         withholds_of = self._withholds_of
-        withholds = [w for i, c, _ in finding_keys for w in withholds_of[i, c]]
-        blocked_any: frozenset[str] = (
-            frozenset().union(*[w.blocked for w in withholds]) if withholds else frozenset()
-        )
-        picks: dict[str, _Pick] = {}
+        blocked_of = self._blocked_of
+        withholds: list[_Withhold] = []
+        withholding: list[tuple[str, bool]] = []
+        blocked_any: frozenset[str] = frozenset()
+        for i, c, _ in finding_keys:
+            blocked = blocked_of[i, c]
+            if blocked:
+                withholds += withholds_of[i, c]
+                withholding.append((i, c))
+                blocked_any |= blocked
+        searched = tuple(withholding)
+        # The plan being built, per exercise id in the order first picked: the findings it
+        # serves; its notes and the side it emphasises where it has any.
+        picks: dict[str, list[str]] = {}
+        notes_of: dict[str, list[str]] = {}
+        emphasis_of: dict[str, Side] = {}
         excluded: dict[str, _Left] = {}
 
         def add(
@@ -257,36 +320,47 @@ class Planner:
                     chosen = self._variant(exercise_id, lowest[k], pain)
                 variant, note = chosen
             if variant.id in blocked_any:
-                spec, swapped = self._allowed(variant, withholds, excluded, because)
+                spec, swapped = self._allowed(variant, withholds, searched, excluded, because)
                 if spec is None:
                     return
             else:
                 spec, swapped = variant, None
-            pick = picks.get(spec.id)
-            if pick is None:
-                pick = picks[spec.id] = _Pick(spec, [], [])
-            if because is not None and because not in pick.because:
-                pick.because.append(because)
+            spec_id = spec.id
+            served = picks.get(spec_id)
+            if served is None:
+                served = picks[spec_id] = []
+            if because is not None and because not in served:
+                served.append(because)
             if note is not None or swapped is not None:
-                known = pick.notes
+                known = notes_of.setdefault(spec_id, [])
                 known += [n for n in (note, swapped) if n is not None and n not in known]
-            if pick.emphasis is None and emphasis is not None and spec.id in unilateral:
-                pick.emphasis = emphasis
+            if emphasis is not None and spec_id not in emphasis_of and spec_id in unilateral:
+                emphasis_of[spec_id] = emphasis
 
         set_of = self._set_of
         add(policy.warm_up, set_of.get(policy.warm_up), None, None)
-        recommends = self._recommends
+        entries = self._entries
         any_critical = False
         for finding_id, critical, emphasis in finding_keys:
             any_critical = any_critical or critical
-            for exercise_id, k in recommends[finding_id]:
-                add(exercise_id, k, finding_id, emphasis)
+            for exercise_id, k, one_sided in entries[finding_id]:
+                if k is not None or exercise_id in blocked_any:
+                    add(exercise_id, k, finding_id, emphasis)
+                    continue
+                # The common case, inline: no easier variant to choose and nothing withholds it.
+                served = picks.get(exercise_id)
+                if served is None:
+                    picks[exercise_id] = [finding_id]
+                elif finding_id not in served:
+                    served.append(finding_id)
+                if one_sided and emphasis is not None and exercise_id not in emphasis_of:
+                    emphasis_of[exercise_id] = emphasis
         if not any_critical:
             # The article: train both flexion and extension for muscular balance.
             balance = policy.balance
-            if self._trains[Movement.FLEXION].isdisjoint(picks):
+            if self._trains_flexion.isdisjoint(picks):
                 add(balance.flexion, set_of.get(balance.flexion), None, None)
-            if self._trains[Movement.EXTENSION].isdisjoint(picks):
+            if self._trains_extension.isdisjoint(picks):
                 add(balance.extension, set_of.get(balance.extension), None, None)
 
         rank = self._rank
@@ -294,17 +368,16 @@ class Planner:
         made = self._recommendations
         recommendations = []
         for exercise_id in sorted(picks, key=rank.__getitem__):
-            pick = picks[exercise_id]
             dose = dose_at.get((exercise_id, age_flags))
             if dose is None:
-                dose = self._dose_for(pick.spec, age_flags)
-            because = tuple(pick.because)
-            note = " ".join(pick.notes) or None
-            recommendation = made.get((exercise_id, id(dose), because, note, pick.emphasis))
+                dose = self._dose_for(specs[exercise_id], age_flags)
+            because = tuple(picks[exercise_id])
+            notes = notes_of.get(exercise_id)
+            note = " ".join(notes) if notes else None
+            emphasised = emphasis_of.get(exercise_id)
+            recommendation = made.get((exercise_id, id(dose), because, note, emphasised))
             if recommendation is None:
-                recommendation = self._recommendation(
-                    exercise_id, dose, because, note, pick.emphasis
-                )
+                recommendation = self._recommendation(exercise_id, dose, because, note, emphasised)
             recommendations.append(recommendation)
         left_out = tuple(
             [
@@ -331,12 +404,8 @@ class Planner:
                 self._recommendations.clear()
             # Built from parts that are already valid (catalog models, cached doses, finding
             # ids, sides): constructing it skips a second validation.
-            made = self._recommendations[key] = Recommendation.model_construct(
-                exercise=self._exercises[exercise_id],
-                dose=dose,
-                because=because,
-                note=note,
-                emphasis=emphasis,
+            made = self._recommendations[key] = _new_recommendation(
+                self._exercises[exercise_id], dose, because, note, emphasis
             )
         return made
 
@@ -349,26 +418,49 @@ class Planner:
         if made is None:
             if len(self._left_out) >= _MAX_REMEMBERED:
                 self._left_out.clear()
-            made = self._left_out[key] = ExcludedExercise.model_construct(
-                exercise_id=exercise_id, reason=reason, because=because
-            )
+            made = self._left_out[key] = _new_excluded(exercise_id, reason, because)
         return made
 
     def _allowed(
         self,
         spec: ExerciseSpec,
         withholds: Sequence[_Withhold],
+        searched: tuple[tuple[str, bool], ...],
         excluded: dict[str, _Left],
         because: str | None,
     ) -> tuple[ExerciseSpec | None, str | None]:
         """The exercise itself or, when a finding withholds it, the first safe replacement that
+        trains the same thing (see `_search`), with the note saying what replaced what. Every
+        withheld candidate is recorded in ``excluded``. None when nothing safe is left.
+        ``searched`` names the withholding findings (id, critical) behind ``withholds``."""
+        key = (spec.id, searched)
+        found = self._searches.get(key)
+        if found is None:
+            if len(self._searches) >= _MAX_REMEMBERED:
+                self._searches.clear()
+            found = self._searches[key] = self._search(spec, withholds)
+        chosen, swapped, withheld = found
+        for candidate_id, reason, involved in withheld:
+            left = excluded.get(candidate_id)
+            if left is None:
+                left = excluded[candidate_id] = _Left(reason, list(involved))
+            if because and because not in left.because:
+                left.because.append(because)
+        return chosen, swapped
+
+    def _search(
+        self, spec: ExerciseSpec, withholds: Sequence[_Withhold]
+    ) -> tuple[ExerciseSpec | None, str | None, tuple[tuple[str, str, tuple[str, ...]], ...]]:
+        """The exercise itself or, when a finding withholds it, the first safe replacement that
         trains the same thing: an easier variant, the withholding rule's swap, or one of the
         catalog's alternatives (searched in that order, breadth first), with the note saying
-        what replaced what. Every withheld candidate is recorded in ``excluded``. None when
-        nothing safe is left."""
+        what replaced what (None: none needed; chosen None: nothing safe is left); and every
+        withheld candidate met on the way, in order, with why (the first withholding finding)
+        and the withholding findings. Depends only on the exercise and the withholds."""
         exercises = self.ruleset.exercises
         queue: deque[ExerciseSpec] = deque([spec])
         tried: set[str] = set()
+        withheld: list[tuple[str, str, tuple[str, ...]]] = []
         while queue:
             candidate = queue.popleft()
             candidate_id = candidate.id
@@ -378,22 +470,21 @@ class Planner:
             blocking = [w for w in withholds if candidate_id in w.blocked]
             if not blocking:
                 if candidate is spec:
-                    return candidate, None
-                return candidate, f"{candidate.name} in place of {spec.name}."
-            left = excluded.get(candidate_id)
-            if left is None:
-                first = blocking[0]
-                left = excluded[candidate_id] = _Left(
+                    return candidate, None, tuple(withheld)
+                return candidate, f"{candidate.name} in place of {spec.name}.", tuple(withheld)
+            first = blocking[0]
+            withheld.append(
+                (
+                    candidate_id,
                     f"withheld: {first.title} ({first.finding_id})",
-                    sorted({w.finding_id for w in blocking}),
+                    tuple(sorted({w.finding_id for w in blocking})),
                 )
-            if because and because not in left.because:
-                left.because.append(because)
+            )
             following = [candidate.regression] if candidate.regression is not None else []
             following += [w.swap[candidate_id] for w in blocking if candidate_id in w.swap]
             following += candidate.alternatives
             queue.extend(exercises[ex_id] for ex_id in following)
-        return None, None
+        return None, None, tuple(withheld)
 
     def _variant(
         self, exercise_id: str, graded: tuple[int, str] | None, pain: tuple[str, ...]

@@ -266,3 +266,29 @@ def test_the_reference_sees_swaps_and_withheld_exercises() -> None:
     assert any(note and "in place of" in note for _, _, _, note, _ in recommendations)
     assert left_out
     assert planned(result) == (recommendations, left_out)
+
+
+def test_fast_constructors_set_what_model_construct_sets() -> None:
+    """The planner's constructors give the same objects as ``model_construct``, and fall back
+    to it for a model they cannot mirror."""
+    from pydantic import BaseModel, Field
+
+    from hipscreen import _plan
+    from hipscreen._results import ExcludedExercise
+
+    fast = _plan._new_excluded("x", "withheld: y (z)", ("z",))
+    slow = ExcludedExercise.model_construct(
+        exercise_id="x", reason="withheld: y (z)", because=("z",)
+    )
+    for attribute in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__"):
+        assert getattr(fast, attribute) == getattr(slow, attribute)
+    assert fast.__pydantic_private__ == slow.__pydantic_private__
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert list(fast.__dict__) == list(slow.__dict__)
+
+    class Aliased(BaseModel):
+        a: int = Field(alias="b")
+
+    construct = _plan._constructor(Aliased, ("a",))
+    assert construct.__name__ == "construct"  # not the fast path
+    assert construct(1).__dict__ == Aliased.model_construct(b=1).__dict__
