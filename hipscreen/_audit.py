@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,9 +178,16 @@ class AuditLog:
         else:
             engine = create_engine(url, pool_pre_ping=True)
         self._engine = engine
+        # Connections are closed when the log is closed or collected (Python 3.13 warns about a
+        # SQLite connection that is only dropped), and when opening it fails.
+        self._close = weakref.finalize(self, engine.dispose)
         self._assessments, self._feedback = _tables()
         self.url = engine.url.render_as_string(hide_password=True)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._close()
+            raise
 
     def _migrate(self) -> None:
         from sqlalchemy import inspect, text
@@ -290,5 +298,5 @@ class AuditLog:
         return rows
 
     def close(self) -> None:
-        """Release the database connections."""
-        self._engine.dispose()
+        """Release the database connections (once; later calls do nothing)."""
+        self._close()

@@ -3,6 +3,7 @@ PostgreSQL when a server is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -66,7 +67,7 @@ def test_a_sqlite_file_is_in_wal_mode_and_survives_reopening(tmp_path: Path) -> 
     log = AuditLog(str(path))
     _exercise(log)
     log.close()
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("SELECT version FROM hipscreen_schema").fetchone()[0] == SCHEMA_VERSION
     again = AuditLog(f"sqlite:///{path}")
@@ -78,7 +79,7 @@ def test_a_sqlite_file_is_in_wal_mode_and_survives_reopening(tmp_path: Path) -> 
 def test_a_database_from_a_newer_hipscreen_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
     AuditLog(str(path)).close()
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         raw.execute("UPDATE hipscreen_schema SET version = 99")
     with pytest.raises(RuntimeError, match="schema version 99"):
         AuditLog(str(path))
@@ -86,7 +87,7 @@ def test_a_database_from_a_newer_hipscreen_is_refused(tmp_path: Path) -> None:
 
 def test_migrations_start_from_an_empty_database(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite3"
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         raw.execute("CREATE TABLE hipscreen_schema (version INTEGER NOT NULL)")
         raw.execute("INSERT INTO hipscreen_schema VALUES (0)")
     log = AuditLog(str(path))
@@ -98,6 +99,7 @@ def test_the_url_shown_hides_the_password() -> None:
     pytest.importorskip("sqlite3")
     log = AuditLog("sqlite://")
     assert log.url == "sqlite://"
+    log.close()
 
 
 POSTGRES = os.environ.get("HIPSCREEN_TEST_POSTGRES_URL")
