@@ -695,12 +695,8 @@ def create_app(
     async def contract() -> Response:
         return answer(json.dumps(schema(), ensure_ascii=False))
 
-    @app.post(
-        "/assess",
-        responses=_answers("Assessment", body=True, max_body_bytes=max_body_bytes),
-        openapi_extra=_request_body("IntakeForm", "An intake form (JSON): see GET /schema."),
-    )
-    async def assess(request: Request) -> Response:
+    async def screened(request: Request) -> Assessment | Response:
+        """The request's form screened and audited, or the answer that refuses it."""
         if (denied := await authenticate(request)) is not None:
             return denied
         try:
@@ -711,7 +707,16 @@ def create_app(
         except InvalidFormError as error:
             return refused(_Refusal(422, _form_problems(error, ())))
         await audit_call(request, "assess", str(uuid.uuid4()), form, result, [])
-        return answer(result.model_dump_json())
+        return result
+
+    @app.post(
+        "/assess",
+        responses=_answers("Assessment", body=True, max_body_bytes=max_body_bytes),
+        openapi_extra=_request_body("IntakeForm", "An intake form (JSON): see GET /schema."),
+    )
+    async def assess(request: Request) -> Response:
+        result = await screened(request)
+        return result if isinstance(result, Response) else answer(result.model_dump_json())
 
     @app.post(
         "/assess/html",
@@ -722,18 +727,11 @@ def create_app(
         openapi_extra=_request_body("IntakeForm", "An intake form (JSON): see GET /schema."),
     )
     async def assess_html(request: Request) -> Response:
-        if (denied := await authenticate(request)) is not None:
-            return denied
-        try:
-            form = _object_or_refuse(await read(request), "the intake form")
-            result = await assess_async(form, screener=chosen)
-        except _Refusal as refusal:
-            return refused(refusal)
-        except InvalidFormError as error:
-            return refused(_Refusal(422, _form_problems(error, ())))
+        result = await screened(request)
+        if isinstance(result, Response):
+            return result
         from hipscreen._render.html import assessment_html
 
-        await audit_call(request, "assess", str(uuid.uuid4()), form, result, [])
         return HTMLResponse(assessment_html(result))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
