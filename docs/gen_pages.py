@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hipscreen import Dose
-from hipscreen._ruledata import (
+from hipscreen._rules.loader import (
     ExerciseSpec,
     Rule,
     RuleSet,

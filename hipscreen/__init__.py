@@ -44,7 +44,7 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and edit
     from hipscreen._batch._outcomes import BatchSummary, RowError
     from hipscreen._batch._stream import screen_csv
     from hipscreen._compare import Comparison, FindingChange, ScoreChange, compare
-    from hipscreen._explain import Explanation
+    from hipscreen._rules.explain import Explanation
     from hipscreen._schema import schema
 
 _LAZY = {
@@ -62,7 +62,7 @@ _LAZY = {
     "FindingChange": "hipscreen._compare",
     "ScoreChange": "hipscreen._compare",
     "compare": "hipscreen._compare",
-    "Explanation": "hipscreen._explain",
+    "Explanation": "hipscreen._rules.explain",
     "schema": "hipscreen._schema",
 }
 """Public names loaded on first use: name -> the private module that defines it."""

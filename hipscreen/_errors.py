@@ -5,14 +5,14 @@
     ├── StrictJsonError       (also ValueError)   a document is not strict JSON
     ├── RuleDataError         (also ValueError)   rule or catalog files failed validation
     ├── RulesetMismatchError  (also ValueError)   a stored assessment names another rule set
-    ├── ExplanationError      (also ValueError)   why/why-not asked about an unknown rule (_explain)
+    ├── ExplanationError      (also ValueError)   why/why-not asked about an unknown rule
     ├── EngineError           (also RuntimeError) the rules engine misbehaved
     ├── TableError            (also ValueError)   a table or CSV file cannot be read at all
     └── BatchInterrupted      (also RuntimeError) a batch run stopped early
 
 Each child also subclasses the matching builtin, so ``except ValueError`` keeps working. Every
-class is defined here except `ExplanationError` (in ``_explain``, beside the evaluator it reports
-on); the modules that raise them re-export them under their old names (``_strictjson``,
+class is defined here except `ExplanationError` (in ``_rules.explain``, beside the evaluator it
+reports on); the modules that raise them re-export them under their old names (``_strictjson``,
 ``_rulestools``, ``_batch._tables``, ``_batch._outcomes``). Exceptions that never leave a module
 (a CLI usage error, a CDS Hooks failure answer, a worker's stale session) are private control flow
 and stay beside their code.

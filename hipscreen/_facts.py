@@ -16,7 +16,7 @@ import yaml
 from hipscreen._engine import encode_fact, fact_head
 from hipscreen._form import IntakeForm
 from hipscreen._results import InstrumentScore
-from hipscreen._tables import tables
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     Activity,
     ContextItem,
@@ -603,7 +603,7 @@ class EquivalenceTable(NamedTuple):
 
 def load_equivalences(path: Path | None = None) -> EquivalenceTable:
     """Read and check the equivalence table; a problem names the entry, the key and the value."""
-    from hipscreen._ruledata import builtin_rules_dir  # a leaf import: the rule loader's home
+    from hipscreen._rules.loader import builtin_rules_dir  # a leaf import: the rule loader's home
 
     where = path or builtin_rules_dir() / "equivalences.yaml"
     data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}

@@ -30,7 +30,7 @@ from hipscreen._limits import (
     MAX_FORM_ITEMS,
     MAX_FORM_STRING,
 )
-from hipscreen._tables import tables
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,

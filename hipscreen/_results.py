@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 if TYPE_CHECKING:
-    from hipscreen._explain import Explanation
     from hipscreen._form import IntakeForm
     from hipscreen._render.cds import CdsCard
+    from hipscreen._rules.explain import Explanation
     from hipscreen._screen import Screener
 
 __all__ = [
@@ -251,7 +251,7 @@ class Assessment(_Result):
             tight-hip-flexors (Tight hip flexors, info): fired
             ...
         """
-        from hipscreen._explain import explain
+        from hipscreen._rules.explain import explain
 
         return explain(self, form, rule_id, screener, expect=True)
 
@@ -270,7 +270,7 @@ class Assessment(_Result):
             ValueError: an unknown rule; a rule that fired (see `why`); another rule set or
                 another form than the ones screened.
         """
-        from hipscreen._explain import explain
+        from hipscreen._rules.explain import explain
 
         return explain(self, form, rule_id, screener, expect=False)
 

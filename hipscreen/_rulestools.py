@@ -359,17 +359,17 @@ def rule_file_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schemas (draft 2020-12) of ruleset.yaml, exercises.yaml, vocabulary.yaml, the
     rule files (findings/*.yaml) and the clinical tables (tables.yaml), from the loaders'
     pydantic models; a rule's ``when`` and each escalation's ``when`` refer to the union of the
-    condition models (`hipscreen._conditions`). The loader checks more than a schema can: names
-    across files, thresholds, cycles, the safety net."""
-    from hipscreen import _ruledata
-    from hipscreen._conditions import condition_json_schema
-    from hipscreen._tables import TablesFile
+    condition models (`hipscreen._rules.conditions`). The loader checks more than a schema can:
+    names across files, thresholds, cycles, the safety net."""
+    from hipscreen._rules import loader as rulefiles
+    from hipscreen._rules.conditions import condition_json_schema
+    from hipscreen._rules.tables import TablesFile
 
     def model(cls: Any, title: str) -> dict[str, Any]:
         schema: dict[str, Any] = cls.model_json_schema()
         return {"$schema": _DRAFT, **schema, "title": title}
 
-    rule = _ruledata.RuleSpec.model_json_schema(ref_template="#/$defs/{model}")
+    rule = rulefiles.RuleSpec.model_json_schema(ref_template="#/$defs/{model}")
     defs = rule.pop("$defs", {})
     condition = condition_json_schema("#/$defs/{model}")
     defs.update(condition["$defs"])
@@ -387,9 +387,9 @@ def rule_file_schemas() -> dict[str, dict[str, Any]]:
         "$defs": defs,
     }
     return {
-        "ruleset": model(_ruledata.RulesetFile, "hipscreen ruleset.yaml"),
-        "catalog": model(_ruledata.CatalogFile, "hipscreen exercises.yaml"),
-        "vocabulary": model(_ruledata.VocabularyFile, "hipscreen vocabulary.yaml"),
+        "ruleset": model(rulefiles.RulesetFile, "hipscreen ruleset.yaml"),
+        "catalog": model(rulefiles.CatalogFile, "hipscreen exercises.yaml"),
+        "vocabulary": model(rulefiles.VocabularyFile, "hipscreen vocabulary.yaml"),
         "rules": rules,
         "tables": model(TablesFile, "hipscreen tables.yaml (clinical tables)"),
     }
@@ -430,8 +430,8 @@ def _cmd_rules_schema(args: argparse.Namespace) -> int:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     from hipscreen._cli import _read_form, _screener
-    from hipscreen._explain import ExplanationError, explain
     from hipscreen._results import Assessment
+    from hipscreen._rules.explain import ExplanationError, explain
 
     screener = _screener(args)
     text = _read_form(args.file, sys.stdin)

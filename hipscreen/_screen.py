@@ -28,7 +28,7 @@ from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._limits import MAX_PATTERN_EXPRESSIONS
 from hipscreen._plan import Planner
 from hipscreen._results import Assessment
-from hipscreen._ruledata import (
+from hipscreen._rules.loader import (
     Atom,
     Condition,
     RuleSet,
@@ -36,7 +36,7 @@ from hipscreen._ruledata import (
     finding_refs,
     load_ruleset,
 )
-from hipscreen._tables import tables
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     Confidence,
     Measure,

@@ -23,7 +23,7 @@ class Muscle(StrEnum):
     def group(self) -> MuscleGroup:
         """The muscle group (hip flexors or hip extensors) this muscle belongs to
         (``muscle_groups`` in rules/tables.yaml)."""
-        from hipscreen._tables import tables  # the table is data; its models use this module
+        from hipscreen._rules.tables import tables  # the table is data; its models use this module
 
         return tables().group_of[self]
 

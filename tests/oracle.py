@@ -1,13 +1,13 @@
 """The reference evaluator of the rule data, for tests and benchmarks.
 
-It lives in the package now (``hipscreen._explain``, where it also answers `Assessment.why` and
-`Assessment.why_not`); this module keeps the names the tests and benchmarks have always used.
+It lives in the package now (``hipscreen._rules.explain``, where it also answers `Assessment.why`
+and `Assessment.why_not`); this module keeps the names the tests and benchmarks have always used.
 See that module's docstring for what it computes and how it stays independent of the engine.
 """
 
 from __future__ import annotations
 
-from hipscreen._explain import (
+from hipscreen._rules.explain import (
     CONCERN_IS_LOW,
     KNOWN_ATOM_FIELDS,
     KNOWN_ATTRIBUTES,

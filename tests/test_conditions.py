@@ -1,6 +1,6 @@
-"""The condition grammar as typed models (`hipscreen._conditions`): the loader and the JSON Schema
-come from the same models, their messages name the path, the value and what is allowed, and the
-committed schema files and the shipped rule files' modelines stay current."""
+"""The condition grammar as typed models (`hipscreen._rules.conditions`): the loader and the JSON
+Schema come from the same models, their messages name the path, the value and what is allowed, and
+the committed schema files and the shipped rule files' modelines stay current."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import conditions
 
-from hipscreen._conditions import (
+from hipscreen._rules.conditions import (
     ATOM_KEYS,
     ATOM_KINDS,
     CONDITION_KEYS,

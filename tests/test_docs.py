@@ -217,8 +217,8 @@ def test_concepts_page_names_every_input_name() -> None:
 
 
 def test_writing_rules_page_names_every_condition_and_context_item() -> None:
-    from hipscreen._conditions import CONDITION_KEYS
-    from hipscreen._ruledata import RuleSpec
+    from hipscreen._rules.conditions import CONDITION_KEYS
+    from hipscreen._rules.loader import RuleSpec
 
     text = (DOCS / "writing-rules.md").read_text(encoding="utf-8")
     names = [
@@ -241,7 +241,7 @@ def test_api_reference_documents_every_public_name() -> None:
 
 def test_condition_table_lists_each_atoms_keys() -> None:
     """The grammar table in writing-rules.md shows exactly the keys each atom accepts."""
-    from hipscreen._conditions import ATOM_KEYS
+    from hipscreen._rules.conditions import ATOM_KEYS
 
     rows = {
         line.split("|")[1].strip().strip("`"): line

@@ -29,7 +29,7 @@ LOCAL = {
     "_service_auth.py": {"AuthError"},
     "_engine.py": {"_StaleSession"},
     "_form.py": {"_RepeatedKeyError"},
-    "_explain.py": {"EvaluatorError", "ExplanationError"},
+    "_rules/explain.py": {"EvaluatorError", "ExplanationError"},
     "_batch/_tables.py": {"_CellProblem"},
     "_batch/_csvframe.py": {"FramingError"},
     "_batch/_stream.py": {"OutputError"},

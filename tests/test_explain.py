@@ -13,7 +13,7 @@ from strategies import forms, screening_forms
 
 import hipscreen
 from hipscreen import Explanation, IntakeForm
-from hipscreen._explain import AtomCheck, ExplanationError, explain
+from hipscreen._rules.explain import AtomCheck, ExplanationError, explain
 from hipscreen._screen import default_screener
 
 EXTRA = Path(__file__).resolve().parent / "extra_rules"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import hipscreen
-from hipscreen._ruledata import load_ruleset
+from hipscreen._rules.loader import load_ruleset
 
 GOLDEN = Path(__file__).resolve().parent.parent / "rules" / "cases" / "golden.yaml"
 CASE_KEYS = {"name", "form", "findings", "referral", "plan"}

@@ -16,7 +16,7 @@ import hipscreen
 from hipscreen import InvalidFormError
 from hipscreen._errors import RuleDataError
 from hipscreen._instruments import builtin_instruments, load_instruments, score_items
-from hipscreen._ruledata import builtin_rules_dir
+from hipscreen._rules.loader import builtin_rules_dir
 
 SPECS = builtin_instruments()
 
@@ -358,13 +358,13 @@ def test_scores_show_in_the_report_and_the_html_view() -> None:
 def test_the_rules_digest_covers_the_instrument_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hipscreen import _ruledata
+    from hipscreen._rules import loader
 
     copy = tmp_path / "rules"
     shutil.copytree(builtin_rules_dir(), copy)
-    monkeypatch.setattr(_ruledata, "builtin_rules_dir", lambda: copy)
-    before = _ruledata.load_ruleset().digest
-    assert before == _ruledata.load_ruleset(builtin_rules_dir()).digest
+    monkeypatch.setattr(loader, "builtin_rules_dir", lambda: copy)
+    before = loader.load_ruleset().digest
+    assert before == loader.load_ruleset(builtin_rules_dir()).digest
     pain = copy / "instruments" / "pain_nrs.yaml"
     pain.write_text(pain.read_text() + "\n# a comment changes the bytes\n")
-    assert _ruledata.load_ruleset().digest != before
+    assert loader.load_ruleset().digest != before

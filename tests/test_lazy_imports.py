@@ -11,7 +11,7 @@ import pytest
 import hipscreen
 
 HEAVY = (
-    "hipscreen._explain",
+    "hipscreen._rules.explain",
     "asyncio",
     "pandas",
     "polars",

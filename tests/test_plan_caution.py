@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hipscreen
-from hipscreen._ruledata import load_ruleset
+from hipscreen._rules.loader import load_ruleset
 from hipscreen._vocabulary import ExerciseKind, Movement
 
 RULESET = load_ruleset()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from strategies import forms
 
 import hipscreen
-from hipscreen._ruledata import ExerciseSpec, WithholdSpec, load_ruleset
+from hipscreen._rules.loader import ExerciseSpec, WithholdSpec, load_ruleset
 from hipscreen._vocabulary import Movement, Severity
 
 RULESET = load_ruleset()

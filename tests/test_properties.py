@@ -26,7 +26,7 @@ from strategies import (
 
 import hipscreen
 from hipscreen._form import RangeOfMotion
-from hipscreen._ruledata import load_ruleset
+from hipscreen._rules.loader import load_ruleset
 from hipscreen._vocabulary import ExerciseKind, Movement, Severity, normalise_name
 
 #: Hip-flexor strengthening: a finding may withhold it (tight flexors with weak extensors).

@@ -18,7 +18,7 @@ import yaml
 from test_rule_cases import ALL_CASES
 
 import hipscreen
-from hipscreen._ruledata import Rule, builtin_rules_dir, load_ruleset
+from hipscreen._rules.loader import Rule, builtin_rules_dir, load_ruleset
 from hipscreen._vocabulary import ExerciseKind, Urgency
 
 RULESET = load_ruleset()

@@ -388,7 +388,7 @@ def test_the_costliest_rules_that_pass_screen_a_full_form_in_bounded_time_and_me
 
 
 def test_the_built_in_rules_are_far_inside_every_limit() -> None:
-    from hipscreen._rulebounds import _combinations, _conditions
+    from hipscreen._rules.bounds import _combinations, _conditions
 
     rules = hipscreen.Screener().ruleset.rules
     total = sum(_combinations(c, 10**9) for rule in rules for c in _conditions(rule))
@@ -438,7 +438,7 @@ def test_a_long_any_of_is_split_into_patterns_the_engine_accepts(tmp_path: Path)
 
 def test_network_problems_name_the_engine_rule_that_crosses_a_limit() -> None:
     from hipscreen._engine import EngineRule, network_problems
-    from hipscreen._ruledata import Atom
+    from hipscreen._rules.loader import Atom
 
     rules = [
         EngineRule(f"r{i}", ((Atom("age", at_least=i),),))

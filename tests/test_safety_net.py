@@ -16,7 +16,7 @@ import yaml
 import hipscreen
 from hipscreen._engine import fact_fields
 from hipscreen._facts import FormFacts
-from hipscreen._ruledata import (
+from hipscreen._rules.loader import (
     Atom,
     RuleSet,
     alternatives,
@@ -24,7 +24,7 @@ from hipscreen._ruledata import (
     load_ruleset,
     lone_raisers,
 )
-from hipscreen._tables import tables
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import ContextItem, Measure, Severity, Symptom
 
 RULESET: RuleSet = load_ruleset()

@@ -10,10 +10,10 @@ import yaml
 from oracle import CONCERN_IS_LOW, LENGTH_TESTS
 
 import hipscreen
-from hipscreen import _ruledata
 from hipscreen._errors import RuleDataError
 from hipscreen._form import IntakeForm
-from hipscreen._tables import TABLES_FILE, TablesFile, builtin_rules_dir, load_tables, tables
+from hipscreen._rules import loader
+from hipscreen._rules.tables import TABLES_FILE, TablesFile, builtin_rules_dir, load_tables, tables
 from hipscreen._vocabulary import Muscle, MuscleGroup, Symptom
 
 BUILT_IN = builtin_rules_dir() / TABLES_FILE
@@ -130,13 +130,13 @@ def test_an_oversized_or_broken_file_is_refused(tmp_path: Path) -> None:
 def test_the_rule_set_digest_names_the_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = _ruledata.load_ruleset().digest
+    before = loader.load_ruleset().digest
     copy = tmp_path / "rules"
     shutil.copytree(builtin_rules_dir(), copy)
     with (copy / TABLES_FILE).open("a", encoding="utf-8") as file:
         file.write("# an edit\n")
-    monkeypatch.setattr(_ruledata, "builtin_rules_dir", lambda: copy)
-    assert _ruledata.load_ruleset(copy).digest != before
+    monkeypatch.setattr(loader, "builtin_rules_dir", lambda: copy)
+    assert loader.load_ruleset(copy).digest != before
 
 
 def test_the_file_names_its_json_schema_and_meets_it() -> None:

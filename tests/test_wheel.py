@@ -19,14 +19,14 @@ FORM = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}, "clie
 SCRIPT = """
 import json, sys
 import hipscreen
-from hipscreen import _ruledata
+from hipscreen._rules.tables import builtin_rules_dir
 
 form = json.loads(sys.argv[1])
 result = hipscreen.assess(form)
 print(json.dumps({
     "finding_ids": result.finding_ids(),
     "ruleset_version": result.ruleset_version,
-    "rules_dir": str(_ruledata.builtin_rules_dir().resolve()),
+    "rules_dir": str(builtin_rules_dir().resolve()),
     "package": str(__import__("pathlib").Path(hipscreen.__file__).resolve()),
 }))
 """

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from hipscreen._errors import RuleDataError
 from hipscreen._instruments.models import INSTRUMENT_IDS, InstrumentSpec
 from hipscreen._limits import MAX_RULE_DATA_BYTES
-from hipscreen._ruledata import _Collector, _read_yaml, builtin_rules_dir
+from hipscreen._rules.loader import _Collector, _read_yaml, builtin_rules_dir
 
 
 def load_instruments(directory: Path | None = None) -> Mapping[str, InstrumentSpec]:

@@ -32,7 +32,7 @@ How to add an atom kind (one model, one fact encoder):
    ``self._bounds(spec, where, unit)`` without ``optional=True``, each ``self.problem`` becomes a
    ``raise _fail(...)`` with the same text, and its ``return Atom(...)`` becomes ``atom()``.
 3. Make the facts it matches: the fact encoder in ``hipscreen/_engine.py`` (``FACT_KEYS``) and
-   where the form's facts are made (``hipscreen/_screen.py``), plus ``hipscreen/_explain.py``.
+   where the form's facts are made (``hipscreen/_screen.py``), plus ``hipscreen/_rules/explain.py``.
 4. Add its row to the condition table in ``docs/writing-rules.md`` and regenerate the schemas:
    ``hipscreen rules schema --write docs/schema/rules``.
 """
@@ -226,7 +226,7 @@ else:
 
 
 def _check_bound(value: Any, info: ValidationInfo) -> Any:
-    from hipscreen._rulebounds import number_problem  # it imports the rule data, which imports us
+    from hipscreen._rules.bounds import number_problem  # it imports the rule data, which imports us
 
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise _fail(f"needs a number or a threshold name (got {value!r})")

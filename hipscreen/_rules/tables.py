@@ -42,7 +42,7 @@ def builtin_rules_dir() -> Path:
     packaged = Path(str(resources.files("hipscreen"))) / "rules"
     if (packaged / "ruleset.yaml").is_file():
         return packaged
-    return Path(__file__).resolve().parent.parent / "rules"
+    return Path(__file__).resolve().parents[2] / "rules"
 
 
 class _Table(BaseModel):

@@ -14,18 +14,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from hipscreen._conditions import (  # the condition values, re-exported for their users
-    RULE_ID,
-    ConditionContext,
-    parse_condition,
-)
-from hipscreen._conditions import AllOf as AllOf
-from hipscreen._conditions import AnyOf as AnyOf
-from hipscreen._conditions import Atom as Atom
-from hipscreen._conditions import Condition as Condition
-from hipscreen._conditions import FactType as FactType
-from hipscreen._conditions import alternatives as alternatives
-from hipscreen._conditions import finding_refs as finding_refs
 from hipscreen._errors import RuleDataError, RuleProblem
 from hipscreen._limits import (
     MAX_RULE_DATA_BYTES,
@@ -34,8 +22,20 @@ from hipscreen._limits import (
     MAX_RULES,
     MAX_YAML_DEPTH,
 )
-from hipscreen._tables import TABLES_FILE, tables
-from hipscreen._tables import builtin_rules_dir as builtin_rules_dir
+from hipscreen._rules.conditions import (  # the condition values, re-exported for their users
+    RULE_ID,
+    ConditionContext,
+    parse_condition,
+)
+from hipscreen._rules.conditions import AllOf as AllOf
+from hipscreen._rules.conditions import AnyOf as AnyOf
+from hipscreen._rules.conditions import Atom as Atom
+from hipscreen._rules.conditions import Condition as Condition
+from hipscreen._rules.conditions import FactType as FactType
+from hipscreen._rules.conditions import alternatives as alternatives
+from hipscreen._rules.conditions import finding_refs as finding_refs
+from hipscreen._rules.tables import TABLES_FILE, tables
+from hipscreen._rules.tables import builtin_rules_dir as builtin_rules_dir
 from hipscreen._vocabulary import (
     ContextItem,
     ExerciseKind,
@@ -590,7 +590,7 @@ def load_ruleset(
     if meta is not None and thresholds:
         meta = _override_thresholds(meta, thresholds, out)
         digest.update(repr(sorted(thresholds.items())).encode())
-    from hipscreen._rulebounds import (  # it imports this module's condition types
+    from hipscreen._rules.bounds import (  # it imports this module's condition types
         check_condition,
         check_rule_set,
         check_thresholds,
@@ -745,7 +745,7 @@ def _instrument_bands() -> dict[str, tuple[str, ...]]:
 def _parse_condition(
     raw: Any, where: str, file: str, rule_id: str, context: ConditionContext, out: _Collector
 ) -> Condition | None:
-    """A rule's condition through the condition models (`hipscreen._conditions`), or None with
+    """A rule's condition through the condition models (`hipscreen._rules.conditions`), or None with
     every problem reported."""
     condition, problems = parse_condition(raw, where, context)
     for path, message in problems:
@@ -774,7 +774,7 @@ def _merge_catalogs(
 def _override_thresholds(
     meta: RulesetFile, overrides: Mapping[str, float], out: _Collector
 ) -> RulesetFile:
-    from hipscreen._rulebounds import number_problem  # it imports this module
+    from hipscreen._rules.bounds import number_problem  # it imports this module
 
     updated = dict(meta.thresholds)
     for name, value in overrides.items():

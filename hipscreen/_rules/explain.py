@@ -1,7 +1,7 @@
 """Why a rule fired, and why it did not: a pure-Python evaluator of the rule data.
 
 The engine decides every finding. This module explains them: it evaluates the parsed rule data
-(``hipscreen._ruledata``) on the validated `IntakeForm` directly, written to be obviously right,
+(``hipscreen._rules.loader``) on the validated `IntakeForm` directly, written to be obviously right,
 not fast, and sharing nothing with the engine path but those two models:
 
 * its facts come straight from the form's fields (not from ``hipscreen._facts``);
@@ -39,8 +39,8 @@ from hipscreen._errors import HipscreenError
 from hipscreen._facts import normalised_reports
 from hipscreen._form import IntakeForm
 from hipscreen._instruments import builtin_instruments
-from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
-from hipscreen._tables import tables
+from hipscreen._rules.loader import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     Confidence,
     Severity,
@@ -583,7 +583,7 @@ def check_atom(atom: Atom, where: str) -> None:
     if unknown_fields:
         raise EvaluatorError(
             f"{where}: atom fields {sorted(unknown_fields)} are unknown to the evaluator "
-            "(teach hipscreen/_explain.py what they mean)"
+            "(teach hipscreen/_rules/explain.py what they mean)"
         )
     known = KNOWN_ATTRIBUTES.get(atom.fact)
     if known is None:

@@ -2,9 +2,9 @@
 
 Each check runs on parsed conditions before anything is expanded or compiled, so a hostile rule
 file is refused in bounded time with a `RuleProblem` naming the file, the rule and the limit
-(the limits are in ``hipscreen._limits``). Together with the YAML limits in ``_ruledata`` and the
-engine-network check in ``_engine``, they make the promise of ``hipscreen rules check``: what it
-accepts compiles in bounded time, and screens a full form in bounded time and memory.
+(the limits are in ``hipscreen._limits``). Together with the YAML limits in ``_rules.loader``
+and the engine-network check in ``_engine``, they make the promise of ``hipscreen rules check``:
+what it accepts compiles in bounded time, and screens a full form in bounded time and memory.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from hipscreen._limits import (
     MAX_PATTERNS_PER_ALTERNATIVE,
     MAX_THRESHOLD_DECIMALS,
 )
-from hipscreen._ruledata import AnyOf, Atom, Condition, Rule
+from hipscreen._rules.loader import AnyOf, Atom, Condition, Rule
 from hipscreen._vocabulary import Activity, ContextItem, Muscle, SignName, Symptom
 
 Report = Callable[[str, str, str, str], None]
-"""``add(file, rule id, field, message)``, as ``_ruledata._Collector.add``."""
+"""``add(file, rule id, field, message)``, as ``_rules.loader._Collector.add``."""
 
 
 def number_problem(value: Any) -> str | None:
