@@ -30,17 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from hipscreen import Dose
-from hipscreen._rules.loader import (
-    ExerciseSpec,
-    Rule,
-    RuleSet,
-    WithholdSpec,
-    alternatives,
-    builtin_rules_dir,
-    finding_refs,
-    load_ruleset,
-    lone_raisers,
-)
+from hipscreen._rules.conditions import alternatives, finding_refs
+from hipscreen._rules.files import ExerciseSpec, WithholdSpec
+from hipscreen._rules.loader import load_ruleset
+from hipscreen._rules.ruleset import Rule, RuleSet
+from hipscreen._rules.safetynet import lone_raisers
+from hipscreen._rules.tables import builtin_rules_dir
 from hipscreen._vocabulary import ExerciseKind
 
 DOCS = Path(__file__).resolve().parent

@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TextIO
 
 from hipscreen._errors import EngineError, InvalidFormError, RuleDataError
 from hipscreen._results import Assessment
-from hipscreen._rules.loader import RuleSet
+from hipscreen._rules.ruleset import RuleSet
 from hipscreen._schema import SCHEMA_FILES, schema, write_schema_files
 from hipscreen._screen import Screener, default_screener
 from hipscreen._strictjson import StrictJsonError, loads_strict

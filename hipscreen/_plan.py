@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from hipscreen._facts import reported_symptoms
 from hipscreen._form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
-from hipscreen._rules.loader import ExerciseSpec, RuleSet, WithholdSpec
+from hipscreen._rules.files import ExerciseSpec, WithholdSpec
+from hipscreen._rules.ruleset import RuleSet
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -361,7 +361,7 @@ def rule_file_schemas() -> dict[str, dict[str, Any]]:
     pydantic models; a rule's ``when`` and each escalation's ``when`` refer to the union of the
     condition models (`hipscreen._rules.conditions`). The loader checks more than a schema can:
     names across files, thresholds, cycles, the safety net."""
-    from hipscreen._rules import loader as rulefiles
+    from hipscreen._rules import files as rulefiles
     from hipscreen._rules.conditions import condition_json_schema
     from hipscreen._rules.tables import TablesFile
 

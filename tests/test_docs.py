@@ -218,7 +218,7 @@ def test_concepts_page_names_every_input_name() -> None:
 
 def test_writing_rules_page_names_every_condition_and_context_item() -> None:
     from hipscreen._rules.conditions import CONDITION_KEYS
-    from hipscreen._rules.loader import RuleSpec
+    from hipscreen._rules.files import RuleSpec
 
     text = (DOCS / "writing-rules.md").read_text(encoding="utf-8")
     names = [

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from strategies import forms
 
 import hipscreen
-from hipscreen._rules.loader import ExerciseSpec, WithholdSpec, load_ruleset
+from hipscreen._rules.files import ExerciseSpec, WithholdSpec
+from hipscreen._rules.loader import load_ruleset
 from hipscreen._vocabulary import Movement, Severity
 
 RULESET = load_ruleset()

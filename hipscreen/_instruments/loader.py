@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from hipscreen._errors import RuleDataError
 from hipscreen._instruments.models import INSTRUMENT_IDS, InstrumentSpec
 from hipscreen._limits import MAX_RULE_DATA_BYTES
-from hipscreen._rules.loader import _Collector, _read_yaml, builtin_rules_dir
+from hipscreen._rules.problems import Collector
+from hipscreen._rules.safeyaml import read_yaml
+from hipscreen._rules.tables import builtin_rules_dir
 
 
 def load_instruments(directory: Path | None = None) -> Mapping[str, InstrumentSpec]:
@@ -23,7 +25,7 @@ def load_instruments(directory: Path | None = None) -> Mapping[str, InstrumentSp
     """
     root = builtin_rules_dir()
     directory = directory or root / "instruments"
-    out = _Collector()
+    out = Collector()
     budget = [MAX_RULE_DATA_BYTES]
     specs: dict[str, InstrumentSpec] = {}
     paths = sorted(directory.glob("*.yaml"))
@@ -33,7 +35,7 @@ def load_instruments(directory: Path | None = None) -> Mapping[str, InstrumentSp
             allowed = ", ".join(f"{i}.yaml" for i in INSTRUMENT_IDS)
             out.add(name, "", "", f"unknown instrument file (allowed: {allowed})")
             continue
-        raw, _ = _read_yaml(path, directory, out, budget)
+        raw, _ = read_yaml(path, directory, out, budget)
         if raw is None:
             if not out.problems or out.problems[-1].file != path.name:
                 out.add(name, "", "", "the file is empty")

@@ -2,16 +2,14 @@
 
 Each check runs on parsed conditions before anything is expanded or compiled, so a hostile rule
 file is refused in bounded time with a `RuleProblem` naming the file, the rule and the limit
-(the limits are in ``hipscreen._limits``). Together with the YAML limits in ``_rules.loader``
+(the limits are in ``hipscreen._limits``). Together with the YAML limits in ``_rules.safeyaml``
 and the engine-network check in ``_engine``, they make the promise of ``hipscreen rules check``:
 what it accepts compiles in bounded time, and screens a full form in bounded time and memory.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from hipscreen._limits import (
@@ -19,42 +17,16 @@ from hipscreen._limits import (
     MAX_CHAIN_DEPTH,
     MAX_COMBINATIONS_PER_FORM,
     MAX_COMBINATIONS_PER_RULE,
-    MAX_NUMBER_MAGNITUDE,
     MAX_PATTERNS_PER_ALTERNATIVE,
-    MAX_THRESHOLD_DECIMALS,
 )
-from hipscreen._rules.loader import AnyOf, Atom, Condition, Rule
+from hipscreen._rules.conditions import AnyOf, Atom, Condition
+from hipscreen._rules.numbers import number_problem
+from hipscreen._rules.ruleset import Rule
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import Activity, ContextItem, Muscle, SignName, Symptom
 
 Report = Callable[[str, str, str, str], None]
-"""``add(file, rule id, field, message)``, as ``_rules.loader._Collector.add``."""
-
-
-def number_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be a threshold (or a number in a condition), or None when it can."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"needs a number (got {value!r})"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"needs a finite number (got {value})"
-    if not -MAX_NUMBER_MAGNITUDE <= value <= MAX_NUMBER_MAGNITUDE:
-        shown = f"{value:.6g}" if isinstance(value, float) else _digits(value)
-        bound = f"{MAX_NUMBER_MAGNITUDE:,}"
-        return f"needs a number between -{bound} and {bound} (got {shown})"
-    if isinstance(value, float):
-        exponent = Decimal(repr(value)).as_tuple().exponent
-        assert isinstance(exponent, int)  # finite
-        if -exponent > MAX_THRESHOLD_DECIMALS:
-            return (
-                f"may have at most {MAX_THRESHOLD_DECIMALS} decimal places (got {value!r}); "
-                "form values are compared exactly against thresholds of this precision"
-            )
-    return None
-
-
-def _digits(value: int) -> str:
-    if value.bit_length() > 10_000:  # str() refuses integers over 4,300 digits
-        return "an integer of thousands of digits"
-    return f"an integer of {len(str(abs(value)))} digits"
+"""``add(file, rule id, field, message)``, as ``_rules.problems.Collector.add``."""
 
 
 def check_thresholds(
@@ -109,7 +81,7 @@ def _combinations(condition: Condition, cap: int) -> int:
 
 
 def _group_size(group: str) -> int:
-    return sum(1 for muscle in Muscle if muscle.group == group)
+    return sum(1 for muscle in Muscle if tables().group_of[muscle] == group)
 
 
 def max_facts(atom: Atom) -> int:

@@ -64,6 +64,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hipscreen._instruments.models import INSTRUMENT_IDS
+from hipscreen._rules.numbers import number_problem
 from hipscreen._vocabulary import (
     Activity,
     AsymmetryMeasure,
@@ -226,8 +228,6 @@ else:
 
 
 def _check_bound(value: Any, info: ValidationInfo) -> Any:
-    from hipscreen._rules.bounds import number_problem  # it imports the rule data, which imports us
-
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise _fail(f"needs a number or a threshold name (got {value!r})")
     if not isinstance(value, str):
@@ -550,8 +550,6 @@ class UnmeasuredCondition(_AtomCondition):
 
 
 def _instrument_ids(schema: dict[str, Any]) -> None:
-    from hipscreen._instruments import INSTRUMENT_IDS  # it loads rule data, which imports us
-
     schema["enum"] = list(INSTRUMENT_IDS)
 
 

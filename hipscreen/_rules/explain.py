@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from hipscreen._errors import HipscreenError
 from hipscreen._facts import normalised_reports
 from hipscreen._form import IntakeForm
-from hipscreen._instruments import builtin_instruments
-from hipscreen._rules.loader import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
+from hipscreen._instruments.loader import builtin_instruments
+from hipscreen._rules.conditions import AllOf, AnyOf, Atom, Condition
+from hipscreen._rules.ruleset import Rule, RuleSet
 from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     Confidence,
