@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +89,81 @@ def load_ruleset(
     """
     _check_rule_dirs(base, extra)
     base = base or builtin_rules_dir()
-    dirs = (base, *extra)
-    out = Collector()
-    digest = hashlib.sha256()
-    budget = [MAX_RULE_DATA_BYTES]
+    read = _Reader(base)
+    out = read.out
+    meta_raw, meta, catalog = _read_policy(read, extra)
+    if meta is not None and thresholds:
+        meta = _override_thresholds(meta, thresholds, out)
+        read.digest.update(repr(sorted(thresholds.items())).encode())
+    if meta is not None:
+        check_thresholds(meta.thresholds, list(thresholds or ()), out.add)
+    found = _read_rule_specs(read, (base, *extra))
+    exercises = {ex.id: ex for ex in catalog.exercises} if catalog else {}
+    if catalog:
+        check_catalog(catalog, out)
+    if meta and catalog:
+        check_plan(meta.plan, exercises, out)
+    rule_ids = [spec.id for _, spec in found.specs] + found.known_ids
+    context = ConditionContext(_threshold_specs(meta, meta_raw), rule_ids, _instrument_bands())
+    rules = _build_rules(found.specs, context, exercises, catalog, meta, out)
+    if found.count > MAX_RULES:
+        message = f"the rule set has {found.count:,} rules (at most {MAX_RULES:,}); from here on"
+        out.add(*found.first_extra, "", f"{message} they are counted, not checked")
+    check_rule_set(rules, out.add)
+    check_cycles(rules, out)
+    vocabulary = load_vocabulary(base, read, out)
+    _digest_builtin_data(read.digest)
+    if meta is not None:
+        check_referrals(rules, meta, catalog, out)
+    if vocabulary is not None and not out.problems:
+        # Only on otherwise valid data: a rule that failed to load would make every alarm it
+        # raises look uncovered.
+        check_vocabulary(vocabulary, rules, out)
 
-    def read(path: Path) -> Any:
-        data, raw = read_yaml(path, base, out, budget)
-        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+    if out.problems:
+        raise RuleDataError(out.problems)
+    assert meta is not None  # no problems means both parsed
+    assert catalog is not None
+    return RuleSet(
+        version=meta.version,
+        digest=read.digest.hexdigest(),
+        disclaimer=meta.disclaimer,
+        thresholds=dict(meta.thresholds),
+        plan=meta.plan,
+        rules=tuple(rules),
+        exercises=exercises,
+        properties=dict(catalog.properties),
+        dose_defaults=dict(catalog.defaults),
+        files=("ruleset.yaml", "exercises.yaml", *found.files),
+        referral_policy=dict(meta.referral_policy),
+        vocabulary=vocabulary,
+    )
+
+
+class _Reader:
+    """Reads the files of one rule set: within one byte budget, each into the content digest,
+    every problem into one collector."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.out = Collector()
+        self.digest = hashlib.sha256()
+        self.budget = [MAX_RULE_DATA_BYTES]
+
+    def __call__(self, path: Path) -> Any:
+        data, raw = read_yaml(path, self.base, self.out, self.budget)
+        self.digest.update(path.name.encode() + b"\0" + raw + b"\0")
         return data
 
-    meta_raw = read(base / "ruleset.yaml")
-    catalog_raw = read(base / "exercises.yaml")
+
+def _read_policy(
+    read: _Reader, extra: Sequence[Path]
+) -> tuple[Any, RulesetFile | None, CatalogFile | None]:
+    """``ruleset.yaml`` (as read, and validated) and the catalog: ``exercises.yaml`` with each
+    extra directory's exercises merged in; None for a file that failed validation."""
+    out = read.out
+    meta_raw = read(read.base / "ruleset.yaml")
+    catalog_raw = read(read.base / "exercises.yaml")
     meta: RulesetFile | None = None
     catalog: CatalogFile | None = None
     try:
@@ -119,7 +183,7 @@ def load_ruleset(
 
     for directory in extra:
         path = directory / "exercises.yaml"
-        if not path.exists():  # present but not a plain file: refused by _read_yaml
+        if not path.exists():  # present but not a plain file: refused by read_yaml
             continue
         name = str(path)
         more_raw = read(path)
@@ -133,78 +197,94 @@ def load_ruleset(
             continue
         if catalog is not None:
             catalog = _merge_catalogs(catalog, more, name, out)
+    return meta_raw, meta, catalog
 
-    if meta is not None and thresholds:
-        meta = _override_thresholds(meta, thresholds, out)
-        digest.update(repr(sorted(thresholds.items())).encode())
-    if meta is not None:
-        check_thresholds(meta.thresholds, list(thresholds or ()), out.add)
 
-    rule_specs: list[tuple[str, RuleSpec]] = []
-    rule_count = 0
-    first_extra = ("", "")
-    known_ids: list[str] = []  # ids of rules that failed validation: still valid references
-    files: list[str] = []
+@dataclass
+class _RuleSpecs:
+    """The rules of every findings file, each validated on its own."""
+
+    specs: list[tuple[str, RuleSpec]] = field(default_factory=list)
+    """(file, rule) for each rule that validated."""
+    known_ids: list[str] = field(default_factory=list)
+    """Ids of rules that failed validation: still valid references."""
+    files: list[str] = field(default_factory=list)
+    count: int = 0
+    """Rules found, counted past ``MAX_RULES`` too."""
+    first_extra: tuple[str, str] = ("", "")
+    """(file, rule) of the first rule past ``MAX_RULES``."""
+
+
+def _read_rule_specs(read: _Reader, dirs: Sequence[Path]) -> _RuleSpecs:
+    """``findings/*.yaml`` of each directory, in file-name order, rule by rule, so that one
+    malformed rule does not hide the others' problems."""
+    out = read.out
+    found = _RuleSpecs()
     for directory in dirs:
         finding_files = sorted((directory / "findings").glob("*.yaml"))
-        if directory == base and not finding_files:
+        if directory == read.base and not finding_files:
             out.add("findings/", "", "", "no rule files found (expected findings/*.yaml)")
-        if len(files) + len(finding_files) > MAX_RULE_FILES:
+        if len(found.files) + len(finding_files) > MAX_RULE_FILES:
             message = f"more than {MAX_RULE_FILES} rule files (the limit); the rest are not read"
             out.add(str(directory / "findings"), "", "", message)
-            finding_files = finding_files[: max(0, MAX_RULE_FILES - len(files))]
+            finding_files = finding_files[: max(0, MAX_RULE_FILES - len(found.files))]
         for path in finding_files:
-            name = f"findings/{path.name}" if directory == base else str(path)
-            files.append(name)
+            name = f"findings/{path.name}" if directory == read.base else str(path)
+            found.files.append(name)
             raw = read(path)
             if raw is None and out.problems and out.problems[-1].file == name:
                 continue  # unreadable or not YAML: already reported
             raw_rules = raw.get("rules") if isinstance(raw, dict) else None
-            extra = sorted(set(raw) - {"rules"}) if isinstance(raw, dict) else []
-            for key in extra:
+            unknown = sorted(set(raw) - {"rules"}) if isinstance(raw, dict) else []
+            for key in unknown:
                 out.add(
                     name, "", str(key), "unknown top-level key (a rule file holds only 'rules')"
                 )
             if not isinstance(raw_rules, list):
                 out.add(name, "", "rules", f"needs a list of rules (got {raw_rules!r})")
                 continue
-            # Rule by rule, so that one malformed rule does not hide the others' problems.
             for index, raw_rule in enumerate(raw_rules):
-                rule_count += 1
-                if rule_count > MAX_RULES:  # counted, not validated: the set is refused anyway
-                    if rule_count == MAX_RULES + 1:
+                found.count += 1
+                if found.count > MAX_RULES:  # counted, not validated: the set is refused anyway
+                    if found.count == MAX_RULES + 1:
                         item = raw_rule.get("id") if isinstance(raw_rule, dict) else None
-                        first_extra = (name, str(item or f"rules.{index}"))
+                        found.first_extra = (name, str(item or f"rules.{index}"))
                     continue
                 try:
-                    rule_specs.append((name, RuleSpec.model_validate(raw_rule)))
+                    found.specs.append((name, RuleSpec.model_validate(raw_rule)))
                 except ValidationError as error:
                     item = raw_rule.get("id") if isinstance(raw_rule, dict) else None
                     out.pydantic(name, error, model=RuleSpec, item=str(item or f"rules.{index}"))
                     if isinstance(item, str):
-                        known_ids.append(item)
+                        found.known_ids.append(item)
+    return found
 
-    specs: dict[str, ThresholdSpec] | None = dict(meta.thresholds) if meta else None
-    if (
-        specs is None
-        and isinstance(meta_raw, dict)
-        and isinstance(meta_raw.get("thresholds"), dict)
-    ):
+
+def _threshold_specs(meta: RulesetFile | None, meta_raw: Any) -> dict[str, ThresholdSpec] | None:
+    """The thresholds rules may name; None when ``ruleset.yaml`` is unreadable."""
+    if meta is not None:
+        return dict(meta.thresholds)
+    if isinstance(meta_raw, dict) and isinstance(meta_raw.get("thresholds"), dict):
         # ruleset.yaml has problems of its own (already reported): still recognise its threshold
         # names, so rules are not blamed for naming them.
         placeholder = ThresholdSpec(value=0, unit="-", description="-", source="-")
-        specs = {str(name): placeholder for name in meta_raw["thresholds"]}
-    exercises = {ex.id: ex for ex in catalog.exercises} if catalog else {}
-    if catalog:
-        check_catalog(catalog, out)
-    if meta and catalog:
-        check_plan(meta.plan, exercises, out)
+        return {str(name): placeholder for name in meta_raw["thresholds"]}
+    return None
 
-    rule_ids = [spec.id for _, spec in rule_specs] + known_ids
-    context = ConditionContext(specs, rule_ids, _instrument_bands())
+
+def _build_rules(
+    specs: Sequence[tuple[str, RuleSpec]],
+    context: ConditionContext,
+    exercises: Mapping[str, ExerciseSpec],
+    catalog: CatalogFile | None,
+    meta: RulesetFile | None,
+    out: Collector,
+) -> list[Rule]:
+    """Each rule with its parsed conditions, cross-checked and within the bounds; a rule with a
+    problem is reported and left out."""
     rules: list[Rule] = []
     seen: set[str] = set()
-    for file, spec in rule_specs:
+    for file, spec in specs:
         if spec.id in seen:
             out.add(file, spec.id, "id", "duplicate rule id (ids must be unique across all files)")
         seen.add(spec.id)
@@ -229,48 +309,21 @@ def load_ruleset(
             if spec.id in set(finding_refs(condition)):
                 out.add(file, spec.id, "when", "a rule cannot chain on its own finding")
             rules.append(Rule(spec, file, condition, escalations))  # type: ignore[arg-type]
-    if rule_count > MAX_RULES:
-        message = f"the rule set has {rule_count:,} rules (at most {MAX_RULES:,}); from here on"
-        out.add(*first_extra, "", f"{message} they are counted, not checked")
-    check_rule_set(rules, out.add)
-    check_cycles(rules, out)
-    vocabulary = load_vocabulary(base, read, out)
-    # The instrument definitions (bands, tables) decide what score rules match: they are part of
-    # the rule data the digest names (rules/instruments/*.yaml, loaded by hipscreen._instruments).
+    return rules
+
+
+def _digest_builtin_data(digest: Any) -> None:
+    """Add the built-in data that changes results to the digest: the instrument definitions (bands,
+    tables: they decide what score rules match; rules/instruments/*.yaml), the form-to-facts
+    equivalence table and the clinical tables (rules/tables.yaml, checked at import). A custom
+    rule directory never replaces them."""
     for path in sorted((builtin_rules_dir() / "instruments").glob("*.yaml")):
         digest.update(b"instruments/" + path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    # The form-to-facts equivalence table (always the built-in one) changes results too.
     equivalences = builtin_rules_dir() / "equivalences.yaml"
     if equivalences.is_file():
         digest.update(b"equivalences.yaml\0" + equivalences.read_bytes() + b"\0")
-    # So do the clinical tables (rules/tables.yaml, always the built-in ones, checked at import).
     clinical = builtin_rules_dir() / TABLES_FILE
     digest.update(TABLES_FILE.encode() + b"\0" + clinical.read_bytes() + b"\0")
-    if meta is not None:
-        check_referrals(rules, meta, catalog, out)
-    if vocabulary is not None and not out.problems:
-        # Only on otherwise valid data: a rule that failed to load would make every alarm it
-        # raises look uncovered.
-        check_vocabulary(vocabulary, rules, out)
-
-    if out.problems:
-        raise RuleDataError(out.problems)
-    assert meta is not None  # no problems means both parsed
-    assert catalog is not None
-    return RuleSet(
-        version=meta.version,
-        digest=digest.hexdigest(),
-        disclaimer=meta.disclaimer,
-        thresholds=dict(meta.thresholds),
-        plan=meta.plan,
-        rules=tuple(rules),
-        exercises=exercises,
-        properties=dict(catalog.properties),
-        dose_defaults=dict(catalog.defaults),
-        files=("ruleset.yaml", "exercises.yaml", *files),
-        referral_policy=dict(meta.referral_policy),
-        vocabulary=vocabulary,
-    )
 
 
 def _instrument_bands() -> dict[str, tuple[str, ...]]:
