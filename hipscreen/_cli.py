@@ -541,7 +541,14 @@ def _register_rule_tools(commands: Any, rule_commands: Any) -> None:
     """``explain``, ``rules test``, ``rules diff``, ``rules rescreen`` (hipscreen._rulestools)."""
     from hipscreen._rulestools import register
 
-    register(commands, rule_commands, rule_options=_add_rule_options)
+    register(
+        commands,
+        rule_commands,
+        rule_options=_add_rule_options,
+        read_form=_read_form,
+        screener_from=_screener,
+        usage_error=UsageError,
+    )
 
 
 def _register_batch(commands: Any) -> None:

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hipscreen._errors import InvalidFormError, RuleDataError, RulesetMismatchError
 from hipscreen._vocabulary import Urgency
@@ -40,30 +40,43 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 _URGENCY_RANK = {None: 0, Urgency.ROUTINE: 1, Urgency.URGENT: 2, Urgency.EMERGENCY: 3}
 
 
-def _usage(message: str) -> Exception:
-    from hipscreen._cli import UsageError
+@dataclass(frozen=True)
+class _Cli:
+    """What the commands take from the command line's module (`hipscreen._cli` passes them to
+    `register`, so this module does not import it): its form reader, its screener from the rule
+    options, and its usage error (exit code 2)."""
 
-    return UsageError(message)
+    read_form: Callable[[str, TextIO], str]
+    screener_from: Callable[[argparse.Namespace], Screener]
+    usage_error: type[Exception]
+
+    def usage(self, message: str) -> Exception:
+        return self.usage_error(message)
 
 
 def _write(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def load_rules(directory: str | Path, *, base: str | Path | None = None) -> Screener:
+def load_rules(
+    directory: str | Path, usage_error: type[Exception], *, base: str | Path | None = None
+) -> Screener:
     """A screener for a rule directory: a complete rule set (with ruleset.yaml), or extra rules
-    (findings/*.yaml) on top of ``base`` (the built-in rules by default)."""
+    (findings/*.yaml) on top of ``base`` (the built-in rules by default).
+
+    Raises:
+        usage_error: when the directory is missing or its rules are invalid."""
     from hipscreen._screen import Screener
 
     path = Path(directory)
     if not path.is_dir():
-        raise _usage(f"{directory}: no such rule directory")
+        raise usage_error(f"{directory}: no such rule directory")
     try:
         if (path / "ruleset.yaml").is_file():
             return Screener(path, cache_size=0)
         return Screener(base, extra_rules=[path], cache_size=0)
     except RuleDataError as error:
-        raise _usage(f"cannot load the rules in {directory}: {error}") from None
+        raise usage_error(f"cannot load the rules in {directory}: {error}") from None
 
 
 # -- re-screening a stored form --------------------------------------------------------------------
@@ -143,27 +156,30 @@ def row_change(row: str, old: Assessment, new: Assessment) -> RowChange:
     )
 
 
-def _sample_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any] | None, str]]:
-    """(row label, form or None, problem) for each row of a CSV, JSON-lines or JSON-array file."""
+def _sample_rows(
+    path: Path, usage_error: type[Exception]
+) -> Iterator[tuple[str, Mapping[str, Any] | None, str]]:
+    """(row label, form or None, problem) for each row of a CSV, JSON-lines or JSON-array file;
+    ``usage_error`` when the file cannot be read as one."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise _usage(f"{path}: no such file") from None
+        raise usage_error(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise _usage(f"{path}: cannot read it as UTF-8 text ({error})") from None
+        raise usage_error(f"{path}: cannot read it as UTF-8 text ({error})") from None
     if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
-        yield from _json_rows(path, text)
+        yield from _json_rows(path, text, usage_error)
         return
     from hipscreen._batch._tables import TableError, TableReader
 
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
-        raise _usage(f"{path}: empty file; the first line must name the columns")
+        raise usage_error(f"{path}: empty file; the first line must name the columns")
     try:
         table = TableReader(header, source=path.name)
     except TableError as error:
-        raise _usage(str(error)) from None
+        raise usage_error(str(error)) from None
     for line, cells in enumerate(reader, 2):
         if not any(cell.strip() for cell in cells):
             continue
@@ -175,19 +191,21 @@ def _sample_rows(path: Path) -> Iterator[tuple[str, Mapping[str, Any] | None, st
             yield label, form, ""
 
 
-def _json_rows(path: Path, text: str) -> Iterator[tuple[str, Mapping[str, Any] | None, str]]:
+def _json_rows(
+    path: Path, text: str, usage_error: type[Exception]
+) -> Iterator[tuple[str, Mapping[str, Any] | None, str]]:
     try:
         if path.suffix.lower() == ".json":
             items = json.loads(text)
             if not isinstance(items, list):
-                raise _usage(f"{path}: expected a JSON array of intake forms")
+                raise usage_error(f"{path}: expected a JSON array of intake forms")
             rows = list(enumerate(items, 1))
         else:
             rows = [
                 (n, json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()
             ]
     except json.JSONDecodeError as error:
-        raise _usage(f"{path}: not valid JSON: {error}") from None
+        raise usage_error(f"{path}: not valid JSON: {error}") from None
     for n, item in rows:
         label = f"{'item' if path.suffix.lower() == '.json' else 'line'} {n}"
         if not isinstance(item, dict):
@@ -306,16 +324,22 @@ def _brief(text: str, limit: int = 160) -> str:
 
 
 def diff_rulesets(
-    old: Screener, new: Screener, sample: str | Path, *, old_dir: str = "", new_dir: str = ""
+    old: Screener,
+    new: Screener,
+    sample: str | Path,
+    *,
+    old_dir: str = "",
+    new_dir: str = "",
+    usage_error: type[Exception] = ValueError,
 ) -> RulesDiff:
     """Screen every row of ``sample`` (CSV with the batch column convention, a JSON array or
     JSON lines of intake forms) with both rule sets and collect the rows whose outcome
-    changes."""
+    changes; ``usage_error`` (the CLI's, exit code 2) when the sample cannot be read."""
     path = Path(sample)
     changes: list[RowChange] = []
     invalid: list[tuple[str, str]] = []
     screened = 0
-    for label, form, problem in _sample_rows(path):
+    for label, form, problem in _sample_rows(path, usage_error):
         if form is None:
             invalid.append((label, _brief(problem)))
             continue
@@ -408,7 +432,7 @@ def render_rule_schema_files() -> dict[str, str]:
     }
 
 
-def _cmd_rules_schema(args: argparse.Namespace) -> int:
+def _cmd_rules_schema(args: argparse.Namespace, cli: _Cli) -> int:
     schemas = rule_file_schemas()
     if args.write:
         folder = Path(args.write)
@@ -418,7 +442,7 @@ def _cmd_rules_schema(args: argparse.Namespace) -> int:
                 (folder / name).write_text(text, encoding="utf-8")
                 _write(f"wrote {folder / name}")
         except OSError as error:
-            raise _usage(f"{args.write}: cannot write the schema files ({error})") from None
+            raise cli.usage(f"{args.write}: cannot write the schema files ({error})") from None
         return EXIT_OK
     doc = schemas[args.file] if args.file else schemas
     _write(json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True))
@@ -428,29 +452,30 @@ def _cmd_rules_schema(args: argparse.Namespace) -> int:
 # -- commands --------------------------------------------------------------------------------------
 
 
-def _cmd_explain(args: argparse.Namespace) -> int:
-    from hipscreen._cli import _read_form, _screener
+def _cmd_explain(args: argparse.Namespace, cli: _Cli) -> int:
     from hipscreen._results import Assessment
     from hipscreen._rules.explain import ExplanationError, explain
 
-    screener = _screener(args)
-    text = _read_form(args.file, sys.stdin)
+    screener = cli.screener_from(args)
+    text = cli.read_form(args.file, sys.stdin)
     stored = None
     if args.assessment:
         try:
             stored = Assessment.model_validate_json(Path(args.assessment).read_text("utf-8-sig"))
         except OSError as error:
-            raise _usage(f"{args.assessment}: cannot read it ({error})") from None
+            raise cli.usage(f"{args.assessment}: cannot read it ({error})") from None
         except ValueError as error:
-            raise _usage(f"{args.assessment}: not a valid hipscreen assessment: {error}") from None
+            raise cli.usage(
+                f"{args.assessment}: not a valid hipscreen assessment: {error}"
+            ) from None
     rule_id = args.why if args.why is not None else args.why_not
     try:
         explanation = explain(stored, text, rule_id, screener, expect=args.why is not None)
     except InvalidFormError as error:
-        raise _usage(f"{args.file}: {error}") from None
+        raise cli.usage(f"{args.file}: {error}") from None
     except ExplanationError as error:
         message = str(error).replace("why_not()", "--why-not").replace("why()", "--why")
-        raise _usage(message) from None
+        raise cli.usage(message) from None
     if args.format == "json":
         _write(json.dumps(dataclasses.asdict(explanation), indent=2, ensure_ascii=False))
     else:
@@ -458,20 +483,22 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_rules_test(args: argparse.Namespace) -> int:
+def _cmd_rules_test(args: argparse.Namespace, cli: _Cli) -> int:
     from hipscreen.testing import run_cases
 
     directory = Path(args.dir)
     if not directory.is_dir():
-        raise _usage(f"{args.dir}: no such directory")
+        raise cli.usage(f"{args.dir}: no such directory")
     cases = directory / "cases" if (directory / "cases").is_dir() else directory
     if not any(cases.glob("*.yaml")):
-        raise _usage(f"{args.dir}: no case files (expected {cases}/*.yaml)")
+        raise cli.usage(f"{args.dir}: no case files (expected {cases}/*.yaml)")
     if args.rules is not None:
-        screener = load_rules(args.rules)
+        screener = load_rules(args.rules, cli.usage_error)
     else:
         rules_dir = cases.parent if cases != directory else directory
-        screener = load_rules(rules_dir) if _is_rules(rules_dir) else load_rules_builtin()
+        screener = (
+            load_rules(rules_dir, cli.usage_error) if _is_rules(rules_dir) else load_rules_builtin()
+        )
     report = run_cases(directory, screener, strict=args.strict)
     _write(report.text(verbose=args.verbose))
     return EXIT_OK if report.passed else EXIT_PROBLEMS
@@ -487,10 +514,12 @@ def load_rules_builtin() -> Screener:
     return default_screener()
 
 
-def _cmd_rules_diff(args: argparse.Namespace) -> int:
-    old = load_rules(args.old)
-    new = load_rules(args.new)
-    report = diff_rulesets(old, new, args.forms, old_dir=args.old, new_dir=args.new)
+def _cmd_rules_diff(args: argparse.Namespace, cli: _Cli) -> int:
+    old = load_rules(args.old, cli.usage_error)
+    new = load_rules(args.new, cli.usage_error)
+    report = diff_rulesets(
+        old, new, args.forms, old_dir=args.old, new_dir=args.new, usage_error=cli.usage_error
+    )
     if args.format == "json":
         _write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
@@ -498,24 +527,23 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if report.changes else EXIT_OK
 
 
-def _cmd_rules_rescreen(args: argparse.Namespace) -> int:
-    from hipscreen._cli import _read_form, _screener
+def _cmd_rules_rescreen(args: argparse.Namespace, cli: _Cli) -> int:
     from hipscreen._compare import compare
     from hipscreen._results import Assessment
 
     try:
         stored = Assessment.model_validate_json(Path(args.stored).read_text("utf-8-sig"))
     except OSError as error:
-        raise _usage(f"{args.stored}: cannot read it ({error})") from None
+        raise cli.usage(f"{args.stored}: cannot read it ({error})") from None
     except ValueError as error:
-        raise _usage(f"{args.stored}: not a valid hipscreen assessment: {error}") from None
-    text = _read_form(args.form, sys.stdin)
+        raise cli.usage(f"{args.stored}: not a valid hipscreen assessment: {error}") from None
+    text = cli.read_form(args.form, sys.stdin)
     try:
-        again = rescreen(stored, text, _screener(args))
+        again = rescreen(stored, text, cli.screener_from(args))
     except RulesetMismatchError as error:
-        raise _usage(str(error)) from None
+        raise cli.usage(str(error)) from None
     except InvalidFormError as error:
-        raise _usage(f"{args.form}: {error}") from None
+        raise cli.usage(f"{args.form}: {error}") from None
     if again == stored:
         _write(f"reproduced: the same assessment with rules {again.ruleset_version}")
         return EXIT_OK
@@ -528,10 +556,18 @@ def _cmd_rules_rescreen(args: argparse.Namespace) -> int:
 
 
 def register(
-    commands: Any, rule_commands: Any, rule_options: Callable[[argparse.ArgumentParser], None]
+    commands: Any,
+    rule_commands: Any,
+    *,
+    rule_options: Callable[[argparse.ArgumentParser], None],
+    read_form: Callable[[str, TextIO], str],
+    screener_from: Callable[[argparse.Namespace], Screener],
+    usage_error: type[Exception],
 ) -> None:
-    """Add ``explain`` to the top-level commands and ``test``, ``diff``, ``rescreen`` to
-    ``rules`` (called by ``hipscreen._cli.build_parser``)."""
+    """Add ``explain`` to the top-level commands and ``test``, ``diff``, ``rescreen``, ``schema``
+    to ``rules`` (called by ``hipscreen._cli.build_parser``, which passes its form reader,
+    screener options and usage error, as for ``fhir``)."""
+    cli = _Cli(read_form, screener_from, usage_error)
     explain = commands.add_parser(
         "explain",
         help="why a rule fired, or why it did not, for one intake form",
@@ -553,7 +589,7 @@ def register(
     )
     explain.add_argument("--format", choices=["text", "json"], default="text")
     rule_options(explain)
-    explain.set_defaults(func=_cmd_explain)
+    explain.set_defaults(func=lambda args: _cmd_explain(args, cli))
 
     test = rule_commands.add_parser(
         "test",
@@ -572,7 +608,7 @@ def register(
         help="also fail when a rule lacks a 'fires' or a 'quiet' case",
     )
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
-    test.set_defaults(func=_cmd_rules_test)
+    test.set_defaults(func=lambda args: _cmd_rules_test(args, cli))
 
     diff = rule_commands.add_parser(
         "diff",
@@ -601,7 +637,7 @@ def register(
         help="show at most N changed rows in the table (default 50; 0: all); counts and JSON "
         "cover every row",
     )
-    diff.set_defaults(func=_cmd_rules_diff)
+    diff.set_defaults(func=lambda args: _cmd_rules_diff(args, cli))
 
     again = rule_commands.add_parser(
         "rescreen",
@@ -614,7 +650,7 @@ def register(
     again.add_argument("stored", metavar="ASSESSMENT", help="the stored assessment (JSON)")
     again.add_argument("form", metavar="FORM", help="the intake form it was screened from (JSON)")
     rule_options(again)
-    again.set_defaults(func=_cmd_rules_rescreen)
+    again.set_defaults(func=lambda args: _cmd_rules_rescreen(args, cli))
 
     schema = rule_commands.add_parser(
         "schema",
@@ -626,4 +662,4 @@ def register(
     )
     schema.add_argument("--file", choices=list(SCHEMA_FILES), help="print only this file's schema")
     schema.add_argument("--write", metavar="DIR", help="write the schema files into DIR")
-    schema.set_defaults(func=_cmd_rules_schema)
+    schema.set_defaults(func=lambda args: _cmd_rules_schema(args, cli))
