@@ -12,6 +12,8 @@ import hipscreen
 
 HEAVY = (
     "hipscreen._rules.explain",
+    "hipscreen._rules.evaluator",
+    "hipscreen._rules.formfacts",
     "asyncio",
     "pandas",
     "polars",
