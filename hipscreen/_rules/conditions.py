@@ -32,7 +32,7 @@ How to add an atom kind (one model, one fact encoder):
    ``self._bounds(spec, where, unit)`` without ``optional=True``, each ``self.problem`` becomes a
    ``raise _fail(...)`` with the same text, and its ``return Atom(...)`` becomes ``atom()``.
 3. Make the facts it matches: the fact encoder in ``hipscreen/_engine.py`` (``FACT_KEYS``) and
-   where the form's facts are made (``hipscreen/_screen.py``), plus the explanation evaluator's
+   where the form's facts are made (``hipscreen/_facts.py``), plus the explanation evaluator's
    reading of the form and of the atom (``hipscreen/_rules/formfacts.py``, ``evaluator.py``).
 4. Add its row to the condition table in ``docs/writing-rules.md`` and regenerate the schemas:
    ``hipscreen rules schema --write docs/schema/rules``.
