@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hipscreen import Dose
-from hipscreen._rules.conditions import alternatives, finding_refs
+from hipscreen._rules.atoms import alternatives, finding_refs
 from hipscreen._rules.files import ExerciseSpec, WithholdSpec
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import Rule, RuleSet

@@ -74,7 +74,7 @@ from hipscreen._limits import (
     MAX_PATTERNS_PER_TEST,
     MAX_THRESHOLD_DECIMALS,
 )
-from hipscreen._rules.conditions import Atom
+from hipscreen._rules.atoms import Atom
 
 Fact = dict[str, Any]
 FireCallback = Callable[[str, Sequence[int]], Sequence[str]]

@@ -28,7 +28,7 @@ from hipscreen._form import IntakeForm, coerce_form
 from hipscreen._limits import MAX_PATTERN_EXPRESSIONS
 from hipscreen._plan import Planner
 from hipscreen._results import Assessment
-from hipscreen._rules.conditions import Atom, Condition, alternatives, finding_refs
+from hipscreen._rules.atoms import Atom, Condition, alternatives, finding_refs
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import RuleSet
 from hipscreen._rules.tables import tables

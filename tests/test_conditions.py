@@ -13,14 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import conditions
 
+from hipscreen._rules.atoms import AllOf, AnyOf, Atom, Condition
 from hipscreen._rules.conditions import (
     ATOM_KEYS,
     ATOM_KINDS,
     CONDITION_KEYS,
-    AllOf,
-    AnyOf,
-    Atom,
-    Condition,
     ConditionContext,
     condition_json_schema,
     parse_condition,

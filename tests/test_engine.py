@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import hipscreen
 from hipscreen import _engine
 from hipscreen._engine import CompiledRules, EngineRule, engine_number
-from hipscreen._rules.conditions import Atom
+from hipscreen._rules.atoms import Atom
 
 GRADE = Atom("grade", (("measure", "tightness"),), at_least=2)
 

@@ -20,7 +20,7 @@ import pytest
 import hipscreen
 from hipscreen import _engine
 from hipscreen._engine import CompiledRules, EngineRule
-from hipscreen._rules.conditions import Atom
+from hipscreen._rules.atoms import Atom
 
 SMALL_RULES = Path(__file__).resolve().parent / "broken_rules" / "_valid"
 FORM = {"tightness": {"iliopsoas": 3}}

@@ -21,7 +21,7 @@ from strategies import forms, instrument_blocks, rule_files, screening_forms
 
 import hipscreen
 from hipscreen import IntakeForm
-from hipscreen._rules.conditions import AllOf, Atom
+from hipscreen._rules.atoms import AllOf, Atom
 
 EXTRA = Path(__file__).resolve().parent / "extra_rules"
 

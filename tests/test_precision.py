@@ -19,7 +19,7 @@ from strategies import thresholds, values_near
 
 import hipscreen
 from hipscreen._engine import CompiledRules, EngineRule, engine_number
-from hipscreen._rules.conditions import Atom
+from hipscreen._rules.atoms import Atom
 
 OPERATORS = {
     "at_least": operator.ge,

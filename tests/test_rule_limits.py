@@ -438,7 +438,7 @@ def test_a_long_any_of_is_split_into_patterns_the_engine_accepts(tmp_path: Path)
 
 def test_network_problems_name_the_engine_rule_that_crosses_a_limit() -> None:
     from hipscreen._engine import EngineRule, network_problems
-    from hipscreen._rules.conditions import Atom
+    from hipscreen._rules.atoms import Atom
 
     rules = [
         EngineRule(f"r{i}", ((Atom("age", at_least=i),),))

@@ -16,7 +16,7 @@ import yaml
 import hipscreen
 from hipscreen._engine import fact_fields
 from hipscreen._facts import FormFacts
-from hipscreen._rules.conditions import Atom, alternatives
+from hipscreen._rules.atoms import Atom, alternatives
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import RuleSet
 from hipscreen._rules.safetynet import lone_raisers

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from strategies import forms, with_symptom
 
 import hipscreen
-from hipscreen._rules.conditions import alternatives
+from hipscreen._rules.atoms import alternatives
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._vocabulary import ExerciseKind, Severity
 

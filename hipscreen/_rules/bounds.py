@@ -19,7 +19,7 @@ from hipscreen._limits import (
     MAX_COMBINATIONS_PER_RULE,
     MAX_PATTERNS_PER_ALTERNATIVE,
 )
-from hipscreen._rules.conditions import AnyOf, Atom, Condition
+from hipscreen._rules.atoms import AnyOf, Atom, Condition
 from hipscreen._rules.numbers import number_problem
 from hipscreen._rules.ruleset import Rule
 from hipscreen._rules.tables import tables

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hipscreen._rules.conditions import Condition, finding_refs
+from hipscreen._rules.atoms import Condition, finding_refs
 from hipscreen._rules.files import (
     CatalogFile,
     ExerciseSpec,

@@ -5,7 +5,8 @@ conditions) or one atom kind (``grade``, ``symptom``, …). Each atom kind is on
 model (extra keys forbidden) with a single field named after the kind, and `ConditionModel` is
 the tagged union of them (the tag is the mapping's one key). `parse_condition` validates a rule
 file's ``when`` through that union and converts it to the values the engine door, the bounds
-checks, the safety net and the explanation evaluator work on: `Atom`, `AllOf`, `AnyOf`.
+checks, the safety net and the explanation evaluator work on: `Atom`, `AllOf`, `AnyOf`
+(``hipscreen._rules.atoms``).
 
 Names from closed vocabularies (muscles, symptoms, …) are the `hipscreen._vocabulary` enums, so
 the JSON Schema lists them. Names that depend on the loaded rule data (threshold names, rule ids
@@ -25,7 +26,8 @@ How to add an atom kind (one model, one fact encoder):
    null is refused). A check that needs another field goes in a ``field_validator`` reading
    ``info.data``, one across fields in a ``model_validator(mode="after")``; every message
    through `_fail`.
-2. Add it to `ATOM_KINDS` (the order of the "allowed:" list) and its fact type to `FactType`.
+2. Add it to `ATOM_KINDS` (the order of the "allowed:" list) and its fact type to `FactType`
+   (``hipscreen/_rules/atoms.py``).
    Porting a ``_ConditionParser._atom_foo`` from an older branch: its ``_KEYS["foo"]`` are the
    ``FooAtom`` fields (``_name``/``_names`` for each ``self._name``/``self._names``, `Bound` for
    each bound, ``StrictBoolean`` for true/false), ``needs_bound = True`` where it called
@@ -40,11 +42,10 @@ How to add an atom kind (one model, one fact encoder):
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, Union
 
 from pydantic import (
     BaseModel,
@@ -66,6 +67,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from hipscreen._instruments.models import INSTRUMENT_IDS
+from hipscreen._rules.atoms import AllOf, AnyOf, Atom, Condition, FactType
 from hipscreen._rules.numbers import number_problem
 from hipscreen._vocabulary import (
     Activity,
@@ -85,69 +87,6 @@ from hipscreen._vocabulary import (
 
 RULE_ID = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 THRESHOLD_NAME = r"^[a-z][a-z0-9_]*$"
-
-# -- the values the engine works on ----------------------------------------------------------------
-
-FactType = Literal[
-    "grade",
-    "rom",
-    "symptom",
-    "activity",
-    "finding",
-    "age",
-    "test",
-    "sign",
-    "context",
-    "asym",
-    "unmeasured",
-    "score",
-]
-
-
-@dataclass(frozen=True)
-class Atom:
-    """One test against one fact: the unit the engine matches."""
-
-    fact: FactType
-    equals: tuple[tuple[str, str], ...] = ()  # (attribute, value) equality tests
-    one_of: tuple[str, tuple[str, ...]] | None = None  # attribute in values
-    at_least: float | None = None
-    at_most: float | None = None
-    below: float | None = None
-    above: float | None = None
-    describe: str | None = None  # the test in words, for the evidence ("≥ 2 (tight_grade)")
-
-
-@dataclass(frozen=True)
-class AllOf:
-    items: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    items: tuple[Condition, ...]
-
-
-Condition = Atom | AllOf | AnyOf
-
-
-def alternatives(condition: Condition) -> list[tuple[Atom, ...]]:
-    """The condition in disjunctive normal form: each alternative is a conjunction of atoms."""
-    if isinstance(condition, Atom):
-        return [(condition,)]
-    if isinstance(condition, AnyOf):
-        return [alt for item in condition.items for alt in alternatives(item)]
-    product = itertools.product(*(alternatives(item) for item in condition.items))
-    return [tuple(atom for part in combo for atom in part) for combo in product]
-
-
-def finding_refs(condition: Condition) -> Iterator[str]:
-    """Every finding id the condition chains on."""
-    for alt in alternatives(condition):
-        for atom in alt:
-            if atom.fact == "finding":
-                yield dict(atom.equals)["id"]
-
 
 # -- what validation checks names against ----------------------------------------------------------
 
@@ -843,15 +782,8 @@ __all__ = [
     "ATOM_KEYS",
     "ATOM_KINDS",
     "CONDITION_KEYS",
-    "AllOf",
-    "AnyOf",
-    "Atom",
-    "Condition",
     "ConditionContext",
     "ConditionModel",
-    "FactType",
-    "alternatives",
     "condition_json_schema",
-    "finding_refs",
     "parse_condition",
 ]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hipscreen._form import IntakeForm
-from hipscreen._rules.conditions import AllOf, AnyOf, Atom, Condition
+from hipscreen._rules.atoms import AllOf, AnyOf, Atom, Condition
 from hipscreen._rules.formfacts import SIDE_ORDER, EvaluatorError, OFact, form_facts
 from hipscreen._rules.ruleset import Rule, RuleSet
 from hipscreen._vocabulary import (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hipscreen._errors import HipscreenError
 from hipscreen._form import IntakeForm
-from hipscreen._rules.conditions import Atom, Condition
+from hipscreen._rules.atoms import Atom, Condition
 from hipscreen._rules.evaluator import (
     Evaluator,
     atom_bounds,

@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from hipscreen._errors import RuleDataError, RuleProblem
 from hipscreen._instruments.loader import builtin_instruments
 from hipscreen._limits import MAX_RULE_DATA_BYTES, MAX_RULE_FILES, MAX_RULES
+from hipscreen._rules.atoms import Condition, finding_refs
 from hipscreen._rules.bounds import check_condition, check_rule_set, check_thresholds
 from hipscreen._rules.checks import check_catalog, check_cycles, check_plan, check_safety
-from hipscreen._rules.conditions import Condition, ConditionContext, finding_refs, parse_condition
+from hipscreen._rules.conditions import ConditionContext, parse_condition
 from hipscreen._rules.files import CatalogFile, ExerciseSpec, RulesetFile, RuleSpec, ThresholdSpec
 from hipscreen._rules.numbers import number_problem
 from hipscreen._rules.problems import Collector

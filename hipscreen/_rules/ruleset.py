@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hipscreen._rules.conditions import Condition
+from hipscreen._rules.atoms import Condition
 from hipscreen._rules.files import (
     DoseSpec,
     ExerciseSpec,

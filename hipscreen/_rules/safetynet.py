@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hipscreen._rules.conditions import Atom, alternatives
+from hipscreen._rules.atoms import Atom, alternatives
 from hipscreen._rules.files import CatalogFile, RulesetFile, VocabularyFile
 from hipscreen._rules.problems import Collector
 from hipscreen._rules.ruleset import Rule
