@@ -31,11 +31,11 @@ from typing import Any
 
 from hipscreen import Dose
 from hipscreen._rules.atoms import alternatives, finding_refs
+from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._rules.files import ExerciseSpec, WithholdSpec
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import Rule, RuleSet
 from hipscreen._rules.safetynet import lone_raisers
-from hipscreen._rules.tables import builtin_rules_dir
 from hipscreen._vocabulary import ExerciseKind
 
 DOCS = Path(__file__).resolve().parent

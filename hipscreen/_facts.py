@@ -603,7 +603,7 @@ class EquivalenceTable(NamedTuple):
 
 def load_equivalences(path: Path | None = None) -> EquivalenceTable:
     """Read and check the equivalence table; a problem names the entry, the key and the value."""
-    from hipscreen._rules.tables import builtin_rules_dir  # a leaf import: the rule loader's home
+    from hipscreen._rules.builtin import builtin_rules_dir  # a leaf import: where the rules are
 
     where = path or builtin_rules_dir() / "equivalences.yaml"
     data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}

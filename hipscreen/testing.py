@@ -261,7 +261,7 @@ def _read_case(
 
 @functools.lru_cache(maxsize=8)
 def _screener_for(directory: Path) -> Screener:
-    from hipscreen._rules.tables import builtin_rules_dir
+    from hipscreen._rules.builtin import builtin_rules_dir
     from hipscreen._screen import Screener, default_screener
 
     if directory.resolve() == builtin_rules_dir().resolve():

@@ -16,7 +16,7 @@ import hipscreen
 from hipscreen import InvalidFormError
 from hipscreen._errors import RuleDataError
 from hipscreen._instruments import builtin_instruments, load_instruments, score_items
-from hipscreen._rules.tables import builtin_rules_dir
+from hipscreen._rules.builtin import builtin_rules_dir
 
 SPECS = builtin_instruments()
 

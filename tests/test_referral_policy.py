@@ -18,9 +18,9 @@ import yaml
 from test_rule_cases import ALL_CASES
 
 import hipscreen
+from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import Rule
-from hipscreen._rules.tables import builtin_rules_dir
 from hipscreen._vocabulary import ExerciseKind, Urgency
 
 RULESET = load_ruleset()

@@ -17,10 +17,11 @@ import hipscreen
 from hipscreen._engine import fact_fields
 from hipscreen._facts import FormFacts
 from hipscreen._rules.atoms import Atom, alternatives
+from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import RuleSet
 from hipscreen._rules.safetynet import lone_raisers
-from hipscreen._rules.tables import builtin_rules_dir, tables
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import ContextItem, Measure, Severity, Symptom
 
 RULESET: RuleSet = load_ruleset()

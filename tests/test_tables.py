@@ -13,7 +13,8 @@ import hipscreen
 from hipscreen._errors import RuleDataError
 from hipscreen._form import IntakeForm
 from hipscreen._rules import loader
-from hipscreen._rules.tables import TABLES_FILE, TablesFile, builtin_rules_dir, load_tables, tables
+from hipscreen._rules.builtin import builtin_rules_dir
+from hipscreen._rules.tables import TABLES_FILE, TablesFile, load_tables, tables
 from hipscreen._vocabulary import Muscle, MuscleGroup, Symptom
 
 BUILT_IN = builtin_rules_dir() / TABLES_FILE

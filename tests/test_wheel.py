@@ -19,7 +19,7 @@ FORM = {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}, "clie
 SCRIPT = """
 import json, sys
 import hipscreen
-from hipscreen._rules.tables import builtin_rules_dir
+from hipscreen._rules.builtin import builtin_rules_dir
 
 form = json.loads(sys.argv[1])
 result = hipscreen.assess(form)

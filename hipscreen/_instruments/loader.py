@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from hipscreen._errors import RuleDataError
 from hipscreen._instruments.models import INSTRUMENT_IDS, InstrumentSpec
 from hipscreen._limits import MAX_RULE_DATA_BYTES
+from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._rules.problems import Collector
 from hipscreen._rules.safeyaml import read_yaml
-from hipscreen._rules.tables import builtin_rules_dir
 
 
 def load_instruments(directory: Path | None = None) -> Mapping[str, InstrumentSpec]:

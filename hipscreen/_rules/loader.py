@@ -16,6 +16,7 @@ from hipscreen._instruments.loader import builtin_instruments
 from hipscreen._limits import MAX_RULE_DATA_BYTES, MAX_RULE_FILES, MAX_RULES
 from hipscreen._rules.atoms import Condition, finding_refs
 from hipscreen._rules.bounds import check_condition, check_rule_set, check_thresholds
+from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._rules.checks import check_catalog, check_cycles, check_plan, check_safety
 from hipscreen._rules.conditions import ConditionContext, parse_condition
 from hipscreen._rules.files import CatalogFile, ExerciseSpec, RulesetFile, RuleSpec, ThresholdSpec
@@ -24,7 +25,7 @@ from hipscreen._rules.problems import Collector
 from hipscreen._rules.ruleset import Rule, RuleSet
 from hipscreen._rules.safetynet import check_referrals, check_vocabulary, load_vocabulary
 from hipscreen._rules.safeyaml import read_yaml
-from hipscreen._rules.tables import TABLES_FILE, builtin_rules_dir
+from hipscreen._rules.tables import TABLES_FILE
 from hipscreen._vocabulary import suggest
 
 

@@ -13,7 +13,6 @@ with the allowed ones; every problem is reported at once, with the file and the 
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from hipscreen._errors import RuleDataError, RuleProblem
 from hipscreen._limits import MAX_RULE_FILE_BYTES
+from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._vocabulary import (
     Measure,
     Muscle,
@@ -35,14 +35,6 @@ from hipscreen._vocabulary import (
 TABLES_FILE = "tables.yaml"
 
 _Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-
-
-def builtin_rules_dir() -> Path:
-    """The rules shipped with hipscreen: inside the package when installed, else the checkout's."""
-    packaged = Path(str(resources.files("hipscreen"))) / "rules"
-    if (packaged / "ruleset.yaml").is_file():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "rules"
 
 
 class _Table(BaseModel):
