@@ -134,7 +134,8 @@ def form_facts(form: IntakeForm) -> list[OFact]:
     for measure in ("tightness", "strength"):
         table = getattr(form, measure)
         for muscle, given in table.items():
-            base = {"measure": measure, "muscle": muscle.value, "group": muscle.group.value}
+            group = tables().group_of[muscle].value
+            base = {"measure": measure, "muscle": muscle.value, "group": group}
             sides = _sided(given)
             pairs = sides if sides is not None else [(Side.BOTH, given)]
             tests = LENGTH_TESTS.get(muscle.value, ())
@@ -167,7 +168,7 @@ def form_facts(form: IntakeForm) -> list[OFact]:
                 dict(pairs),
                 f"{measure}.{muscle.value}",
                 False,
-                muscle.group.value,
+                group,
             )
 
     rom = form.rom
