@@ -1,6 +1,8 @@
-"""The parsed condition: atoms joined by all_of / any_of, the values the engine door, the bounds
-checks, the safety net and the explanation evaluator work on (`hipscreen._rules.conditions`
-makes them from a rule file's ``when``)."""
+"""The parsed condition: atoms joined by all_of / any_of.
+
+These are the values the engine door, the bounds checks, the safety net and the explanation
+evaluator work on; `hipscreen._rules.conditions` makes them from a rule file's ``when``.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
-"""Cross-checks over the rule files: rules name real exercises and properties and critical rules
-stay safe, the catalog and plan policy hang together, and findings do not chain in a cycle."""
+"""Cross-checks over the rule files, beyond what each file's schema says.
+
+Rules name real exercises and properties, and a rule that can be critical recommends nothing
+strengthening, stretching or loaded; the catalog and the plan policy hang together; findings do
+not chain in a cycle.
+"""
 
 from __future__ import annotations
 

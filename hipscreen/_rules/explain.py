@@ -1,6 +1,8 @@
-"""Why a rule fired, and why it did not: every alternative of the rule's condition, which atoms
-held and which did not, with the input value (or "not assessed"), the threshold and where it
-came from, down any chain of findings.
+"""Why a rule fired, and why it did not.
+
+For every alternative of the rule's condition: which atoms held and which did not, with the
+input value (or "not assessed"), the threshold and where it came from, down any chain of
+findings.
 
 The answers come from the pure-Python evaluator (`hipscreen._rules.evaluator`), and `explain`
 refuses to explain an assessment that evaluator disagrees with, so an explanation never

@@ -1,5 +1,9 @@
-"""The rule files' schema: pydantic models of ruleset.yaml, exercises.yaml, findings/*.yaml and
-vocabulary.yaml, as the loader validates them and ``hipscreen rules schema`` prints them."""
+"""The rule files' schema: pydantic models of the files under ``rules/``.
+
+``ruleset.yaml``, ``exercises.yaml``, ``findings/*.yaml`` and ``vocabulary.yaml``, as the loader
+validates them and ``hipscreen rules schema`` prints them (a rule's ``when`` is validated by
+`hipscreen._rules.conditions`).
+"""
 
 from __future__ import annotations
 

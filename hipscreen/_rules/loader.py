@@ -1,5 +1,7 @@
-"""Loading a rule set: read the files, validate them, cross-check them and digest them; every
-problem at once."""
+"""Loading a rule set: read, validate, cross-check and digest the rule files.
+
+Every problem is reported at once (`RuleDataError`); a `RuleSet` is built only from valid data.
+"""
 
 from __future__ import annotations
 

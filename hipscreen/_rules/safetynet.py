@@ -1,5 +1,8 @@
-"""The safety net: every referral agrees with the referral policy, and every alarm symptom or
-context item of ``vocabulary.yaml`` alone raises at least a warning, exactly once."""
+"""The safety net: the referral policy and the alarm classification of the vocabulary.
+
+Every referral agrees with the referral policy of its kind, and every alarm symptom or context
+item of ``vocabulary.yaml`` alone raises at least a warning, exactly once.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Reading rule files safely: plain files only, within size budgets, no anchors or aliases, no
-collections nested too deep, no duplicate keys."""
+"""Reading rule files safely: bounded, alias-free YAML.
+
+Plain files only, within the size budgets, no anchors or aliases, no collections nested too deep,
+no duplicate keys.
+"""
 
 from __future__ import annotations
 
