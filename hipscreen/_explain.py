@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from hipscreen._errors import HipscreenError
 from hipscreen._facts import normalised_reports
-from hipscreen._form import IntakeForm
 from hipscreen._instruments import builtin_instruments
+from hipscreen._intake.form import IntakeForm
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
 from hipscreen._tables import tables
 from hipscreen._vocabulary import (
@@ -1356,7 +1356,7 @@ def explain(
             happened.
         InvalidFormError: the form is invalid.
     """
-    from hipscreen._form import coerce_form
+    from hipscreen._intake.form import coerce_form
     from hipscreen._screen import default_screener
 
     screener = screener if screener is not None else default_screener()

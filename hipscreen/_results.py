@@ -12,7 +12,7 @@ from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, 
 
 if TYPE_CHECKING:
     from hipscreen._explain import Explanation
-    from hipscreen._form import IntakeForm
+    from hipscreen._intake.form import IntakeForm
     from hipscreen._render.cds import CdsCard
     from hipscreen._screen import Screener
 

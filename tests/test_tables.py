@@ -12,7 +12,7 @@ from oracle import CONCERN_IS_LOW, LENGTH_TESTS
 import hipscreen
 from hipscreen import _ruledata
 from hipscreen._errors import RuleDataError
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._tables import TABLES_FILE, TablesFile, builtin_rules_dir, load_tables, tables
 from hipscreen._vocabulary import Muscle, MuscleGroup, Symptom
 

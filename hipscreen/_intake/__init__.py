@@ -1,0 +1,1 @@
+"""The intake: the typed form and the strict JSON reader."""
