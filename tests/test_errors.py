@@ -28,7 +28,7 @@ LOCAL = {
     "_cds_hooks.py": {"CdsFailure"},
     "_service_auth.py": {"AuthError"},
     "_engine.py": {"_StaleSession"},
-    "_intake/form.py": {"_RepeatedKeyError"},
+    "_intake/strictjson.py": {"_RepeatedKeyError"},
     "_explain.py": {"EvaluatorError", "ExplanationError"},
     "_batch/_tables.py": {"_CellProblem"},
     "_batch/_csvframe.py": {"FramingError"},
