@@ -17,8 +17,8 @@ import json
 import math
 import re
 from collections import Counter
-from functools import partial
-from typing import Any
+from functools import cache, partial
+from typing import Any, NamedTuple
 
 from hipscreen._errors import FieldProblem, InvalidFormError, JsonProblem, StrictJsonError
 from hipscreen._limits import MAX_FORM_BYTES, MAX_FORM_DEPTH, MAX_FORM_INT_DIGITS
@@ -55,9 +55,22 @@ MAX_NUMBER_CHARS = 100
 """Most characters in one JSON number. Nothing hipscreen reads needs more than a handful, and long
 numbers cost time to convert (Python refuses integers over 4,300 digits with a ``ValueError``)."""
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+class _Patterns(NamedTuple):
+    string: re.Pattern[str]
+    bracket: re.Pattern[str]
+    surrogate: re.Pattern[str]
+
+
+@cache
+def _patterns() -> _Patterns:
+    """Compiled on first use: ``import hipscreen`` loads this module for the form door, which needs
+    none of them."""
+    return _Patterns(
+        re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL),
+        re.compile(r"[\[\]{}]"),
+        re.compile("[\ud800-\udfff]"),
+    )
 
 
 class Refused:
@@ -118,7 +131,7 @@ def loads_strict(
     text = _decode(data) if isinstance(data, bytes) else data.removeprefix("\ufeff")
     if not text.strip():
         raise StrictJsonError([JsonProblem("json_invalid", (), "the document is empty")])
-    outside_strings = _STRING.sub("", text)
+    outside_strings = _patterns().string.sub("", text)
     if outside_strings.count(",") >= max_values:  # n commas separate at least n + 1 values
         raise StrictJsonError([_too_many(max_values)])
     if _depth(outside_strings, max_depth) > max_depth:
@@ -188,7 +201,7 @@ def _depth(outside_strings: str, limit: int) -> int:
     its strings taken out. In text that is not JSON at all the count may be off, which only
     changes which error is reported."""
     depth = 0
-    for match in _BRACKET.finditer(outside_strings):
+    for match in _patterns().bracket.finditer(outside_strings):
         if match.group() in "[{":
             depth += 1
             if depth > limit:
@@ -244,6 +257,7 @@ def _inspect(document: Any, max_values: int) -> list[JsonProblem]:
     """Every refused value, repeated key and lone surrogate, in document order; stops counting
     values past ``max_values``."""
     problems: list[JsonProblem] = []
+    surrogate = _patterns().surrogate
     counted = 1  # values seen or waiting on the stack
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), document)]
     while stack:
@@ -264,7 +278,7 @@ def _inspect(document: Any, max_values: int) -> list[JsonProblem]:
                     for key, count in value.duplicates.items()
                 ]
             for key in value:
-                if _SURROGATE.search(key):
+                if surrogate.search(key):
                     problems.append(_surrogate(path, key))
             stack.extend(((*path, k), v) for k, v in reversed(value.items()))
         elif isinstance(value, list):
@@ -272,7 +286,7 @@ def _inspect(document: Any, max_values: int) -> list[JsonProblem]:
         elif isinstance(value, Refused):
             message = _MESSAGES[value.kind].format(text=value.text)
             problems.append(JsonProblem("json_invalid", path, message, value.text))
-        elif isinstance(value, str) and _SURROGATE.search(value):
+        elif isinstance(value, str) and surrogate.search(value):
             problems.append(_surrogate(path, value))
     return problems
 
@@ -297,7 +311,7 @@ def _surrogate(path: tuple[str | int, ...], text: str) -> JsonProblem:
 
 def scrub(text: str) -> str:
     """``text`` with each lone surrogate replaced by U+FFFD, so it can be encoded as UTF-8."""
-    return _SURROGATE.sub("\ufffd", text)
+    return _patterns().surrogate.sub("\ufffd", text)
 
 
 # -- the form door --------------------------------------------------------------------------------
