@@ -31,7 +31,7 @@ from bench_assess import realistic_forms  # noqa: E402
 
 import hipscreen  # noqa: E402
 from hipscreen._facts import FormFacts  # noqa: E402
-from hipscreen._form import coerce_form  # noqa: E402
+from hipscreen._intake.form import coerce_form  # noqa: E402
 from hipscreen._plan import Planner  # noqa: E402
 from hipscreen._screen import _MEASURES  # noqa: E402
 from hipscreen._vocabulary import Measure  # noqa: E402

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from strategies import random_forms
 
     import hipscreen
-    from hipscreen._form import coerce_form
+    from hipscreen._intake.form import coerce_form
 
     if args.forms is not None and args.forms.exists():
         forms = json.loads(args.forms.read_text(encoding="utf-8"))

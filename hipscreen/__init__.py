@@ -22,7 +22,7 @@ from hipscreen._errors import (
     RuleDataError,
     TableError,
 )
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._results import (
     Assessment,
     Dose,

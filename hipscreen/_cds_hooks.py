@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hipscreen._fhir import _codes
-from hipscreen._strictjson import JsonProblem, StrictJsonError, loads_strict
+from hipscreen._intake.strictjson import JsonProblem, StrictJsonError, loads_strict
 
 __all__ = [
     "HOOK",

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from hipscreen._errors import EngineError, InvalidFormError, RuleDataError
+from hipscreen._intake.strictjson import StrictJsonError, loads_strict
 from hipscreen._results import Assessment
 from hipscreen._rules.ruleset import RuleSet
 from hipscreen._schema import SCHEMA_FILES, schema, write_schema_files
 from hipscreen._screen import Screener, default_screener
-from hipscreen._strictjson import StrictJsonError, loads_strict
 from hipscreen._version import __version__
 from hipscreen._vocabulary import Severity
 

@@ -12,7 +12,7 @@
 
 Each child also subclasses the matching builtin, so ``except ValueError`` keeps working. Every
 class is defined here except `ExplanationError` (in ``_rules.explain``, beside the explanations it
-is about); the modules that raise them re-export them under their old names (``_strictjson``,
+is about); the modules that raise them re-export them under their old names (``_intake.strictjson``,
 ``_rulestools``, ``_batch._tables``, ``_batch._outcomes``). Exceptions that never leave a module
 (a CLI usage error, a CDS Hooks failure answer, a worker's stale session) are private control flow
 and stay beside their code.

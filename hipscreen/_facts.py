@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from hipscreen._engine import encode_fact, fact_head
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._results import InstrumentScore
 from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel
 
 from hipscreen._facts import reported_symptoms
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._rules.files import ExerciseSpec, WithholdSpec
 from hipscreen._rules.ruleset import RuleSet

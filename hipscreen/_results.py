@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 if TYPE_CHECKING:
-    from hipscreen._form import IntakeForm
+    from hipscreen._intake.form import IntakeForm
     from hipscreen._render.cds import CdsCard
     from hipscreen._rules.explain import Explanation
     from hipscreen._screen import Screener

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._results import Assessment
 
 __all__ = ["SCHEMA_FILES", "render_schema_files", "schema", "write_schema_files"]

@@ -24,7 +24,7 @@ from hipscreen._engine import (
 from hipscreen._errors import EngineError, RuleDataError, RuleProblem
 from hipscreen._facts import FormFacts, Grade
 from hipscreen._forksafe import ForkSafeLock
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._limits import MAX_PATTERN_EXPRESSIONS
 from hipscreen._plan import Planner
 from hipscreen._results import Assessment

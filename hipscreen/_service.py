@@ -19,7 +19,7 @@ logged or stored.
 
 Bad requests get a 4xx answer, never a 500: 413 for a body over ``max_body_bytes`` (counted while
 reading, whatever Content-Length says), 415 for a body that is not declared as JSON, 422 for a
-body that is not strict JSON (`hipscreen._strictjson`: UTF-8, finite numbers, unique keys,
+body that is not strict JSON (`hipscreen._intake.strictjson`: UTF-8, finite numbers, unique keys,
 bounded depth and size) or not a valid form. An error answer is ``{"detail": [...], "omitted":
 n}``: at most ``max_problems`` problems, each with the field path (``loc`` as FastAPI gives it,
 and ``field``, the same path dotted without "body"), the message and the value given, every text
@@ -69,7 +69,15 @@ from hipscreen._cds_hooks import (
     redact,
 )
 from hipscreen._errors import InvalidFormError
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
+from hipscreen._intake.strictjson import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    JsonProblem,
+    StrictJsonError,
+    loads_strict,
+    scrub,
+)
 from hipscreen._render.cds import CdsCard, ResourceFactory, cards_for
 from hipscreen._results import Assessment
 from hipscreen._schema import _summary_only, schema
@@ -83,14 +91,6 @@ from hipscreen._service_limits import (
     header_timeout_protocol,
 )
 from hipscreen._service_pages import INTAKE_PAGE, swagger_assets
-from hipscreen._strictjson import (
-    MAX_DEPTH,
-    MAX_VALUES,
-    JsonProblem,
-    StrictJsonError,
-    loads_strict,
-    scrub,
-)
 from hipscreen._version import __version__
 from hipscreen._vocabulary import Severity
 

@@ -12,7 +12,7 @@ from test_rule_cases import ALL_CASES
 
 import hipscreen
 from hipscreen._batch._outcomes import record_of, record_of_brief
-from hipscreen._form import coerce_form
+from hipscreen._intake.form import coerce_form
 
 EXTRA_RULES = Path(__file__).parent / "extra_rules"
 

@@ -17,7 +17,7 @@ PACKAGE = Path(hipscreen.__file__).resolve().parent
 MOVED = [
     ("hipscreen._batch._tables", "TableError", ValueError),
     ("hipscreen._batch._outcomes", "BatchInterrupted", RuntimeError),
-    ("hipscreen._strictjson", "StrictJsonError", ValueError),
+    ("hipscreen._intake.strictjson", "StrictJsonError", ValueError),
     ("hipscreen._rulestools", "RulesetMismatchError", ValueError),
 ]
 
@@ -28,7 +28,7 @@ LOCAL = {
     "_cds_hooks.py": {"CdsFailure"},
     "_service_auth.py": {"AuthError"},
     "_engine.py": {"_StaleSession"},
-    "_form.py": {"_RepeatedKeyError"},
+    "_intake/strictjson.py": {"_RepeatedKeyError"},
     "_rules/explain.py": {"ExplanationError"},
     "_rules/formfacts.py": {"EvaluatorError"},
     "_batch/_tables.py": {"_CellProblem"},

@@ -27,7 +27,7 @@ from hipscreen._batch._frames import (
 )
 from hipscreen._batch._outcomes import record_of
 from hipscreen._batch._tables import TableError, TableReader
-from hipscreen._form import (
+from hipscreen._intake.form import (
     ActiveKneeExtension,
     BackPain,
     HipReplacement,

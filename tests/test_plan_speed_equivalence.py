@@ -21,7 +21,7 @@ from strategies import SYMPTOMS, forms, with_symptom
 
 import hipscreen
 from hipscreen._facts import reported_symptoms
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._rules.files import ExerciseSpec, WithholdSpec
 from hipscreen._rules.ruleset import RuleSet
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side

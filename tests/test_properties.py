@@ -25,7 +25,7 @@ from strategies import (
 )
 
 import hipscreen
-from hipscreen._form import RangeOfMotion
+from hipscreen._intake.form import RangeOfMotion
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._vocabulary import ExerciseKind, Movement, Severity, normalise_name
 

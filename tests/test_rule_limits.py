@@ -402,7 +402,7 @@ def test_max_facts_bounds_the_facts_of_a_full_form() -> None:
 
     from hipscreen._engine import fact_fields
     from hipscreen._facts import FormFacts
-    from hipscreen._form import coerce_form
+    from hipscreen._intake.form import coerce_form
     from hipscreen._vocabulary import Measure
 
     intake = coerce_form(FULL_FORM)

@@ -165,7 +165,7 @@ def test_from_ruleset_refuses_what_is_not_a_ruleset() -> None:
 
 def test_batch_hooks_give_what_assess_gives(clinic: hipscreen.Screener) -> None:
     """The hooks the batch doors call are the public path's findings, form for form."""
-    from hipscreen._form import coerce_form
+    from hipscreen._intake.form import coerce_form
 
     intakes = [coerce_form(SPRINTER), coerce_form(GOOD_GLUTES)]
     together = clinic.assess_validated(intakes)

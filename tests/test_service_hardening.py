@@ -18,6 +18,7 @@ from strategies import forms
 
 import hipscreen
 from hipscreen import _cli, _service
+from hipscreen._intake.strictjson import MAX_DEPTH, MAX_VALUES
 from hipscreen._service import (
     HOOK,
     MAX_BODY_BYTES,
@@ -27,7 +28,6 @@ from hipscreen._service import (
     ProblemReport,
     create_app,
 )
-from hipscreen._strictjson import MAX_DEPTH, MAX_VALUES
 
 if importlib.util.find_spec("fastapi") is None:
     pytest.fail(

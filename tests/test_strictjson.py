@@ -1,4 +1,5 @@
-"""Strict JSON for untrusted bodies (hipscreen._strictjson): what it refuses, where, its limits."""
+"""Strict JSON for untrusted bodies (hipscreen._intake.strictjson): what it refuses, where,
+its limits."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hipscreen._strictjson import (
+from hipscreen._intake.strictjson import (
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
     MAX_VALUES,

@@ -11,7 +11,7 @@ from oracle import CONCERN_IS_LOW, LENGTH_TESTS
 
 import hipscreen
 from hipscreen._errors import RuleDataError
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._rules import loader
 from hipscreen._rules.builtin import builtin_rules_dir
 from hipscreen._rules.tables import TABLES_FILE, TablesFile, load_tables, tables

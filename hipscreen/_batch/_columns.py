@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._vocabulary import normalise_name
 
 __all__ = ["BY_NAME", "COLUMNS", "Column", "Kind", "form_to_row", "normalise_column"]

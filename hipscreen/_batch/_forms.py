@@ -36,7 +36,7 @@ from hipscreen._batch._pipeline import (
 )
 from hipscreen._cache import SelfTuningCache
 from hipscreen._errors import EngineError, InvalidFormError
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._results import Assessment
 from hipscreen._screen import Screener
 

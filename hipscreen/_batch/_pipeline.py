@@ -30,7 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from hipscreen._batch._outcomes import BatchInterrupted
 from hipscreen._cache import SelfTuningCache
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._screen import Screener, default_screener
 
 __all__ = [

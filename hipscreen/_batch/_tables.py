@@ -36,7 +36,7 @@ from hipscreen._errors import (
     TableError,
     summarised,
 )
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._screen import Brief, Screener
 from hipscreen._vocabulary import suggest
 

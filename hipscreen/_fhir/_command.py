@@ -110,7 +110,7 @@ def _bundle(
     from hipscreen._errors import InvalidFormError
     from hipscreen._fhir._codes import datetime_text
     from hipscreen._fhir._intake import from_questionnaire_response
-    from hipscreen._form import coerce_form
+    from hipscreen._intake.form import coerce_form
 
     try:
         datetime_text(args.when)

@@ -8,7 +8,7 @@ from typing import Any
 from hipscreen._errors import FieldProblem, InvalidFormError
 from hipscreen._fhir._codes import QUESTIONNAIRE_URL
 from hipscreen._fhir._questionnaire import Item, item_index
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._vocabulary import suggest
 
 __all__ = ["from_questionnaire_response"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from hipscreen._errors import FieldProblem, InvalidFormError
 from hipscreen._fhir._codes import QUESTIONNAIRE_URL, content_id, datetime_text, subject_reference
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._version import __version__
 
 __all__ = ["Item", "items", "questionnaire", "questionnaire_response"]

@@ -31,7 +31,7 @@ from hipscreen._fhir._codes import (
     subject_reference,
 )
 from hipscreen._fhir._questionnaire import item_index, questionnaire_response
-from hipscreen._form import IntakeForm, coerce_form
+from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._version import __version__
 from hipscreen._vocabulary import Muscle, Severity, Side, Urgency
 

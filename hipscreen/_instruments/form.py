@@ -19,11 +19,11 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hipscreen._instruments.loader import builtin_instruments
 from hipscreen._instruments.models import INSTRUMENT_IDS, InstrumentSpec
 from hipscreen._instruments.scoring import score_given, score_items
+from hipscreen._intake.problems import detail, name_unknown_keys
 from hipscreen._results import InstrumentScore
 from hipscreen._vocabulary import suggest
 
@@ -86,16 +86,16 @@ class InstrumentEntry(BaseModel):
                     message = (
                         f"unknown item {key!r}{suggest(key, ids)} (allowed: {ids[0]}–{ids[-1]})"
                     )
-                    details.append(_detail("instrument", item["loc"][:-1], key, message))
+                    details.append(detail("instrument", item["loc"][:-1], key, message))
                 elif _answer(item["loc"]):  # not an integer / not true or false
                     unknown.add(str(item["loc"][1]))
                     scale = spec.items.scale_of(str(item["loc"][1]))
                     value = item.get("input")
                     message = f"must be {scale.describe()} (got {value!r})"
-                    details.append(_detail("instrument", item["loc"], value, message))
+                    details.append(detail("instrument", item["loc"], value, message))
                 else:
                     details.append(
-                        _detail(item["type"], item["loc"], item.get("input"), item["msg"])
+                        detail(item["type"], item["loc"], item.get("input"), item["msg"])
                     )
             if all(_unknown_item(i["loc"]) or _answer(i["loc"]) for i in items) and isinstance(
                 data, dict
@@ -108,7 +108,7 @@ class InstrumentEntry(BaseModel):
                     rest = None
                 if rest is not None:
                     details += [
-                        _detail("instrument", loc, value, message)
+                        detail("instrument", loc, value, message)
                         for loc, value, message in _check(instrument, spec, rest)
                     ]
             raise ValidationError.from_exception_data(cls.__name__, details) from None
@@ -118,7 +118,7 @@ class InstrumentEntry(BaseModel):
         if problems:
             raise ValidationError.from_exception_data(
                 cls.__name__,
-                [_detail("instrument", loc, value, message) for loc, value, message in problems],
+                [detail("instrument", loc, value, message) for loc, value, message in problems],
             )
         return entry
 
@@ -129,14 +129,6 @@ def _unknown_item(loc: tuple[int | str, ...]) -> bool:
 
 def _answer(loc: tuple[int | str, ...]) -> bool:
     return len(loc) == 2 and loc[0] == "items"
-
-
-def _detail(kind: str, loc: tuple[int | str, ...], value: Any, message: str) -> InitErrorDetails:
-    return InitErrorDetails(
-        type=PydanticCustomError(kind, "{message}", {"message": message}),
-        loc=loc,
-        input=value,
-    )
 
 
 _Problem = tuple[tuple[str, ...], Any, str]
@@ -216,23 +208,16 @@ class _InstrumentsBase(BaseModel):
         try:
             return handler(data)
         except ValidationError as error:
-            items = error.errors(include_url=False)
-            if not any(item["type"] == "extra_forbidden" for item in items):
+            named = name_unknown_keys(
+                cls.__name__,
+                error,
+                list(cls.model_fields),
+                noun="instrument",
+                retype_nested=False,  # an entry's own unknown keys keep pydantic's error
+            )
+            if named is error:
                 raise
-            allowed = list(cls.model_fields)
-            details = []
-            for item in items:
-                message = item["msg"]
-                kind = item["type"]
-                if kind == "extra_forbidden" and len(item["loc"]) == 1:
-                    key = str(item["loc"][0])
-                    message = (
-                        f"unknown instrument {key!r}{suggest(key, allowed)} "
-                        f"(allowed: {', '.join(allowed)})"
-                    )
-                    kind = "unknown_field"
-                details.append(_detail(kind, item["loc"], item.get("input"), message))
-            raise ValidationError.from_exception_data(cls.__name__, details) from None
+            raise named from None
 
     def entries(self) -> list[tuple[str, InstrumentEntry]]:
         """The instruments given, in the block's field order."""

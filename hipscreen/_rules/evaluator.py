@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._rules.atoms import AllOf, AnyOf, Atom, Condition
 from hipscreen._rules.formfacts import SIDE_ORDER, EvaluatorError, OFact, form_facts
 from hipscreen._rules.ruleset import Rule, RuleSet

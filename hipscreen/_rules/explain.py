@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hipscreen._errors import HipscreenError
-from hipscreen._form import IntakeForm
+from hipscreen._intake.form import IntakeForm
 from hipscreen._rules.atoms import Atom, Condition
 from hipscreen._rules.evaluator import (
     Evaluator,
@@ -484,7 +484,7 @@ def explain(
             happened.
         InvalidFormError: the form is invalid.
     """
-    from hipscreen._form import coerce_form
+    from hipscreen._intake.form import coerce_form
     from hipscreen._screen import default_screener
 
     screener = screener if screener is not None else default_screener()

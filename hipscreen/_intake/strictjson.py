@@ -4,6 +4,10 @@ Python's ``json`` module takes ``NaN`` and ``Infinity``, lets a repeated key sil
 ``1e400`` into infinity, accepts UTF-16 bytes and recurses without limit. `loads_strict` refuses
 all of that and reports every problem with the path of the value it concerns, so a web service can
 answer bad bodies with a clear 422 instead of a crash. It needs no third-party package.
+
+The form door (`parse_form_json`, for a JSON form given to ``assess``) reads with the same hooks
+and markers, but leaves each refused value in place (`Refused`, `DuplicateKeys`) for the form's
+bounds walk to report by field path, worded by `form_refusal` and `form_repeated_key`.
 """
 
 from __future__ import annotations
@@ -13,17 +17,25 @@ import json
 import math
 import re
 from collections import Counter
-from typing import Any
+from functools import cache, partial
+from typing import Any, NamedTuple
 
-from hipscreen._errors import JsonProblem, StrictJsonError
+from hipscreen._errors import FieldProblem, InvalidFormError, JsonProblem, StrictJsonError
+from hipscreen._limits import MAX_FORM_BYTES, MAX_FORM_DEPTH, MAX_FORM_INT_DIGITS
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_NUMBER_CHARS",
     "MAX_VALUES",
+    "DuplicateKeys",
     "JsonProblem",
+    "Refused",
     "StrictJsonError",
+    "clip",
+    "form_refusal",
+    "form_repeated_key",
     "loads_strict",
+    "parse_form_json",
     "scrub",
 ]
 
@@ -43,22 +55,43 @@ MAX_NUMBER_CHARS = 100
 """Most characters in one JSON number. Nothing hipscreen reads needs more than a handful, and long
 numbers cost time to convert (Python refuses integers over 4,300 digits with a ``ValueError``)."""
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+
+class _Patterns(NamedTuple):
+    string: re.Pattern[str]
+    bracket: re.Pattern[str]
+    surrogate: re.Pattern[str]
 
 
-class _Refused:
-    """A value the parser had to take but strict JSON refuses (NaN, 1e400, 5,000 digits)."""
+@cache
+def _patterns() -> _Patterns:
+    """Compiled on first use: ``import hipscreen`` loads this module for the form door, which needs
+    none of them."""
+    return _Patterns(
+        re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL),
+        re.compile(r"[\[\]{}]"),
+        re.compile("[\ud800-\udfff]"),
+    )
 
-    __slots__ = ("message", "text")
 
-    def __init__(self, text: str, message: str) -> None:
+class Refused:
+    """A value the parser had to take but strict JSON refuses (NaN, 1e400, 5,000 digits).
+
+    ``kind`` says why: ``constant`` (``NaN``, ``Infinity``, ``-Infinity``), ``too_large`` (beyond
+    a float), ``too_long`` (more than `MAX_NUMBER_CHARS` characters) or ``too_many_digits`` (an
+    integer of more than ``MAX_FORM_INT_DIGITS`` digits, on the form door).
+    """
+
+    __slots__ = ("kind", "text")
+
+    def __init__(self, kind: str, text: str) -> None:
+        self.kind = kind
         self.text = text
-        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<refused {self.kind}: {clip(self.text)}>"
 
 
-class _DuplicateKeys(dict[str, Any]):
+class DuplicateKeys(dict[str, Any]):
     """An object in which some keys appear more than once (the last value was kept)."""
 
     duplicates: dict[str, int]
@@ -98,7 +131,7 @@ def loads_strict(
     text = _decode(data) if isinstance(data, bytes) else data.removeprefix("\ufeff")
     if not text.strip():
         raise StrictJsonError([JsonProblem("json_invalid", (), "the document is empty")])
-    outside_strings = _STRING.sub("", text)
+    outside_strings = _patterns().string.sub("", text)
     if outside_strings.count(",") >= max_values:  # n commas separate at least n + 1 values
         raise StrictJsonError([_too_many(max_values)])
     if _depth(outside_strings, max_depth) > max_depth:
@@ -168,7 +201,7 @@ def _depth(outside_strings: str, limit: int) -> int:
     its strings taken out. In text that is not JSON at all the count may be off, which only
     changes which error is reported."""
     depth = 0
-    for match in _BRACKET.finditer(outside_strings):
+    for match in _patterns().bracket.finditer(outside_strings):
         if match.group() in "[{":
             depth += 1
             if depth > limit:
@@ -178,38 +211,53 @@ def _depth(outside_strings: str, limit: int) -> int:
     return 0
 
 
+# -- the hooks both doors parse with -------------------------------------------------------------
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) == len(pairs):
         return result
-    marked = _DuplicateKeys(result)
+    marked = DuplicateKeys(result)
     marked.duplicates = {k: n for k, n in Counter(k for k, _ in pairs).items() if n > 1}
     return marked
 
 
-def _constant(text: str) -> _Refused:
-    return _Refused(text, f"{text} is not JSON (numbers must be finite)")
+def _constant(text: str) -> Refused:
+    return Refused("constant", text)
 
 
-def _float(text: str) -> float | _Refused:
-    if len(text) > MAX_NUMBER_CHARS:
-        return _Refused(text, f"a number may have at most {MAX_NUMBER_CHARS} characters")
+def _float(text: str, max_chars: int | None = MAX_NUMBER_CHARS) -> float | Refused:
+    if max_chars is not None and len(text) > max_chars:
+        return Refused("too_long", text)
     value = float(text)
     if not math.isfinite(value):
-        return _Refused(text, f"the number {text} is too large (numbers must be finite)")
+        return Refused("too_large", text)
     return value
 
 
-def _int(text: str) -> int | _Refused:
-    if len(text) > MAX_NUMBER_CHARS:
-        return _Refused(text, f"a number may have at most {MAX_NUMBER_CHARS} characters")
+def _int(
+    text: str, max_chars: int | None = MAX_NUMBER_CHARS, max_digits: int | None = None
+) -> int | Refused:
+    if max_chars is not None and len(text) > max_chars:
+        return Refused("too_long", text)
+    if max_digits is not None and len(text.lstrip("-")) > max_digits:
+        return Refused("too_many_digits", text)
     return int(text)
+
+
+_MESSAGES = {
+    "constant": "{text} is not JSON (numbers must be finite)",
+    "too_large": "the number {text} is too large (numbers must be finite)",
+    "too_long": f"a number may have at most {MAX_NUMBER_CHARS} characters",
+}
 
 
 def _inspect(document: Any, max_values: int) -> list[JsonProblem]:
     """Every refused value, repeated key and lone surrogate, in document order; stops counting
     values past ``max_values``."""
     problems: list[JsonProblem] = []
+    surrogate = _patterns().surrogate
     counted = 1  # values seen or waiting on the stack
     stack: list[tuple[tuple[str | int, ...], Any]] = [((), document)]
     while stack:
@@ -219,7 +267,7 @@ def _inspect(document: Any, max_values: int) -> list[JsonProblem]:
             if counted > max_values:
                 return [_too_many(max_values)]
         if isinstance(value, dict):
-            if isinstance(value, _DuplicateKeys):
+            if isinstance(value, DuplicateKeys):
                 problems += [
                     JsonProblem(
                         "json_duplicate_key",
@@ -230,14 +278,15 @@ def _inspect(document: Any, max_values: int) -> list[JsonProblem]:
                     for key, count in value.duplicates.items()
                 ]
             for key in value:
-                if _SURROGATE.search(key):
+                if surrogate.search(key):
                     problems.append(_surrogate(path, key))
             stack.extend(((*path, k), v) for k, v in reversed(value.items()))
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(value))))
-        elif isinstance(value, _Refused):
-            problems.append(JsonProblem("json_invalid", path, value.message, value.text))
-        elif isinstance(value, str) and _SURROGATE.search(value):
+        elif isinstance(value, Refused):
+            message = _MESSAGES[value.kind].format(text=value.text)
+            problems.append(JsonProblem("json_invalid", path, message, value.text))
+        elif isinstance(value, str) and surrogate.search(value):
             problems.append(_surrogate(path, value))
     return problems
 
@@ -262,4 +311,90 @@ def _surrogate(path: tuple[str | int, ...], text: str) -> JsonProblem:
 
 def scrub(text: str) -> str:
     """``text`` with each lone surrogate replaced by U+FFFD, so it can be encoded as UTF-8."""
-    return _SURROGATE.sub("\ufffd", text)
+    return _patterns().surrogate.sub("\ufffd", text)
+
+
+# -- the form door --------------------------------------------------------------------------------
+
+
+class _RepeatedKeyError(Exception):
+    """A JSON object repeats a key (raised on the fast path, which then parses again slowly)."""
+
+
+def _first_seen(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _RepeatedKeyError
+    return result
+
+
+_form_int = partial(_int, max_chars=None, max_digits=MAX_FORM_INT_DIGITS)
+_form_float = partial(_float, max_chars=None)
+
+
+def parse_form_json(document: str | bytes | bytearray) -> Any:
+    """Parse a JSON form: a repeated key, NaN/Infinity and oversized numbers are refused.
+
+    Python's parser keeps the last of two equal keys, and pydantic's does too, so
+    ``{"iliopsoas": 3, "iliopsoas": 0}`` would screen as 0. Here a repeated key
+    (`DuplicateKeys`), NaN, Infinity, a float out of range or an integer of more than
+    ``MAX_FORM_INT_DIGITS`` digits (`Refused`) stays a marker that the form's bounds walk reports
+    with its field path.
+
+    Raises:
+        InvalidFormError: the document is too large or not JSON.
+    """
+    if len(document) > MAX_FORM_BYTES:
+        raise InvalidFormError(
+            [
+                FieldProblem(
+                    "",
+                    f"{len(document):,} bytes",
+                    f"a JSON form may have at most {MAX_FORM_BYTES:,} bytes "
+                    f"(got {len(document):,})",
+                )
+            ]
+        )
+    try:
+        try:  # the fast path: C parser, one cheap hook per object
+            return json.loads(document, object_pairs_hook=_first_seen, parse_constant=_constant)
+        except json.JSONDecodeError:
+            raise
+        except (_RepeatedKeyError, ValueError):  # a repeated key, or an integer too long to read
+            return json.loads(
+                document,
+                object_pairs_hook=_object,
+                parse_int=_form_int,
+                parse_float=_form_float,
+                parse_constant=_constant,
+            )
+    except json.JSONDecodeError as error:
+        message = f"invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        raise InvalidFormError([FieldProblem("", clip(error.doc), message)]) from None
+    except UnicodeDecodeError as error:
+        message = f"invalid JSON: not UTF-8 text ({error.reason} at byte {error.start})"
+        raise InvalidFormError([FieldProblem("", None, message)]) from None
+    except RecursionError:
+        message = f"invalid JSON: nested deeper than {MAX_FORM_DEPTH} levels"
+        raise InvalidFormError([FieldProblem("", None, message)]) from None
+
+
+def form_refusal(value: Refused) -> str:
+    """The form door's message for a value `parse_form_json` refused."""
+    if value.kind == "constant":
+        return f"{value.text} is not a number JSON allows"
+    if value.kind == "too_large":
+        return f"a number too large for a float ({clip(value.text)})"
+    digits = len(value.text.lstrip("-"))  # too_many_digits: the form door refuses no other
+    return f"an integer may have at most {MAX_FORM_INT_DIGITS} digits (got {digits})"
+
+
+def form_repeated_key(key: str, count: int) -> str:
+    """The form door's message for a key given ``count`` times in one object."""
+    return f"the key {clip(key)!r} appears {count} times in one JSON object; give each key once"
+
+
+def clip(text: str | bytes | bytearray, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters (with an ellipsis), bytes decoded as UTF-8."""
+    shown = text if isinstance(text, str) else bytes(text[: limit * 4]).decode("utf-8", "replace")
+    return shown if len(shown) <= limit else shown[:limit] + "…"

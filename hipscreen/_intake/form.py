@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import Annotated, Any, Literal, Self
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -19,17 +17,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hipscreen._errors import FieldProblem, InvalidFormError
 from hipscreen._instruments.form import InstrumentsBlock
-from hipscreen._limits import (
-    MAX_FORM_BYTES,
-    MAX_FORM_DEPTH,
-    MAX_FORM_INT_DIGITS,
-    MAX_FORM_ITEMS,
-    MAX_FORM_STRING,
-)
+from hipscreen._intake.bounds import bound_problems, shown, within_bounds
+from hipscreen._intake.coerce import grade_parser, pregnancy_block, vocabulary_parser
+from hipscreen._intake.problems import name_unknown_keys, problems_from
+from hipscreen._intake.strictjson import clip, parse_form_json
 from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     STRENGTH_LABELS,
@@ -43,61 +37,15 @@ from hipscreen._vocabulary import (
     Side,
     Symptom,
     normalise_name,
-    suggest,
 )
 
 __all__ = ["IntakeForm"]
-
-
-def _grade_parser(kind: str, labels: dict[str, int]) -> Callable[[Any], Any]:
-    top = max(labels.values())
-    allowed = f"an integer 0–{top} or one of {', '.join(map(repr, labels))} (case-insensitive)"
-
-    def parse(value: Any) -> Any:
-        if value is None:  # "this side not given" inside a per-side mapping
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            if 0 <= value <= top:
-                return value
-            raise ValueError(f"{kind} grade must be {allowed} (got {value!r})")
-        if isinstance(value, str):
-            name = normalise_name(value)
-            if name in labels:
-                return labels[name]
-            if name.isdigit() and 0 <= int(name) <= top:
-                return int(name)
-            hint = suggest(value, labels)
-            raise ValueError(f"{kind} grade must be {allowed} (got {value!r}{hint})")
-        raise ValueError(f"{kind} grade must be {allowed} (got {type(value).__name__} {value!r})")
-
-    return parse
-
-
-def _vocabulary(enum: type[Any], what: str) -> Callable[[Any], Any]:
-    members = {member.value: member for member in enum}
-    allowed = list(members)
-
-    def parse(value: Any) -> Any:
-        if isinstance(value, str):
-            member = members.get(value)
-            if member is not None:
-                return member
-            name = normalise_name(value)
-            if name in members:
-                return members[name]
-            raise ValueError(
-                f"unknown {what} {value!r}{suggest(value, allowed)} (allowed: {', '.join(allowed)})"
-            )
-        raise ValueError(f"{what} must be a string, one of: {', '.join(allowed)} (got {value!r})")
-
-    return parse
-
 
 TightnessGrade = Annotated[
     int,
     Field(ge=0, le=3),
     BeforeValidator(
-        _grade_parser("tightness", TIGHTNESS_LABELS),
+        grade_parser("tightness", TIGHTNESS_LABELS),
         json_schema_input_type=Annotated[int, Field(ge=0, le=3)]
         | Literal["none", "mild", "moderate", "severe"],
     ),
@@ -108,7 +56,7 @@ StrengthGrade = Annotated[
     int,
     Field(ge=0, le=5),
     BeforeValidator(
-        _grade_parser("strength", STRENGTH_LABELS),
+        grade_parser("strength", STRENGTH_LABELS),
         json_schema_input_type=Annotated[int, Field(ge=0, le=5)]
         | Literal["zero", "trace", "poor", "fair", "good", "normal"],
     ),
@@ -135,9 +83,9 @@ AkeDeficitDegrees = Annotated[float, Field(strict=True, ge=0, le=90)]
 
 Flag = Annotated[bool, Field(strict=True)]
 
-MuscleName = Annotated[Muscle, BeforeValidator(_vocabulary(Muscle, "muscle"))]
-SymptomName = Annotated[Symptom, BeforeValidator(_vocabulary(Symptom, "symptom"))]
-ActivityName = Annotated[Activity, BeforeValidator(_vocabulary(Activity, "activity"))]
+MuscleName = Annotated[Muscle, BeforeValidator(vocabulary_parser(Muscle, "muscle"))]
+SymptomName = Annotated[Symptom, BeforeValidator(vocabulary_parser(Symptom, "symptom"))]
+ActivityName = Annotated[Activity, BeforeValidator(vocabulary_parser(Activity, "activity"))]
 
 
 class _Strict(BaseModel):
@@ -151,31 +99,18 @@ class _Strict(BaseModel):
         try:
             return handler(data)
         except ValidationError as error:
-            items = error.errors(include_url=False)
-            if not any(item["type"] == "extra_forbidden" for item in items):
+            named = name_unknown_keys(cls.__name__, error, list(cls.model_fields))
+            if named is error:
                 raise
-            allowed = list(cls.model_fields)
-            details = []
-            for item in items:
-                message = item["msg"]
-                if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
-                    key = str(item["loc"][0])
-                    message = (
-                        f"unknown field {key!r}{suggest(key, allowed)} "
-                        f"(allowed: {', '.join(allowed)})"
-                    )
-                kind = "unknown_field" if item["type"] == "extra_forbidden" else item["type"]
-                details.append(
-                    InitErrorDetails(
-                        type=PydanticCustomError(kind, "{message}", {"message": message}),
-                        loc=item["loc"],
-                        input=item.get("input"),
-                    )
-                )
-            raise ValidationError.from_exception_data(cls.__name__, details) from None
+            raise named from None
 
 
-class _Sided(_Strict):
+T = TypeVar("T")
+
+
+class Sided(_Strict, Generic[T]):
+    """A value given per side: ``left``, ``right`` or both (one of them at least)."""
+
     # The schema says what the validator below does: at least one side given, and not as null.
     model_config = ConfigDict(
         json_schema_extra={
@@ -186,46 +121,62 @@ class _Sided(_Strict):
         }
     )
 
+    left: T | None = None
+    right: T | None = None
+
     @model_validator(mode="after")
     def _at_least_one_side(self) -> Self:
-        if getattr(self, "left") is None and getattr(self, "right") is None:  # noqa: B009
+        if self.left is None and self.right is None:
             raise ValueError("a per-side value needs 'left', 'right' or both")
         return self
 
-    def sides(self) -> Iterator[tuple[Side, Any]]:
+    def sides(self) -> Iterator[tuple[Side, T]]:
         """The sides that were given, with their values."""
-        for side in (Side.LEFT, Side.RIGHT):
-            value = getattr(self, side.value)
-            if value is not None:
-                yield side, value
+        if self.left is not None:
+            yield Side.LEFT, self.left
+        if self.right is not None:
+            yield Side.RIGHT, self.right
 
 
-class SidedTightness(_Sided):
+# One named model per value type: the JSON Schema names its definitions after these classes
+# (``SidedTightness``), and takes a description from a docstring, as before ``Sided`` was generic
+# (the models for the tests had none).
+
+
+class SidedTightness(Sided[TightnessGrade]):
     """Tightness graded per side."""
 
-    left: TightnessGrade | None = None
-    right: TightnessGrade | None = None
 
-
-class SidedStrength(_Sided):
+class SidedStrength(Sided[StrengthGrade]):
     """Strength graded per side."""
 
-    left: StrengthGrade | None = None
-    right: StrengthGrade | None = None
 
-
-class SidedFlexion(_Sided):
+class SidedFlexion(Sided[FlexionDegrees]):
     """Hip flexion measured per side."""
 
-    left: FlexionDegrees | None = None
-    right: FlexionDegrees | None = None
 
-
-class SidedExtension(_Sided):
+class SidedExtension(Sided[ExtensionDegrees]):
     """Hip extension measured per side."""
 
-    left: ExtensionDegrees | None = None
-    right: ExtensionDegrees | None = None
+
+class SidedThomasHip(Sided[ThomasHipDegrees]):
+    pass
+
+
+class SidedThomasKnee(Sided[ThomasKneeDegrees]):
+    pass
+
+
+class SidedFlag(Sided[Flag]):
+    pass
+
+
+class SidedSlr(Sided[SlrDegrees]):
+    pass
+
+
+class SidedAke(Sided[AkeDeficitDegrees]):
+    pass
 
 
 # The iteration helpers of `IntakeForm` read these tables, so that no field path is formatted
@@ -250,33 +201,15 @@ _ANGLES = tuple(
 )
 
 
-class SidedThomasHip(_Sided):
-    left: ThomasHipDegrees | None = None
-    right: ThomasHipDegrees | None = None
-
-
-class SidedThomasKnee(_Sided):
-    left: ThomasKneeDegrees | None = None
-    right: ThomasKneeDegrees | None = None
-
-
-class SidedFlag(_Sided):
-    left: Flag | None = None
-    right: Flag | None = None
-
-
-class SidedSlr(_Sided):
-    left: SlrDegrees | None = None
-    right: SlrDegrees | None = None
-
-
-class SidedAke(_Sided):
-    left: AkeDeficitDegrees | None = None
-    right: AkeDeficitDegrees | None = None
-
-
 def _side_tag(value: Any) -> str:
     return "per_side" if isinstance(value, Mapping | BaseModel) else "both_sides"
+
+
+def _either(single: Any, sided: Any) -> Any:
+    return Annotated[
+        Annotated[single, Tag("both_sides")] | Annotated[sided, Tag("per_side")],
+        Discriminator(_side_tag),
+    ]
 
 
 Tightness = Annotated[
@@ -297,19 +230,12 @@ Extension = Annotated[
 ]
 
 
-def _either(single: Any, sided: Any) -> Any:
-    return Annotated[
-        Annotated[single, Tag("both_sides")] | Annotated[sided, Tag("per_side")],
-        Discriminator(_side_tag),
-    ]
-
-
 class RangeOfMotion(_Strict):
     """Measured hip range of motion in degrees, for both sides at once or per side."""
 
     hip_flexion: Flexion | None = None
     hip_extension: Extension | None = None
-    method: Annotated[RomMethod, BeforeValidator(_vocabulary(RomMethod, "method"))] = Field(
+    method: Annotated[RomMethod, BeforeValidator(vocabulary_parser(RomMethod, "method"))] = Field(
         default=RomMethod.GONIOMETER,
         description="How the angles were measured; norms are only compared for a matching method.",
     )
@@ -354,18 +280,6 @@ class Pregnancy(_Strict):
     )
 
 
-def _pregnant(value: Any) -> Any:
-    """``true`` is a pregnancy with the weeks not given; ``false`` states "not pregnant"."""
-    if value is True:
-        return {}
-    if value is not False and not isinstance(value, Mapping | BaseModel | None):
-        raise ValueError(
-            "pregnancy must be a block such as {'weeks': 20}, true (pregnant) or false "
-            f"(not pregnant) (got {value!r})"
-        )
-    return value
-
-
 class JointProcedure(_Strict):
     """A recent joint or spinal injection or procedure: when it was, and how the pain has gone."""
 
@@ -384,7 +298,7 @@ class Postpartum(_Strict):
     weeks_since: Annotated[int, Field(strict=True, ge=0, le=104)] | None = Field(
         default=None, description="Weeks since delivery, if known."
     )
-    delivery: Annotated[Delivery, BeforeValidator(_vocabulary(Delivery, "delivery"))] = Field(
+    delivery: Annotated[Delivery, BeforeValidator(vocabulary_parser(Delivery, "delivery"))] = Field(
         default=Delivery.UNKNOWN, description="vaginal, caesarean or unknown."
     )
 
@@ -392,10 +306,10 @@ class Postpartum(_Strict):
 class HipReplacement(_Strict):
     """A hip replacement; movement precautions depend on the surgical approach."""
 
-    side: Annotated[Side, BeforeValidator(_vocabulary(Side, "side"))] = Side.BOTH
-    approach: Annotated[HipApproach, BeforeValidator(_vocabulary(HipApproach, "approach"))] = (
-        HipApproach.UNKNOWN
-    )
+    side: Annotated[Side, BeforeValidator(vocabulary_parser(Side, "side"))] = Side.BOTH
+    approach: Annotated[
+        HipApproach, BeforeValidator(vocabulary_parser(HipApproach, "approach"))
+    ] = HipApproach.UNKNOWN
     precautions_lifted: Flag = Field(
         default=False, description="The surgeon has said the movement precautions no longer apply."
     )
@@ -485,7 +399,7 @@ class IntakeForm(_Strict):
             Discriminator(lambda v: "not_pregnant" if v is False else "pregnant"),
         ]
         | None,
-        BeforeValidator(_pregnant),
+        BeforeValidator(pregnancy_block),
     ] = Field(
         default=None,
         description="Current pregnancy: a block (weeks optional) or true when pregnant, false when "
@@ -628,13 +542,12 @@ class IntakeForm(_Strict):
             value = table.get(muscle)
             if value is None:
                 continue
-            if isinstance(value, _Sided):
-                sided: Any = value  # every per-side model has ``left`` and ``right``
+            if isinstance(value, Sided):
                 _, left, right = paths[muscle]
-                if sided.left is not None:
-                    yield muscle, Side.LEFT, sided.left, left
-                if sided.right is not None:
-                    yield muscle, Side.RIGHT, sided.right, right
+                if value.left is not None:
+                    yield muscle, Side.LEFT, value.left, left
+                if value.right is not None:
+                    yield muscle, Side.RIGHT, value.right, right
             else:
                 yield muscle, Side.BOTH, value, paths[muscle][0]
 
@@ -653,12 +566,11 @@ class IntakeForm(_Strict):
             value = getattr(test, attr) if test is not None else None
             if value is None:
                 continue
-            if isinstance(value, _Sided):
-                sided: Any = value
-                if sided.left is not None:
-                    yield name, Side.LEFT, sided.left, left
-                if sided.right is not None:
-                    yield name, Side.RIGHT, sided.right, right
+            if isinstance(value, Sided):
+                if value.left is not None:
+                    yield name, Side.LEFT, value.left, left
+                if value.right is not None:
+                    yield name, Side.RIGHT, value.right, right
             else:
                 yield name, Side.BOTH, value, both
 
@@ -671,12 +583,11 @@ class IntakeForm(_Strict):
             value = getattr(rom, attr)
             if value is None:
                 continue
-            if isinstance(value, _Sided):
-                sided: Any = value
-                if sided.left is not None:
-                    yield motion, Side.LEFT, sided.left, left
-                if sided.right is not None:
-                    yield motion, Side.RIGHT, sided.right, right
+            if isinstance(value, Sided):
+                if value.left is not None:
+                    yield motion, Side.LEFT, value.left, left
+                if value.right is not None:
+                    yield motion, Side.RIGHT, value.right, right
             else:
                 yield motion, Side.BOTH, value, both
 
@@ -699,256 +610,22 @@ def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeFor
             [
                 FieldProblem(
                     "",
-                    _shown(form),
+                    shown(form),
                     "a form must be an IntakeForm, a mapping or a JSON string "
                     f"(got {type(form).__name__})",
                 )
             ]
         )
-    if not _within_bounds(data, 0):
+    if not within_bounds(data):
         problems = bound_problems(data)
         if problems:
             raise InvalidFormError(problems)
     if not isinstance(data, Mapping):
-        shown = _clip(repr(data), 60)  # bounded by the checks above
+        text = clip(repr(data), 60)  # bounded by the checks above
         raise InvalidFormError(
-            [FieldProblem("", shown, f"a JSON form must be an object (got {shown})")]
+            [FieldProblem("", text, f"a JSON form must be an object (got {text})")]
         )
     try:
         return IntakeForm.model_validate(dict(data))
     except ValidationError as error:
         raise InvalidFormError(problems_from(error)) from None
-
-
-# -- bounds and JSON parsing -------------------------------------------------------------------
-
-
-class _Refused:
-    """A JSON value the parser refused to build (the walk reports it with its field path)."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"<{self.message}>"
-
-
-def _parse_int(text: str) -> Any:
-    digits = len(text.lstrip("-"))
-    if digits > MAX_FORM_INT_DIGITS:
-        return _Refused(f"an integer may have at most {MAX_FORM_INT_DIGITS} digits (got {digits})")
-    return int(text)
-
-
-def _parse_float(text: str) -> Any:
-    value = float(text)
-    if not math.isfinite(value):
-        return _Refused(f"a number too large for a float ({_clip(text)})")
-    return value
-
-
-def _parse_constant(name: str) -> Any:
-    return _Refused(f"{name} is not a number JSON allows")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):  # a repeated key: mark it, the walk names its field path
-        counts: dict[str, int] = {}
-        for key, _ in pairs:
-            counts[key] = counts.get(key, 0) + 1
-        for key, count in counts.items():
-            if count > 1:
-                result[key] = _Refused(
-                    f"the key {_clip(key)!r} appears {count} times in one JSON object; "
-                    "give each key once"
-                )
-    return result
-
-
-class _RepeatedKeyError(Exception):
-    """A JSON object repeats a key (raised on the fast path, which then parses again slowly)."""
-
-
-def _first_seen(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _RepeatedKeyError
-    return result
-
-
-def parse_form_json(document: str | bytes | bytearray) -> Any:
-    """Parse a JSON form: a repeated key, NaN/Infinity and oversized numbers are refused.
-
-    Python's parser keeps the last of two equal keys, and pydantic's does too, so
-    ``{"iliopsoas": 3, "iliopsoas": 0}`` would screen as 0. Here a repeated key, NaN, Infinity,
-    a float out of range or an integer of more than ``MAX_FORM_INT_DIGITS`` digits becomes a
-    marker that `bound_problems` reports with its field path.
-
-    Raises:
-        InvalidFormError: the document is too large or not JSON.
-    """
-    if len(document) > MAX_FORM_BYTES:
-        raise InvalidFormError(
-            [
-                FieldProblem(
-                    "",
-                    f"{len(document):,} bytes",
-                    f"a JSON form may have at most {MAX_FORM_BYTES:,} bytes "
-                    f"(got {len(document):,})",
-                )
-            ]
-        )
-    try:
-        try:  # the fast path: C parser, one cheap hook per object
-            return json.loads(
-                document, object_pairs_hook=_first_seen, parse_constant=_parse_constant
-            )
-        except json.JSONDecodeError:
-            raise
-        except (_RepeatedKeyError, ValueError):  # a repeated key, or an integer too long to read
-            return json.loads(
-                document,
-                object_pairs_hook=_unique_keys,
-                parse_int=_parse_int,
-                parse_float=_parse_float,
-                parse_constant=_parse_constant,
-            )
-    except json.JSONDecodeError as error:
-        message = f"invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        raise InvalidFormError([FieldProblem("", _clip(error.doc), message)]) from None
-    except UnicodeDecodeError as error:
-        message = f"invalid JSON: not UTF-8 text ({error.reason} at byte {error.start})"
-        raise InvalidFormError([FieldProblem("", None, message)]) from None
-    except RecursionError:
-        message = f"invalid JSON: nested deeper than {MAX_FORM_DEPTH} levels"
-        raise InvalidFormError([FieldProblem("", None, message)]) from None
-
-
-_INT_LIMIT = 10**MAX_FORM_INT_DIGITS
-
-
-def _within_bounds(value: Any, depth: int) -> bool:
-    """The fast check: True when ``value`` keeps every form bound (no paths, no messages)."""
-    kind = type(value)
-    if kind is dict or kind is list:
-        if depth >= MAX_FORM_DEPTH or len(value) > MAX_FORM_ITEMS:
-            return False
-        if kind is dict:
-            for key in value:
-                if type(key) is not str or len(key) > MAX_FORM_STRING:
-                    return False
-            value = value.values()
-        depth += 1
-        for item in value:
-            kind = type(item)
-            if kind is str:
-                if len(item) > MAX_FORM_STRING:
-                    return False
-            elif kind is int:
-                if not -_INT_LIMIT < item < _INT_LIMIT:
-                    return False
-            elif kind is float:
-                if item - item != 0:  # NaN or ±infinity
-                    return False
-            elif not (kind is bool or item is None or _within_bounds(item, depth)):
-                return False
-        return True
-    return False  # anything else at the top (or nested, via the loop) takes the slow walk
-
-
-def bound_problems(data: Any) -> list[FieldProblem]:
-    """Every place where ``data`` (a parsed form) breaks the form bounds, by field path.
-
-    Walks at most ``MAX_FORM_DEPTH`` levels and ``MAX_FORM_ITEMS`` items per level, so it is cheap
-    even for hostile input (and never recurses into a self-containing mapping).
-    """
-    problems: list[FieldProblem] = []
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
-    while stack:
-        value, path = stack.pop()
-        where = ".".join(path)
-        if isinstance(value, _Refused):
-            problems.append(FieldProblem(where, None, value.message))
-        elif isinstance(value, str):
-            if len(value) > MAX_FORM_STRING:
-                problems.append(_too_long(where, value))
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int):
-            # bit_length, not str(): Python refuses to print integers over 4,300 digits.
-            if not -_INT_LIMIT < value < _INT_LIMIT:
-                digits = len(str(abs(value))) if value.bit_length() < 14_000 else None
-                if digits is None or digits > MAX_FORM_INT_DIGITS:
-                    shown = f"{digits} digits" if digits else "thousands of digits"
-                    message = (
-                        f"an integer may have at most {MAX_FORM_INT_DIGITS} digits (got {shown})"
-                    )
-                    problems.append(FieldProblem(where, f"an integer of {shown}", message))
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                problems.append(FieldProblem(where, value, f"needs a finite number (got {value})"))
-        elif isinstance(value, Mapping | list | tuple):
-            if len(path) >= MAX_FORM_DEPTH:
-                message = f"a form is nested at most {MAX_FORM_DEPTH} levels deep"
-                problems.append(FieldProblem(where, _shown(value), message))
-                continue
-            if len(value) > MAX_FORM_ITEMS:
-                kind = "keys" if isinstance(value, Mapping) else "items"
-                message = f"at most {MAX_FORM_ITEMS} {kind} (got {len(value):,})"
-                problems.append(FieldProblem(where, _shown(value), message))
-                continue
-            if isinstance(value, Mapping):
-                children = []
-                for key, item in value.items():
-                    if isinstance(key, str) and len(key) > MAX_FORM_STRING:
-                        problems.append(_too_long(where, key, what="a key"))
-                        continue
-                    children.append((item, (*path, str(key))))
-                stack.extend(reversed(children))
-            else:
-                stack.extend(reversed([(item, (*path, str(i))) for i, item in enumerate(value)]))
-    return problems
-
-
-def _too_long(where: str, text: str, what: str = "a string") -> FieldProblem:
-    message = f"{what} may have at most {MAX_FORM_STRING} characters (got {len(text):,})"
-    return FieldProblem(where, _clip(text), message)
-
-
-def _clip(text: str | bytes | bytearray, limit: int = 40) -> str:
-    shown = text if isinstance(text, str) else bytes(text[: limit * 4]).decode("utf-8", "replace")
-    return shown if len(shown) <= limit else shown[:limit] + "…"
-
-
-def _shown(value: Any) -> str:
-    """A short description of a value too big or too odd to repeat in an error."""
-    if isinstance(value, Mapping):
-        return f"a mapping of {len(value):,} keys"
-    if isinstance(value, list | tuple):
-        return f"a list of {len(value):,} items"
-    if isinstance(value, str):
-        return _clip(value)
-    return type(value).__name__
-
-
-# -- turning pydantic's errors into field problems ----------------------------------------------
-
-_TAGS = {"both_sides", "per_side", "pregnant", "not_pregnant"}
-
-
-def problems_from(error: ValidationError) -> list[FieldProblem]:
-    """Translate a pydantic ``ValidationError`` into hipscreen field problems."""
-    problems = []
-    for item in error.errors(include_url=False):
-        parts = [str(p) for p in item["loc"] if p not in _TAGS and p != "[key]"]
-        message = item["msg"].removeprefix("Value error, ")
-        value = item.get("input")
-        if (
-            item["type"] != "unknown_field"
-            and "(got " not in message
-            and repr(value) not in message
-        ):
-            message = f"{message} (got {value!r})"
-        problems.append(FieldProblem(".".join(parts), value, message))
-    return problems
