@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hipscreen._facts import normalised_reports
-from hipscreen._intake.form import IntakeForm
 from hipscreen._instruments.loader import builtin_instruments
+from hipscreen._intake.form import IntakeForm
 from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     Side,
