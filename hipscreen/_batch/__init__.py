@@ -10,6 +10,7 @@ One concept per module; imports run down this list, never up::
     _forms       assess_many, assess_iter and BatchResult
     _frames      assess_frame (pandas, polars, pyarrow), result_meta, spark_schema
     _csvframe    CSV framing: records with line numbers, framing errors reported
+    _signals     stop signals: held while a chunk is written, a stop kept until the run stops
     _stream      screen_csv: CSV in, CSV or Parquet out, partial files, resume
     _command     the ``hipscreen batch`` command
 

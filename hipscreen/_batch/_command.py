@@ -9,18 +9,18 @@ interrupted run keeps its partial results and continues with ``--resume``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hipscreen._batch._frames import RECORD_CACHE_SIZE
 from hipscreen._batch._outcomes import BatchInterrupted
 from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE
+from hipscreen._batch._signals import stopping_on_signals
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
 from hipscreen._screen import Screener, default_screener
@@ -223,44 +223,6 @@ def for_command_line(message: str) -> str:
     return message
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run like Ctrl-C: partial results kept and marked, workers ended.
-
-    The first Ctrl-C or SIGTERM stops the run; any later one, while the run shuts down (keeping
-    its rows, ending its workers, printing where things are), is ignored until the process
-    exits, so the exit status stays 130 or 143 and never becomes death by that signal.
-    """
-    stopping = False
-
-    def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt("interrupted (Ctrl-C)")
-        raise KeyboardInterrupt(f"terminated ({signal.Signals(signum).name})")
-
-    try:
-        previous = {signum: signal.signal(signum, stop) for signum in _STOP}
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        if stopping:  # shutting down: later signals stay ignored until the process exits
-            for signum in _STOP:
-                signal.signal(signum, signal.SIG_IGN)
-        else:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-
-_STOP = (signal.SIGINT, signal.SIGTERM)
-
-
 def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> int:
     """Run ``hipscreen batch`` with parsed arguments; returns the exit status."""
     source: Path | None = None if args.input == "-" else Path(args.input)
@@ -273,7 +235,7 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
     screener = screener_from(args) if screener_from is not None else default_screener()
     try:
         workers = _workers(args.workers, source)
-        with _terminate_as_interrupt():
+        with stopping_on_signals() as stopped:
             report = screen_csv(
                 source if source is not None else sys.stdin.buffer,
                 sys.stdout if to_stdout else args.output,
@@ -306,6 +268,15 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
         if "worker" in stop.reason:
             return EXIT_WORKER_DIED
         return EXIT_TERMINATED if "SIGTERM" in stop.reason else EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        # Before the first row, or while the finished results were put in place.
+        reason = str(stop.args[0]) if stop.args else "interrupted (Ctrl-C)"
+        print(
+            f"hipscreen batch: {reason} before screening started or while the results were put "
+            "in place; run the same command again (it says whether --resume is needed)",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if "SIGTERM" in reason else EXIT_INTERRUPTED
     except (TableError, ImportError, OSError, ValueError) as error:
         print(f"hipscreen batch: {for_command_line(str(error))}", file=sys.stderr)
         return EXIT_FILE_ERROR
@@ -326,5 +297,16 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
             f"failed rows: {report.errors} ({summary.failed:,} rows, with their problems)",
             file=report_stream,
         )
-        return EXIT_ROWS_FAILED
-    return EXIT_OK
+        code = EXIT_ROWS_FAILED
+    else:
+        code = EXIT_OK
+    if stopped.signum is not None:
+        # The signal's own interrupt was lost after the last row, while the results were put in
+        # place: they are complete, and the exit status still says the run was stopped.
+        print(
+            f"hipscreen batch: {stopped.reason} as the run finished; every row was screened "
+            "and the results are complete",
+            file=sys.stderr,
+        )
+        return stopped.exit_status
+    return code
