@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 from hipscreen._batch._frames import RECORD_CACHE_SIZE
 from hipscreen._batch._outcomes import BatchInterrupted
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, worker_cap
 from hipscreen._batch._signals import stopping_on_signals
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
@@ -145,40 +144,6 @@ def register(
     parser.set_defaults(func=lambda args: run(args, screener_from))
 
 
-WORKER_MEMORY_BYTES = 64 * 2**20
-"""What one worker process takes, about (55 MB measured with the built-in rules), for the cap."""
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def worker_cap() -> tuple[int, str]:
-    """The most worker processes this machine runs well, and why: its CPUs and free memory."""
-    cpus = _cpus()
-    memory = _available_memory()
-    cap, why = cpus, f"{cpus} CPU{'s' if cpus > 1 else ''}"
-    if memory is not None:
-        fits = max(1, memory // WORKER_MEMORY_BYTES)
-        why += f", {memory / 2**30:.1f} GB of memory free at about 64 MB a worker"
-        cap = min(cap, fits)
-    return cap, why
-
-
 def _workers(value: str, source: Path | None) -> int:
     if value == "auto":
         try:
@@ -195,15 +160,9 @@ def _workers(value: str, source: Path | None) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         shown = value if len(value) <= 40 else value[:40] + "…"
         raise ValueError(f"--workers must be a whole number ≥ 1 or 'auto' (got {shown!r})")
-    workers = int(text)
-    cap, why = worker_cap()
-    if workers > cap:
-        print(
-            f"hipscreen batch: --workers {workers:,} is more than this machine runs well "
-            f"({why}); using {cap}",
-            file=sys.stderr,
-        )
-        return cap
+    workers, capped = capped_workers(int(text))
+    if capped is not None:
+        print(f"hipscreen batch: {for_command_line(capped)}", file=sys.stderr)
     return workers
 
 
@@ -213,6 +172,7 @@ _OPTION_WORDS = (
     ("resume=True", "--resume"),
     ("chunk_size must", "--chunk-size must"),
     ("cache_size must", "--cache-size must"),
+    ("workers=", "--workers "),
 )
 
 

@@ -26,6 +26,7 @@ import os
 import shutil
 import stat
 import tempfile
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from hipscreen._batch._csvframe import (
 from hipscreen._batch._extras import optional_module, progress_bar
 from hipscreen._batch._frames import LIST_COLUMNS, RECORD_CACHE_SIZE, RESULT_COLUMNS
 from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, Record, RowError, Tally
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, resolve_screener
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, resolve_screener
 from hipscreen._batch._signals import check as check_stop
 from hipscreen._batch._signals import held as stop_signals_held
 from hipscreen._batch._tables import TableError, TableReader, TableRow, screened_rows
@@ -839,7 +840,9 @@ def screen_csv(
         output_format: ``"csv"`` or ``"parquet"``; from the output's suffix when omitted.
         screener: the rules to screen with (a `hipscreen.Screener`); the built-in rules when
             omitted.
-        workers: processes to screen in.
+        workers: processes to screen in; more than this machine runs well (its CPUs, and its
+            free memory at about 64 MB a worker) are capped to that, with a `UserWarning`, as
+            ``hipscreen batch -j`` does.
         chunk_size: rows read ahead, and written, at a time.
         cache_size: distinct rows to remember (the cache goes quiet while rows do not repeat).
         encoding: the input's text encoding (an ASCII-compatible one, e.g. ``cp1252``).
@@ -860,6 +863,9 @@ def screen_csv(
         BatchInterrupted: the run was interrupted (Ctrl-C), terminated, or a worker process
             died; the rows done so far are in the partial files, ready for ``resume=True``.
         ImportError: Parquet output without pyarrow, or ``progress=True`` without tqdm.
+        ValueError: an argument is out of range (``workers`` below 1 or far more than any
+            machine runs, ``chunk_size`` below 1, ``cache_size`` below 0), or ``resume=True``
+            cannot continue (the input is a stream, or the partial files do not match).
     """
     try:
         return _screen_csv(
@@ -925,6 +931,9 @@ def _screen_csv(
     ):
         if type(value) is not int or value < least:
             raise ValueError(f"{what} must be a whole number ≥ {least} (got {value!r})")
+    workers, capped = capped_workers(workers)
+    if capped is not None:  # as `hipscreen batch -j` says it (on standard error)
+        warnings.warn(capped, UserWarning, stacklevel=3)  # the caller of `screen_csv`
     errors_path = Path(errors) if errors is not None else default_errors_path(out_path, source_path)
     rules = resolve_screener(screener)
     version = rules.ruleset_version
