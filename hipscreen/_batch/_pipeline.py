@@ -99,26 +99,7 @@ class Task(Protocol):
         ...
 
 
-# -- the screener, rebuilt in each worker --------------------------------------------------------
-
-
-def resolve_screener(screener: Screener | None) -> Screener:
-    """The screener to use: the caller's, or the built-in rules."""
-    if screener is None:
-        return default_screener()
-    if not isinstance(screener, Screener):
-        raise TypeError(
-            f"screener must be a hipscreen.Screener (got {type(screener).__name__}); "
-            "build one with hipscreen.Screener(rules_dir, extra_rules=..., thresholds=...)"
-        )
-    return screener
-
-
-def _source_of(screener: Screener) -> bytes | None:
-    """What a worker rebuilds ``screener`` from: None for the built-in rules, else its rule data."""
-    if screener is default_screener():
-        return None
-    return pickle.dumps(screener.ruleset, protocol=pickle.HIGHEST_PROTOCOL)
+# -- how many workers this machine runs well -----------------------------------------------------
 
 
 WORKER_MEMORY_BYTES = 64 * 2**20
@@ -176,6 +157,28 @@ def capped_workers(workers: int) -> tuple[int, str | None]:
     if workers > cap:
         return cap, f"workers={workers:,} is more than this machine runs well ({why}); using {cap}"
     return workers, None
+
+
+# -- the screener, rebuilt in each worker --------------------------------------------------------
+
+
+def resolve_screener(screener: Screener | None) -> Screener:
+    """The screener to use: the caller's, or the built-in rules."""
+    if screener is None:
+        return default_screener()
+    if not isinstance(screener, Screener):
+        raise TypeError(
+            f"screener must be a hipscreen.Screener (got {type(screener).__name__}); "
+            "build one with hipscreen.Screener(rules_dir, extra_rules=..., thresholds=...)"
+        )
+    return screener
+
+
+def _source_of(screener: Screener) -> bytes | None:
+    """What a worker rebuilds ``screener`` from: None for the built-in rules, else its rule data."""
+    if screener is default_screener():
+        return None
+    return pickle.dumps(screener.ruleset, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 _worker: dict[str, Any] = {}
