@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hipscreen._batch import _stream
+from hipscreen._batch import _pipeline, _stream
 from hipscreen._batch._command import for_command_line
 from hipscreen._batch._outcomes import BatchInterrupted
 from hipscreen._batch._stream import CsvWriter, OutputError, screen_csv
@@ -340,7 +341,8 @@ def test_resume_refuses_a_partial_file_replaced_by_a_link(intake: Path, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("option", "value"), [("chunk_size", 0), ("cache_size", -1), ("workers", 0)]
+    ("option", "value"),
+    [("chunk_size", 0), ("cache_size", -1), ("workers", 0), ("workers", True), ("workers", 10**12)],
 )
 def test_bad_arguments_are_refused_before_any_file_is_made(
     intake: Path, tmp_path: Path, option: str, value: int
@@ -528,6 +530,91 @@ def test_workers_are_capped_and_huge_numbers_refused(intake: Path, tmp_path: Pat
     assert "internal error" not in done.stderr
 
 
+MACHINE = "3 CPUs, 9.0 GB of memory free at about 64 MB a worker"
+
+
+def _started_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The workers each `screen_csv` run starts, on a machine that runs 3 well (the rows are
+    screened in this process all the same: the results do not depend on it)."""
+    started: list[int] = []
+    real = _stream.screened_rows
+
+    def screened_rows(*args: Any, workers: int, **options: Any) -> Any:
+        started.append(workers)
+        return real(*args, workers=1, **options)
+
+    monkeypatch.setattr(_stream, "screened_rows", screened_rows)
+    monkeypatch.setattr(_pipeline, "worker_cap", lambda: (3, MACHINE))
+    return started
+
+
+@pytest.mark.parametrize("workers", [4, 400, 10**12 - 1])
+def test_screen_csv_caps_workers_as_the_command_does(
+    intake: Path,
+    reference: tuple[bytes, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    # Before: screen_csv(workers=400) started 400 processes (the command caps -j).
+    started = _started_workers(monkeypatch)
+    with pytest.warns(UserWarning, match="more than this machine runs well") as warned:
+        screen_csv(intake, tmp_path / "out.csv", workers=workers, chunk_size=CHUNK)
+    assert [str(w.message) for w in warned] == [
+        f"workers={workers:,} is more than this machine runs well ({MACHINE}); using 3"
+    ]
+    assert warned[0].filename == __file__  # points at the call
+    assert started == [3]
+    assert (tmp_path / "out.csv").read_bytes() == reference[0]
+
+
+def test_screen_csv_keeps_workers_the_machine_runs_quietly(
+    intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = _started_workers(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for workers in (3, 2, 1):
+            screen_csv(intake, tmp_path / f"out{workers}.csv", workers=workers, chunk_size=CHUNK)
+    assert started == [3, 2, 1]
+
+
+def test_far_too_many_workers_are_refused_naming_what_is_allowed(
+    intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _started_workers(monkeypatch)
+    with pytest.raises(ValueError, match="far more processes") as refused:
+        screen_csv(intake, tmp_path / "out.csv", workers=10**15)
+    assert str(refused.value) == (
+        "workers must be a whole number ≥ 1 and below 1,000,000,000,000 (got "
+        "1,000,000,000,000,000: far more processes than any machine runs; this one runs 3 well)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_caps_workers_in_the_library_s_words(
+    intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    started = _started_workers(monkeypatch)
+    out = str(tmp_path / "out.csv")
+    assert main(["batch", str(intake), "-o", out, "-j", "400", "--no-progress"]) == 1
+    assert started == [3]
+    assert (
+        f"hipscreen batch: --workers 400 is more than this machine runs well ({MACHINE}); using 3"
+        in capsys.readouterr().err
+    )
+
+
+@settings(deadline=None)
+@given(workers=st.integers(1, 10**12 - 1), cap=st.integers(1, 512))
+def test_capped_workers_are_the_fewer_of_asked_and_the_cap(workers: int, cap: int) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_pipeline, "worker_cap", lambda: (cap, MACHINE))
+        used, note = _pipeline.capped_workers(workers)
+    assert used == min(workers, cap)
+    assert (note is None) == (workers <= cap)
+
+
 @pytest.mark.process
 def test_a_full_disk_names_the_file_and_resume_finishes(
     intake: Path, reference: tuple[bytes, bytes], tmp_path: Path
@@ -609,6 +696,120 @@ def test_a_second_signal_during_shutdown_keeps_the_exit_status(
         run.send_signal(signum)
         _, err = run.communicate(timeout=60)
         assert run.returncode == expected, err
+
+
+@pytest.fixture
+def stop_handlers() -> Any:
+    """Ctrl-C and SIGTERM handled as before the test: a stopped run leaves them ignored (as the
+    command's process should, until it exits), which the test process must not keep."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+class _SignalFromDel:
+    """Sends a signal to this process from ``__del__``, where Python drops whatever it raises:
+    as CI saw a SIGTERM's interrupt raised inside an import lock's weakref callback."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.signum)  # runs the handler before returning
+
+
+def _lost_signals(monkeypatch: pytest.MonkeyPatch) -> list[BaseException | None]:
+    """The exceptions Python reports as ignored (instead of pytest's failing the test on them)."""
+    ignored: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda raised: ignored.append(raised.exc_value))
+    return ignored
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_whose_interrupt_is_lost_still_stops_the_run(
+    intake: Path,
+    reference: tuple[bytes, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    stop_handlers: None,
+    signum: signal.Signals,
+) -> None:
+    # Before: the run counted the signal as delivered, ignored the later ones and exited 0 with
+    # its results in place (1 CI run in 5 of the test above, SIGTERM).
+    ignored = _lost_signals(monkeypatch)
+    real = _stream._result_row
+
+    def result_row(row: int, *args: Any) -> Any:
+        if row == 300:  # between two rows, outside the writing of a chunk
+            _SignalFromDel(signum)
+        return real(row, *args)
+
+    monkeypatch.setattr(_stream, "_result_row", result_row)
+    out = tmp_path / "out.csv"
+    argv = ["batch", str(intake), "-o", str(out), "--chunk-size", str(CHUNK), "--no-progress"]
+    assert main(argv) == 128 + signum
+    reason = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+    assert [str(lost) for lost in ignored] == [reason]  # the handler's own interrupt was lost
+    assert isinstance(ignored[0], KeyboardInterrupt)
+    assert f"hipscreen batch: {reason}: stopped after 301 rows." in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.csv.partial",
+        "out.csv.resume.json",
+        "out.errors.csv.partial",
+    ]
+    monkeypatch.setattr(_stream, "_result_row", real)
+    assert main([*argv, "--resume"]) == 1
+    assert out.read_bytes() == reference[0]
+    assert out.with_name("out.errors.csv").read_bytes() == reference[1]
+
+
+@pytest.mark.process
+def test_a_signal_lost_while_the_results_are_put_in_place_keeps_the_exit_status(
+    intake: Path,
+    reference: tuple[bytes, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    stop_handlers: None,
+) -> None:
+    ignored = _lost_signals(monkeypatch)
+    real = _stream._publish
+
+    def publish(*args: Any) -> None:
+        _SignalFromDel(signal.SIGTERM)
+        real(*args)
+
+    monkeypatch.setattr(_stream, "_publish", publish)
+    out = tmp_path / "out.csv"
+    assert main(["batch", str(intake), "-o", str(out), "--no-progress"]) == 143
+    assert [str(lost) for lost in ignored] == ["terminated (SIGTERM)"]
+    err = capsys.readouterr().err
+    assert "terminated (SIGTERM) as the run finished; every row was screened" in err
+    assert out.read_bytes() == reference[0]  # complete: every row was done before the signal
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.errors.csv"]
+
+
+@pytest.mark.process
+def test_a_sigterm_before_screening_starts_exits_143_and_leaves_nothing(
+    intake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, stop_handlers: None
+) -> None:
+    # Before: it reached `hipscreen` as a plain KeyboardInterrupt, exit 130 whatever the signal.
+    real = _stream.read_csv_records
+
+    def read(*args: Any, **options: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **options)  # pragma: no cover - the signal stops the run above
+
+    monkeypatch.setattr(_stream, "read_csv_records", read)
+    assert main(["batch", str(intake), "-o", str(tmp_path / "out.csv"), "--no-progress"]) == 143
+    assert "hipscreen batch: terminated (SIGTERM) before screening started" in (
+        capsys.readouterr().err
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- 10. the corpus runner -------------------------------------------------------------------------

@@ -203,8 +203,8 @@ def test_a_signal_in_the_middle_of_writing_a_chunk_is_held_until_its_checkpoint(
 ) -> None:
     """The race CI once caught: a signal while a chunk was written duplicated part of it."""
     from hipscreen._batch import _stream
-    from hipscreen._batch._command import _terminate_as_interrupt
     from hipscreen._batch._outcomes import BatchInterrupted
+    from hipscreen._batch._signals import stopping_on_signals
 
     calls = []
     real_write = _stream._CsvSink.write
@@ -223,7 +223,7 @@ def test_a_signal_in_the_middle_of_writing_a_chunk_is_held_until_its_checkpoint(
     out = tmp_path / "out.csv"
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with _terminate_as_interrupt(), pytest.raises(BatchInterrupted) as stopped:
+        with stopping_on_signals(), pytest.raises(BatchInterrupted) as stopped:
             _stream.screen_csv(intake, out, chunk_size=40)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -9,18 +9,17 @@ interrupted run keeps its partial results and continues with ``--resume``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
-import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hipscreen._batch._frames import RECORD_CACHE_SIZE
 from hipscreen._batch._outcomes import BatchInterrupted
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, worker_cap
+from hipscreen._batch._signals import stopping_on_signals
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
 from hipscreen._screen import Screener, default_screener
@@ -145,40 +144,6 @@ def register(
     parser.set_defaults(func=lambda args: run(args, screener_from))
 
 
-WORKER_MEMORY_BYTES = 64 * 2**20
-"""What one worker process takes, about (55 MB measured with the built-in rules), for the cap."""
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def worker_cap() -> tuple[int, str]:
-    """The most worker processes this machine runs well, and why: its CPUs and free memory."""
-    cpus = _cpus()
-    memory = _available_memory()
-    cap, why = cpus, f"{cpus} CPU{'s' if cpus > 1 else ''}"
-    if memory is not None:
-        fits = max(1, memory // WORKER_MEMORY_BYTES)
-        why += f", {memory / 2**30:.1f} GB of memory free at about 64 MB a worker"
-        cap = min(cap, fits)
-    return cap, why
-
-
 def _workers(value: str, source: Path | None) -> int:
     if value == "auto":
         try:
@@ -195,15 +160,9 @@ def _workers(value: str, source: Path | None) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         shown = value if len(value) <= 40 else value[:40] + "…"
         raise ValueError(f"--workers must be a whole number ≥ 1 or 'auto' (got {shown!r})")
-    workers = int(text)
-    cap, why = worker_cap()
-    if workers > cap:
-        print(
-            f"hipscreen batch: --workers {workers:,} is more than this machine runs well "
-            f"({why}); using {cap}",
-            file=sys.stderr,
-        )
-        return cap
+    workers, capped = capped_workers(int(text))
+    if capped is not None:
+        print(f"hipscreen batch: {for_command_line(capped)}", file=sys.stderr)
     return workers
 
 
@@ -213,6 +172,7 @@ _OPTION_WORDS = (
     ("resume=True", "--resume"),
     ("chunk_size must", "--chunk-size must"),
     ("cache_size must", "--cache-size must"),
+    ("workers=", "--workers "),
 )
 
 
@@ -221,44 +181,6 @@ def for_command_line(message: str) -> str:
     for keyword, option in _OPTION_WORDS:
         message = message.replace(keyword, option)
     return message
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run like Ctrl-C: partial results kept and marked, workers ended.
-
-    The first Ctrl-C or SIGTERM stops the run; any later one, while the run shuts down (keeping
-    its rows, ending its workers, printing where things are), is ignored until the process
-    exits, so the exit status stays 130 or 143 and never becomes death by that signal.
-    """
-    stopping = False
-
-    def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt("interrupted (Ctrl-C)")
-        raise KeyboardInterrupt(f"terminated ({signal.Signals(signum).name})")
-
-    try:
-        previous = {signum: signal.signal(signum, stop) for signum in _STOP}
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        if stopping:  # shutting down: later signals stay ignored until the process exits
-            for signum in _STOP:
-                signal.signal(signum, signal.SIG_IGN)
-        else:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-
-_STOP = (signal.SIGINT, signal.SIGTERM)
 
 
 def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> int:
@@ -273,7 +195,7 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
     screener = screener_from(args) if screener_from is not None else default_screener()
     try:
         workers = _workers(args.workers, source)
-        with _terminate_as_interrupt():
+        with stopping_on_signals() as stopped:
             report = screen_csv(
                 source if source is not None else sys.stdin.buffer,
                 sys.stdout if to_stdout else args.output,
@@ -306,6 +228,15 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
         if "worker" in stop.reason:
             return EXIT_WORKER_DIED
         return EXIT_TERMINATED if "SIGTERM" in stop.reason else EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        # Before the first row, or while the finished results were put in place.
+        reason = str(stop.args[0]) if stop.args else "interrupted (Ctrl-C)"
+        print(
+            f"hipscreen batch: {reason} before screening started or while the results were put "
+            "in place; run the same command again (it says whether --resume is needed)",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if "SIGTERM" in reason else EXIT_INTERRUPTED
     except (TableError, ImportError, OSError, ValueError) as error:
         print(f"hipscreen batch: {for_command_line(str(error))}", file=sys.stderr)
         return EXIT_FILE_ERROR
@@ -326,5 +257,16 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
             f"failed rows: {report.errors} ({summary.failed:,} rows, with their problems)",
             file=report_stream,
         )
-        return EXIT_ROWS_FAILED
-    return EXIT_OK
+        code = EXIT_ROWS_FAILED
+    else:
+        code = EXIT_OK
+    if stopped.signum is not None:
+        # The signal's own interrupt was lost after the last row, while the results were put in
+        # place: they are complete, and the exit status still says the run was stopped.
+        print(
+            f"hipscreen batch: {stopped.reason} as the run finished; every row was screened "
+            "and the results are complete",
+            file=sys.stderr,
+        )
+        return stopped.exit_status
+    return code

@@ -40,8 +40,10 @@ __all__ = [
     "Item",
     "Pipeline",
     "Task",
+    "capped_workers",
     "client_id_ok",
     "resolve_screener",
+    "worker_cap",
 ]
 
 DEFAULT_CHUNK_SIZE = 2048
@@ -95,6 +97,66 @@ class Task(Protocol):
     def adopt(self, results: list[Any]) -> list[Any]:
         """Results that came back from a worker, made ready for the cache."""
         ...
+
+
+# -- how many workers this machine runs well -----------------------------------------------------
+
+
+WORKER_MEMORY_BYTES = 64 * 2**20
+"""What one worker process takes, about (55 MB measured with the built-in rules), for the cap."""
+
+FAR_TOO_MANY_WORKERS = 10**12
+"""Workers no machine runs (13 digits: a typo, or a byte count): refused, not capped."""
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def worker_cap() -> tuple[int, str]:
+    """The most worker processes this machine runs well, and why: its CPUs and free memory."""
+    cpus = _cpus()
+    memory = _available_memory()
+    cap, why = cpus, f"{cpus} CPU{'s' if cpus > 1 else ''}"
+    if memory is not None:
+        fits = max(1, memory // WORKER_MEMORY_BYTES)
+        why += f", {memory / 2**30:.1f} GB of memory free at about 64 MB a worker"
+        cap = min(cap, fits)
+    return cap, why
+
+
+def capped_workers(workers: int) -> tuple[int, str | None]:
+    """``workers`` within what this machine runs well (`worker_cap`): the processes to start, and
+    a note saying so when that is fewer than asked.
+
+    Raises:
+        ValueError: far more than any machine runs (`FAR_TOO_MANY_WORKERS` or more).
+    """
+    if workers <= 1:
+        return workers, None
+    cap, why = worker_cap()
+    if workers >= FAR_TOO_MANY_WORKERS:
+        raise ValueError(
+            f"workers must be a whole number ≥ 1 and below {FAR_TOO_MANY_WORKERS:,} (got "
+            f"{workers:,}: far more processes than any machine runs; this one runs {cap} well)"
+        )
+    if workers > cap:
+        return cap, f"workers={workers:,} is more than this machine runs well ({why}); using {cap}"
+    return workers, None
 
 
 # -- the screener, rebuilt in each worker --------------------------------------------------------

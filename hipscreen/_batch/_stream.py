@@ -24,10 +24,9 @@ import json
 import lzma
 import os
 import shutil
-import signal
 import stat
 import tempfile
-import threading
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,9 @@ from hipscreen._batch._csvframe import (
 from hipscreen._batch._extras import optional_module, progress_bar
 from hipscreen._batch._frames import LIST_COLUMNS, RECORD_CACHE_SIZE, RESULT_COLUMNS
 from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, Record, RowError, Tally
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, resolve_screener
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, resolve_screener
+from hipscreen._batch._signals import check as check_stop
+from hipscreen._batch._signals import held as stop_signals_held
 from hipscreen._batch._tables import TableError, TableReader, TableRow, screened_rows
 from hipscreen._errors import FieldProblem
 from hipscreen._screen import Screener
@@ -72,45 +73,6 @@ class CsvReport:
     output: Path | None
     errors: Path
     resumed_from: int = 0
-
-
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
-)
-
-
-@contextlib.contextmanager
-def _stop_signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while a chunk and its checkpoint are written.
-
-    A signal handled in the middle (Python raises ``KeyboardInterrupt`` between any two
-    bytecodes) would leave a chunk half written, or written and not counted. Held, the first one
-    is raised again, to the handler that was in place, once the chunk and its checkpoint are both
-    on disk. Signal masks cannot do this: they are per thread, and a process-directed signal goes
-    to any thread that does not mask it (the worker pool has threads), after which Python runs
-    the handler in the main thread all the same. Outside the main thread Python runs no signal
-    handler, so there is nothing to hold.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def hold(signum: int, _frame: Any) -> None:
-        caught.append(signum)
-
-    previous: dict[int, Any] = {}
-    for signum in _STOP_SIGNALS:
-        handler = signal.getsignal(signum)
-        if handler is not None:  # None: installed outside Python, cannot be put back
-            previous[signum] = signal.signal(signum, hold)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if caught:
-            signal.raise_signal(caught[0])
 
 
 def default_errors_path(output: Path | None, source: Path | None) -> Path:
@@ -878,7 +840,9 @@ def screen_csv(
         output_format: ``"csv"`` or ``"parquet"``; from the output's suffix when omitted.
         screener: the rules to screen with (a `hipscreen.Screener`); the built-in rules when
             omitted.
-        workers: processes to screen in.
+        workers: processes to screen in; more than this machine runs well (its CPUs, and its
+            free memory at about 64 MB a worker) are capped to that, with a `UserWarning`, as
+            ``hipscreen batch -j`` does.
         chunk_size: rows read ahead, and written, at a time.
         cache_size: distinct rows to remember (the cache goes quiet while rows do not repeat).
         encoding: the input's text encoding (an ASCII-compatible one, e.g. ``cp1252``).
@@ -899,6 +863,9 @@ def screen_csv(
         BatchInterrupted: the run was interrupted (Ctrl-C), terminated, or a worker process
             died; the rows done so far are in the partial files, ready for ``resume=True``.
         ImportError: Parquet output without pyarrow, or ``progress=True`` without tqdm.
+        ValueError: an argument is out of range (``workers`` below 1 or far more than any
+            machine runs, ``chunk_size`` below 1, ``cache_size`` below 0), or ``resume=True``
+            cannot continue (the input is a stream, or the partial files do not match).
     """
     try:
         return _screen_csv(
@@ -964,6 +931,9 @@ def _screen_csv(
     ):
         if type(value) is not int or value < least:
             raise ValueError(f"{what} must be a whole number ≥ {least} (got {value!r})")
+    workers, capped = capped_workers(workers)
+    if capped is not None:  # as `hipscreen batch -j` says it (on standard error)
+        warnings.warn(capped, UserWarning, stacklevel=3)  # the caller of `screen_csv`
     errors_path = Path(errors) if errors is not None else default_errors_path(out_path, source_path)
     rules = resolve_screener(screener)
     version = rules.ruleset_version
@@ -1117,7 +1087,7 @@ def _screen_csv(
         def flush() -> None:
             """Write the pending rows to both files and checkpoint, with stop signals held."""
             nonlocal written, pending
-            with _stop_signals_held():
+            with stop_signals_held():
                 with _writing(partials[0] if partials else None, written, checkpointed):
                     sink.write([result for result, _ in pending])
                 with _writing(errors_partial, written, checkpointed):
@@ -1142,6 +1112,7 @@ def _screen_csv(
                 cache_size=cache_size,
             ) as outcomes:
                 for item, outcome in outcomes:
+                    check_stop()  # a stop signal whose own interrupt was lost stops the run here
                     tally.add(outcome)
                     line = int(item.label)  # type: ignore[call-overload]
                     failed_row: list[Any] | None = None
@@ -1156,6 +1127,7 @@ def _screen_csv(
                     if len(pending) >= chunk_size:
                         flush()
                 flush()
+                check_stop()  # never put results in place after a stop signal
                 if out_path is not None:
                     with _writing(partials[0], written, checkpointed):
                         sink.checkpoint()  # on disk before the publish starts
