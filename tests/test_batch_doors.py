@@ -211,3 +211,52 @@ def test_other_objects_are_refused_with_a_hint() -> None:
         hipscreen.assess_frame([{"age": 3}])
     with pytest.raises(TypeError, match="pandas or polars"):
         hipscreen.assess_frame(io.StringIO("age\n3\n"))
+
+
+def _doors() -> dict[str, Any]:
+    frame = pd.DataFrame([form_to_row(f) for f in FORMS])
+    return {
+        "assess_many": lambda w: [ids(o) for o in hipscreen.assess_many(FORMS, workers=w)],
+        "assess_iter": lambda w: [ids(o) for o in hipscreen.assess_iter(FORMS, workers=w)],
+        "assess_frame": lambda w: (
+            hipscreen.assess_frame(frame, workers=w)["finding_ids"]
+            .map(lambda v: None if v is None else list(v))
+            .tolist()
+        ),
+    }
+
+
+@pytest.mark.parametrize("door", ["assess_many", "assess_iter", "assess_frame"])
+def test_every_python_door_caps_workers_as_screen_csv_does(
+    door: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hipscreen._batch import _pipeline
+
+    monkeypatch.setattr(_pipeline, "worker_cap", lambda: (1, "1 CPU"))
+    run = _doors()[door]
+    with pytest.warns(UserWarning, match=r"workers=400 is more than this machine runs well"):
+        capped = run(400)
+    assert capped == run(1)
+
+
+@pytest.mark.parametrize("door", ["assess_many", "assess_iter", "assess_frame"])
+@pytest.mark.parametrize("workers", [0, True, 10**12, 2.0])
+def test_every_python_door_refuses_impossible_workers(door: str, workers: Any) -> None:
+    with pytest.raises(ValueError, match=r"workers must be a whole number ≥ 1"):
+        _doors()[door](workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_workers_within_the_cap_are_kept_quietly(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from hipscreen._batch import _pipeline
+
+    monkeypatch.setattr(_pipeline, "worker_cap", lambda: (4, "4 CPUs"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _pipeline.bounded_workers(workers, stacklevel=1) == workers
+    with pytest.warns(UserWarning, match=r"workers=5 is more .* \(4 CPUs\); using 4"):
+        assert _pipeline.bounded_workers(5, stacklevel=1) == 4

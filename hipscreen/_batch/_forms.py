@@ -31,6 +31,7 @@ from hipscreen._batch._pipeline import (
     INVALID,
     Item,
     Pipeline,
+    bounded_workers,
     client_id_ok,
     resolve_screener,
 )
@@ -196,6 +197,7 @@ def assess_iter(
         >>> [type(outcome).__name__ for outcome in outcomes]
         ['Assessment', 'RowError']
     """
+    workers = bounded_workers(workers, stacklevel=2)  # on first next(): the caller's loop
     rules = resolve_screener(screener)
     with Pipeline(
         FormTask(), screener=rules, workers=workers, chunk_size=chunk_size, cache_size=cache_size
@@ -239,7 +241,8 @@ def assess_many(
 
     Raises:
         ImportError: ``progress=True`` and tqdm is not installed.
-        ValueError: ``workers`` or ``chunk_size`` is below 1.
+        ValueError: ``workers`` or ``chunk_size`` is below 1, or ``workers`` is far more than
+            any machine runs (more than this machine runs well is capped, with a `UserWarning`).
         BatchInterrupted: a worker process died (killed, or out of memory).
 
     Examples:
@@ -249,6 +252,7 @@ def assess_many(
         >>> result.errors[0].problems[0].field
         'age'
     """
+    workers = bounded_workers(workers, stacklevel=2)
     rules = resolve_screener(screener)
     total = len(forms) if isinstance(forms, Sized) else None
     bar = progress_bar(progress, total, "form")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from hipscreen._batch._extras import DataFrame, optional_module, progress_bar
 from hipscreen._batch._outcomes import Record, RowError
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, resolve_screener
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, bounded_workers, resolve_screener
 from hipscreen._batch._tables import TableReader, screened_rows
 from hipscreen._screen import Screener
 from hipscreen._vocabulary import Confidence, Severity, Urgency
@@ -159,6 +159,8 @@ def assess_frame(
         TableError: a column is outside the convention or given twice (nothing is screened).
         ImportError: pandas is not installed (``pip install 'hipscreen[pandas]'``).
         BatchInterrupted: a worker process died (killed, or out of memory).
+        ValueError: ``workers`` is below 1 or far more than any machine runs (more than this
+            machine runs well is capped, with a `UserWarning`).
 
     Example:
         >>> import pandas as pd
@@ -168,6 +170,7 @@ def assess_frame(
     """
     kind = _kind_of(frame)
     frame = _to_pandas(frame, kind)
+    workers = bounded_workers(workers, stacklevel=2)
     rules = resolve_screener(screener)
     reader = TableReader(list(frame.columns), source="DataFrame", ignore=ignore_columns)
     bar = progress_bar(progress, len(frame), "row")

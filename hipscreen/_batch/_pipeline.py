@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Hashable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple, Protocol, cast
@@ -40,6 +41,7 @@ __all__ = [
     "Item",
     "Pipeline",
     "Task",
+    "bounded_workers",
     "capped_workers",
     "client_id_ok",
     "resolve_screener",
@@ -157,6 +159,22 @@ def capped_workers(workers: int) -> tuple[int, str | None]:
     if workers > cap:
         return cap, f"workers={workers:,} is more than this machine runs well ({why}); using {cap}"
     return workers, None
+
+
+def bounded_workers(workers: int, stacklevel: int) -> int:
+    """``workers`` for a Python door (`assess_many`, `assess_iter`, `assess_frame`): checked as
+    a whole number ≥ 1, and capped as `capped_workers` says with a `UserWarning` pointing
+    ``stacklevel`` frames up (the caller's line).
+
+    Raises:
+        ValueError: not a whole number ≥ 1, or far more than any machine runs.
+    """
+    if type(workers) is not int or workers < 1:
+        raise ValueError(f"workers must be a whole number ≥ 1 (got {workers!r})")
+    workers, capped = capped_workers(workers)
+    if capped is not None:
+        warnings.warn(capped, UserWarning, stacklevel=stacklevel + 1)
+    return workers
 
 
 # -- the screener, rebuilt in each worker --------------------------------------------------------
