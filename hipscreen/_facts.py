@@ -603,10 +603,10 @@ class EquivalenceTable(NamedTuple):
 
 def load_equivalences(path: Path | None = None) -> EquivalenceTable:
     """Read and check the equivalence table; a problem names the entry, the key and the value."""
-    from hipscreen._ruledata import builtin_rules_dir  # a leaf import: the rule loader's home
+    from hipscreen._ruledata import _SafeLoader, builtin_rules_dir  # the rule loader's home
 
     where = path or builtin_rules_dir() / "equivalences.yaml"
-    data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+    data = yaml.load(where.read_text(encoding="utf-8"), Loader=_SafeLoader) or {}
     symptoms = {s.value for s in Symptom}
     contexts = {c.value for c in ContextItem}
     problems: list[str] = []
