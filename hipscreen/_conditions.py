@@ -550,7 +550,7 @@ class UnmeasuredCondition(_AtomCondition):
 
 
 def _instrument_ids(schema: dict[str, Any]) -> None:
-    from hipscreen._instruments import INSTRUMENT_IDS  # it loads rule data, which imports us
+    from hipscreen._instruments.models import INSTRUMENT_IDS  # it loads rule data, which imports us
 
     schema["enum"] = list(INSTRUMENT_IDS)
 

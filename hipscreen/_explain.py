@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from hipscreen._errors import HipscreenError
 from hipscreen._facts import normalised_reports
 from hipscreen._form import IntakeForm
-from hipscreen._instruments import builtin_instruments
+from hipscreen._instruments.loader import builtin_instruments
 from hipscreen._ruledata import AllOf, AnyOf, Atom, Condition, Rule, RuleSet
 from hipscreen._tables import tables
 from hipscreen._vocabulary import (

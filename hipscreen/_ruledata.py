@@ -734,7 +734,7 @@ def load_ruleset(
 
 def _instrument_bands() -> dict[str, tuple[str, ...]]:
     """Each standard instrument's id and band names: what a ``score`` condition may name."""
-    from hipscreen._instruments import builtin_instruments  # it reads rule files with this module
+    from hipscreen._instruments.loader import builtin_instruments  # it reads rule files
 
     return {
         instrument: tuple(band.name for band in definition.bands)
