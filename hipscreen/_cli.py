@@ -447,8 +447,8 @@ COMMANDS = ("assess", "compare", "rules", "explain", "schema", "serve", "batch",
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``hipscreen`` argument parser (exposed for tests and documentation).
 
-    With ``command`` (one of `COMMANDS`), only that command is registered, so only the modules
-    it needs are imported: `main` does this when the command line names one.
+    With ``command`` (one of `COMMANDS`, or ``""`` for none), only that command is registered,
+    so only the modules it needs are imported: `main` does this when the command line names one.
     """
     parser = _Parser(
         prog="hipscreen",
@@ -610,11 +610,13 @@ _REGISTER: dict[tuple[str, ...], Any] = {
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
-    """The command named on the command line, or None when the whole parser is needed (no
-    command, an unknown one, or ``--help``/``--version`` before it)."""
+    """The command named on the command line; ``""`` (no command needed) for ``--version``;
+    None when the whole parser is needed (no command, an unknown one, or ``--help``)."""
     for arg in argv:
         if arg == "--debug":
             continue
+        if arg == "--version":
+            return ""
         return arg if arg in COMMANDS else None
     return None
 

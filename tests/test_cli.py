@@ -432,18 +432,35 @@ def test_an_unknown_command_still_lists_every_command(capsys: pytest.CaptureFixt
     assert all(name in err for name in _cli.COMMANDS)
 
 
-@pytest.mark.process
-def test_assess_imports_no_other_command() -> None:
+def _modules_after_main(argv: list[str]) -> tuple[int, set[str]]:
     script = (
         "import json, sys\n"
         "from hipscreen import _cli\n"
-        f"code = _cli.main(['--debug', 'assess', {str(SPRINTER)!r}, '--format', 'json'])\n"
+        "try:\n"
+        f"    code = _cli.main({argv!r})\n"
+        "except SystemExit as exit_:\n"
+        "    code = exit_.code\n"
         "print(json.dumps([code, sorted(sys.modules)]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     code, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    return code, set(loaded)
+
+
+@pytest.mark.process
+def test_version_imports_no_command() -> None:
+    code, loaded = _modules_after_main(["--version"])
+    assert code == 0
+    heavy = {"pydantic", "yaml", "asyncio", "hipscreen._screen", "hipscreen._service"}
+    assert sorted(heavy & loaded) == []
+    assert not any(m.startswith(("hipscreen._batch", "hipscreen._fhir")) for m in loaded)
+
+
+@pytest.mark.process
+def test_assess_imports_no_other_command() -> None:
+    code, loaded = _modules_after_main(["--debug", "assess", str(SPRINTER), "--format", "json"])
     assert code == 0
     others = {
         "asyncio",
