@@ -943,7 +943,7 @@ def _scale_text(scale: Any) -> str:
 
 def instrument_pages(ruleset: RuleSet) -> dict[str, str]:
     """``instruments/index.md`` and one page per instrument, from its data file."""
-    from hipscreen._instruments import builtin_instruments
+    from hipscreen._instruments.loader import builtin_instruments
 
     readers = _instrument_rules(ruleset)
     pages: dict[str, str] = {}

@@ -6,9 +6,12 @@ Examples:
     >>> result.finding_ids()[0]
     'tight-hip-flexors'
 
-Importing ``hipscreen`` loads what screening one form needs (the form and result models and the
-engine door, so a broken durable-rules build is reported at import); asyncio support, the batch
-package, comparison and the schema writer load on first use of one of their names.
+Importing ``hipscreen`` is cheap: it loads the error types and the version, and checks that the
+durable-rules C extension loads (a broken build is reported at import, with the command that
+fixes it). Every other public name loads on first use: `assess`, `Screener` and the form and
+result models bring in the engine, pydantic and the rules the first time one of them is touched;
+asyncio support, the batch package, comparison and the schema writer load only with their own
+names. ``python -X importtime -c "import hipscreen"`` shows it.
 """
 
 import importlib as _importlib
@@ -22,20 +25,15 @@ from hipscreen._errors import (
     RuleDataError,
     TableError,
 )
-from hipscreen._intake.form import IntakeForm
-from hipscreen._results import (
-    Assessment,
-    Dose,
-    Evidence,
-    ExcludedExercise,
-    Exercise,
-    Finding,
-    InstrumentScore,
-    Recommendation,
-    Referral,
-)
-from hipscreen._screen import Screener, assess
 from hipscreen._version import __version__
+
+try:  # the engine's C extension alone (cheap); the rest of the engine loads with `assess`
+    import durable_rules_engine as _durable_rules_engine
+except ImportError:
+    _durable_rules_engine = None
+if _durable_rules_engine is None:  # raises the ImportError that names the cause and the fix
+    _importlib.import_module("hipscreen._engine")
+del _durable_rules_engine
 
 if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and editors
     from hipscreen._aio import assess_async
@@ -44,10 +42,35 @@ if _typing.TYPE_CHECKING:  # the lazily loaded names, for type checkers and edit
     from hipscreen._batch._outcomes import BatchSummary, RowError
     from hipscreen._batch._stream import screen_csv
     from hipscreen._compare import Comparison, FindingChange, ScoreChange, compare
+    from hipscreen._intake.form import IntakeForm
+    from hipscreen._results import (
+        Assessment,
+        Dose,
+        Evidence,
+        ExcludedExercise,
+        Exercise,
+        Finding,
+        InstrumentScore,
+        Recommendation,
+        Referral,
+    )
     from hipscreen._rules.explain import Explanation
     from hipscreen._schema import schema
+    from hipscreen._screen import Screener, assess
 
 _LAZY = {
+    "assess": "hipscreen._screen",
+    "Screener": "hipscreen._screen",
+    "IntakeForm": "hipscreen._intake.form",
+    "Assessment": "hipscreen._results",
+    "Dose": "hipscreen._results",
+    "Evidence": "hipscreen._results",
+    "ExcludedExercise": "hipscreen._results",
+    "Exercise": "hipscreen._results",
+    "Finding": "hipscreen._results",
+    "InstrumentScore": "hipscreen._results",
+    "Recommendation": "hipscreen._results",
+    "Referral": "hipscreen._results",
     "assess_async": "hipscreen._aio",
     "BatchResult": "hipscreen._batch._forms",
     "assess_iter": "hipscreen._batch._forms",

@@ -14,16 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from hipscreen._errors import EngineError, InvalidFormError, RuleDataError
 from hipscreen._intake.strictjson import StrictJsonError, loads_strict
-from hipscreen._results import Assessment
-from hipscreen._rules.ruleset import RuleSet
-from hipscreen._schema import SCHEMA_FILES, schema, write_schema_files
-from hipscreen._screen import Screener, default_screener
 from hipscreen._version import __version__
 from hipscreen._vocabulary import Severity
+
+if TYPE_CHECKING:  # the commands import what they need when they run (see `main`)
+    from hipscreen._results import Assessment
+    from hipscreen._screen import Screener
 
 __all__ = ["main"]
 
@@ -158,6 +158,8 @@ def _add_rule_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _screener(args: argparse.Namespace) -> Screener:
+    from hipscreen._screen import Screener, default_screener
+
     if not (args.rules or args.extra_rules or args.threshold):
         return default_screener()
     for directory in [args.rules, *args.extra_rules]:
@@ -226,6 +228,7 @@ def _render_assessment(result: Assessment, fmt: str, min_indicator: str) -> str:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from hipscreen._compare import compare
+    from hipscreen._results import Assessment
 
     results = []
     screener: Screener | None = None
@@ -299,6 +302,8 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     base = Path(args.rules) if args.rules else None
     if base is not None and not base.is_dir():
         raise UsageError(_no_rule_directory(args.rules))
+    from hipscreen._screen import Screener
+
     # Compiling too (not only loading) checks the engine network: what passes here compiles.
     try:
         with (
@@ -306,7 +311,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
             if complete
             else Screener(base, extra_rules=[directory], cache_size=0)
         ) as screener:
-            ruleset: RuleSet = screener.ruleset
+            ruleset = screener.ruleset
     except (RuleDataError, EngineError) as error:
         problems = error.problems if isinstance(error, RuleDataError) else [error]
         _write(f"{args.dir}: {_problem_list(problems)}")
@@ -325,6 +330,8 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from hipscreen._schema import schema, write_schema_files
+
     if args.write:
         for path in write_schema_files(args.write):
             print(f"wrote {path}")
@@ -433,8 +440,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``hipscreen`` argument parser (exposed for tests and documentation)."""
+COMMANDS = ("assess", "compare", "rules", "explain", "schema", "serve", "batch", "fhir")
+"""The top-level commands, each registered (and its modules imported) by `build_parser`."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``hipscreen`` argument parser (exposed for tests and documentation).
+
+    With ``command`` (one of `COMMANDS`, or ``""`` for none), only that command is registered,
+    so only the modules it needs are imported: `main` does this when the command line names one.
+    """
     parser = _Parser(
         prog="hipscreen",
         description="Screen hip flexor / extensor balance from an intake form (a screening aid, "
@@ -445,7 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback for internal errors")
     parser.set_defaults(func=_cmd_help(parser))
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for name, register in _REGISTER.items():
+        if command is None or command in name:
+            register(commands)
+    return parser
 
+
+def _add_assess(commands: Any) -> None:
     assess = commands.add_parser(
         "assess",
         help="screen one intake form (JSON) and print the report, JSON or CDS Hooks cards",
@@ -469,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(assess)
     assess.set_defaults(func=_cmd_assess)
 
+
+def _add_compare(commands: Any) -> None:
     compare = commands.add_parser(
         "compare",
         help="what changed between two screenings of one client",
@@ -482,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_options(compare)
     compare.set_defaults(func=_cmd_compare)
 
+
+def _add_rules(commands: Any) -> None:
+    """``rules list``, ``rules check``, and the rule tools: ``explain``, ``rules test`` …"""
     rules = commands.add_parser(
         "rules", help="list or check rules", description="List or check rule data."
     )
@@ -511,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_rules_check)
     _register_rule_tools(commands, rule_commands)
 
+
+def _add_schema(commands: Any) -> None:
+    from hipscreen._schema import SCHEMA_FILES
+
     schema_cmd = commands.add_parser(
         "schema",
         help="print the JSON Schema of the input (intake form) and output (assessment)",
@@ -523,8 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema_cmd.add_argument("--write", metavar="DIR", help="write the schema files into DIR")
     schema_cmd.set_defaults(func=_cmd_schema)
 
-    _add_serve(commands)
-    _register_batch(commands)
+
+def _add_fhir(commands: Any) -> None:
     from hipscreen._fhir._command import register as register_fhir  # the logic lives there
 
     register_fhir(
@@ -534,7 +564,6 @@ def build_parser() -> argparse.ArgumentParser:
         rule_options=_add_rule_options,
         usage_error=UsageError,
     )
-    return parser
 
 
 def _register_rule_tools(commands: Any, rule_commands: Any) -> None:
@@ -575,9 +604,35 @@ def _unavailable(commands: Any, name: str, error: Exception) -> None:
     parser.set_defaults(func=fail)
 
 
+_REGISTER: dict[tuple[str, ...], Any] = {
+    ("assess",): _add_assess,
+    ("compare",): _add_compare,
+    ("rules", "explain"): _add_rules,  # the rule tools register both
+    ("schema",): _add_schema,
+    ("serve",): _add_serve,
+    ("batch",): _register_batch,
+    ("fhir",): _add_fhir,
+}
+"""The commands each registration function adds, in the order ``--help`` lists them."""
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named on the command line; ``""`` (no command needed) for ``--version``;
+    None when the whole parser is needed (no command, an unknown one, or ``--help``)."""
+    for arg in argv:
+        if arg == "--debug":
+            continue
+        if arg == "--version":
+            return ""
+        return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``hipscreen`` command; return its exit code."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

@@ -100,7 +100,7 @@ class ScoreChange(_Model):
 
 def score_change(old: InstrumentScore, new: InstrumentScore) -> ScoreChange:
     """Judge the change of one instrument's score (same instrument on both sides)."""
-    from hipscreen._instruments import builtin_instruments  # it imports the results module
+    from hipscreen._instruments.loader import builtin_instruments  # it imports the results module
 
     spec = builtin_instruments()[new.instrument]
     base: dict[str, Any] = {

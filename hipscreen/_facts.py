@@ -604,9 +604,10 @@ class EquivalenceTable(NamedTuple):
 def load_equivalences(path: Path | None = None) -> EquivalenceTable:
     """Read and check the equivalence table; a problem names the entry, the key and the value."""
     from hipscreen._rules.builtin import builtin_rules_dir  # a leaf import: where the rules are
+    from hipscreen._rules.safeyaml import _SafeLoader
 
     where = path or builtin_rules_dir() / "equivalences.yaml"
-    data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+    data = yaml.load(where.read_text(encoding="utf-8"), Loader=_SafeLoader) or {}
     symptoms = {s.value for s in Symptom}
     contexts = {c.value for c in ContextItem}
     problems: list[str] = []

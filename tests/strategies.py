@@ -178,7 +178,7 @@ def _extra_fields() -> dict[str, st.SearchStrategy[Any]]:
 def instrument_blocks() -> st.SearchStrategy[dict[str, Any]]:
     """An ``instruments`` block: each instrument absent, answered in part or whole (at least one
     item), or given as a caller-computed score."""
-    from hipscreen._instruments import builtin_instruments
+    from hipscreen._instruments.loader import builtin_instruments
 
     entries: dict[str, st.SearchStrategy[Any]] = {}
     for instrument, spec in builtin_instruments().items():

@@ -402,3 +402,73 @@ def test_internal_errors_are_one_line_unless_debug(
     )
     with pytest.raises(RuntimeError, match="boom"):
         _cli.main(["--debug", "schema"])
+
+
+# -- each command imports what it needs ------------------------------------------------------------
+
+
+def test_the_command_list_is_what_the_whole_parser_registers() -> None:
+    assert tuple(c[0] for c in COMMANDS if len(c) == 1) == _cli.COMMANDS
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c], ids=" ".join)
+def test_a_parser_for_one_command_gives_the_same_help(
+    capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    """`main` registers only the command named; its help and options are the same as when the
+    whole parser is built."""
+    helps = []
+    for parser in (_cli.build_parser(), _cli.build_parser(command[0])):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--help"])
+        helps.append(capsys.readouterr().out)
+    assert helps[0] == helps[1]
+
+
+def test_an_unknown_command_still_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "asess", SPRINTER)
+    assert code == 2
+    assert "invalid choice: 'asess'" in err
+    assert all(name in err for name in _cli.COMMANDS)
+
+
+def _modules_after_main(argv: list[str]) -> tuple[int, set[str]]:
+    script = (
+        "import json, sys\n"
+        "from hipscreen import _cli\n"
+        "try:\n"
+        f"    code = _cli.main({argv!r})\n"
+        "except SystemExit as exit_:\n"
+        "    code = exit_.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    code, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    return code, set(loaded)
+
+
+@pytest.mark.process
+def test_version_imports_no_command() -> None:
+    code, loaded = _modules_after_main(["--version"])
+    assert code == 0
+    heavy = {"pydantic", "yaml", "asyncio", "hipscreen._screen", "hipscreen._service"}
+    assert sorted(heavy & loaded) == []
+    assert not any(m.startswith(("hipscreen._batch", "hipscreen._fhir")) for m in loaded)
+
+
+@pytest.mark.process
+def test_assess_imports_no_other_command() -> None:
+    code, loaded = _modules_after_main(["--debug", "assess", str(SPRINTER), "--format", "json"])
+    assert code == 0
+    others = {
+        "asyncio",
+        "hipscreen._batch",
+        "hipscreen._service",
+        "hipscreen._fhir._command",
+        "hipscreen._rulestools",
+        "hipscreen._schema",
+        "hipscreen._compare",
+    }
+    assert sorted(others & set(loaded)) == []

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 import hipscreen
 from hipscreen import InvalidFormError
 from hipscreen._errors import RuleDataError
-from hipscreen._instruments import builtin_instruments, load_instruments, score_items
+from hipscreen._instruments.loader import builtin_instruments, load_instruments
+from hipscreen._instruments.scoring import score_items
 from hipscreen._rules.builtin import builtin_rules_dir
 
 SPECS = builtin_instruments()

@@ -1,4 +1,5 @@
-"""`import hipscreen` loads what screening needs; the rest loads on first use of its names."""
+"""`import hipscreen` loads the error types, the version and the engine's C extension; every
+other public name loads on first use, and screening a form loads only what screening needs."""
 
 from __future__ import annotations
 
@@ -32,11 +33,48 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+# What screening needs, loaded by the first `assess` (or `Screener`, or a model name), not by
+# `import hipscreen`.
+SCREENING = (
+    "pydantic",
+    "yaml",
+    "hipscreen._screen",
+    "hipscreen._intake.form",
+    "hipscreen._results",
+    "hipscreen._engine",
+    "hipscreen._instruments.form",
+)
+
+
 @pytest.mark.process
 def test_import_hipscreen_loads_no_heavy_module() -> None:
     loaded = _modules_after("import hipscreen")
-    assert sorted(loaded & set(HEAVY)) == []
+    assert sorted(loaded & {*HEAVY, *SCREENING}) == []
+    assert sorted(m for m in loaded if m.startswith("hipscreen")) == [
+        "hipscreen",
+        "hipscreen._errors",
+        "hipscreen._version",
+    ]
     assert "durable_rules_engine" in loaded  # a broken engine build is still reported at import
+
+
+@pytest.mark.process
+@pytest.mark.parametrize(
+    "name", ["assess", "Screener", "IntakeForm", "Assessment", "Finding", "InstrumentScore"]
+)
+def test_a_screening_name_loads_the_screening_modules_on_first_use(name: str) -> None:
+    loaded = _modules_after(f"import hipscreen; hipscreen.{name}")
+    assert "pydantic" in loaded
+    assert sorted(loaded & set(HEAVY)) == []
+
+
+@pytest.mark.process
+def test_from_import_of_a_lazy_name_works_in_a_fresh_interpreter() -> None:
+    loaded = _modules_after(
+        "from hipscreen import IntakeForm, assess\n"
+        "assert assess(IntakeForm(tightness={'hip_flexors': 2})).finding_ids()"
+    )
+    assert "hipscreen._screen" in loaded
 
 
 @pytest.mark.process

@@ -24,7 +24,7 @@ MAX_ITEMS = 40
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ScaleSpec(_Spec):

@@ -158,7 +158,7 @@ def load_tables(path: Path | None = None) -> ClinicalTables:
         message = f"the file is {len(raw):,} bytes, larger than {MAX_RULE_FILE_BYTES:,} bytes"
         raise RuleDataError([RuleProblem(name, "", "", message)])
     try:
-        loaded: Any = yaml.safe_load(raw)
+        loaded: Any = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as error:
         raise RuleDataError([RuleProblem(name, "", "", f"not valid YAML: {error}")]) from None
     try:
