@@ -337,6 +337,31 @@ def atoms_met(slot: Slot, fact: Fact) -> tuple[Atom, ...]:
     return tuple(met)
 
 
+class AtomsMet:
+    """Which atoms of a several-option slot a matched fact meets, remembered per slot and fact
+    content (facts recur across forms). Reads the fact's wire text here, behind the engine door:
+    callers hand over the fact as `encode_fact` made it and get atoms back.
+
+    ``slot`` objects must live as long as this memo (their ids are keys): a `Screener` holds
+    both.
+    """
+
+    __slots__ = ("_limit", "_met")
+
+    def __init__(self, limit: int = 2048) -> None:
+        self._met: dict[tuple[int, str], tuple[Atom, ...]] = {}
+        self._limit = limit
+
+    def __call__(self, slot: Slot, fact: str) -> tuple[Atom, ...]:
+        key = (id(slot), fact[fact.index(",") :])  # the fact without its index
+        found = self._met.get(key)
+        if found is None:
+            if len(self._met) >= self._limit:
+                self._met.clear()
+            found = self._met[key] = atoms_met(slot, fact_fields(fact))
+        return found
+
+
 def definition(rules: Sequence[EngineRule], shared: bool = False) -> dict[str, Any]:
     """The durable_rules ruleset for ``rules``, with the sentinel rule.
 

@@ -24,6 +24,7 @@ from hipscreen._vocabulary import (
     HipApproach,
     Measure,
     Muscle,
+    MuscleGroup,
     RomMethod,
     RomMotion,
     Side,
@@ -253,6 +254,11 @@ class FormFacts:
     def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
         self.facts: list[str] = []
         self.observations: list[Observation] = []
+        self.strength = grades[Measure.STRENGTH]
+        """The form's strength grades (what a plan reads)."""
+        self.scores: tuple[InstrumentScore, ...] = ()
+        """The form's standard instruments, scored (`IntakeForm.instruments`)."""
+        missing: list[str] = []  # what was not assessed, gathered on the same walk
         facts = self.facts
         observations = self.observations
         add_fact = facts.append
@@ -262,6 +268,7 @@ class FormFacts:
         tested: dict[str, set[Side]] | None = None
 
         for measure, given in grades.items():
+            missing += _NOT_GRADED[measure, frozenset([grade[0].group for grade in given])]
             tightness = measure == Measure.TIGHTNESS
             heads = _GRADE_HEADS[measure]
             left: _Left | None = None
@@ -320,6 +327,9 @@ class FormFacts:
                     pairs.append((motion, left[1], degrees, left[2]))
             if pairs:
                 self._asymmetry("rom", None, pairs, True)
+            missing += [text for m, text in _NOT_MEASURED if m not in measured_motions]
+        else:
+            missing += _NO_ROM
         for motion, head, observation in _UNMEASURED:
             if motion not in measured_motions:
                 # Absence as a fact: a finding may be inferred only where nothing was measured.
@@ -413,7 +423,10 @@ class FormFacts:
         ):
             self._context(form)
         if form.instruments is not None:
-            self._scores(form.instruments.scores())
+            self.scores = form.instruments.scores()
+            self._scores(self.scores)
+        self.not_assessed: tuple[str, ...] = _not_assessed(form, measurements, missing)
+        """Inputs the form leaves blank, in `Assessment.not_assessed` order."""
 
     def _scores(self, scores: Sequence[InstrumentScore]) -> None:
         """A standard instrument's score: its value when complete, its band when the missing
@@ -552,6 +565,57 @@ class FormFacts:
                     form.back_pain.intensity,
                     v=form.back_pain.intensity,
                 )
+
+
+# What `FormFacts.not_assessed` lists, formatted once from its wording (``not_assessed`` in
+# rules/tables.yaml): per measure and set of muscle groups graded, the groups not graded; the
+# motions not measured; the length tests and safety questions left blank.
+_WORDING = _TABLES.not_assessed
+_GROUP_SETS = [
+    frozenset(g for i, g in enumerate(MuscleGroup) if mask >> i & 1)
+    for mask in range(1 << len(MuscleGroup))
+]
+_NOT_GRADED = {
+    (measure, given): tuple(
+        _WORDING.not_graded.format(measure=measure.value, group=g.value)
+        for g in MuscleGroup
+        if g not in given
+    )
+    for measure in Measure
+    for given in _GROUP_SETS
+}
+_NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
+_NO_ROM = tuple(text for _, text in _NOT_MEASURED)
+_LENGTH_WORDING = tuple(
+    (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
+)
+_NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
+_LENGTH_FIELDS = ("thomas_test", "straight_leg_raise", "active_knee_extension")
+# The tri-state safety questions (issue 20): blank is listed here and never read as "no".
+_SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
+_FALL_QUESTION = _WORDING.safety_questions["recent_fall"]
+_RED_FLAG_QUESTIONS = _WORDING.red_flag_questions
+
+
+def _not_assessed(
+    form: IntakeForm,
+    measurements: Sequence[tuple[str, Side, float | bool, str]],
+    missing: list[str],
+) -> tuple[str, ...]:
+    """``missing`` (the groups not graded and motions not measured, found while the facts were
+    made) with the length tests and safety questions the form leaves blank."""
+    if all(getattr(form, name) is None for name in _LENGTH_FIELDS):
+        missing += _NO_LENGTH_TEST
+    else:
+        tests = {name for name, *_ in measurements}  # an empty test record gives nothing
+        missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
+    # The safety questions a red flag turns on: blank means not asked, never "no".
+    missing += [text for attr, text in _SAFETY_QUESTIONS if getattr(form, attr) is None]
+    if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
+        missing.remove(_FALL_QUESTION)  # the tick answers it
+    if form.symptom_checklist_completed is not True:
+        missing.append(_RED_FLAG_QUESTIONS)
+    return tuple(missing)
 
 
 def _procedure_facts(form: IntakeForm) -> list[tuple[str, Observation, int | None]]:
