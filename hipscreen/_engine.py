@@ -28,7 +28,6 @@ import itertools
 import json
 import math
 import os
-import re
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -191,7 +190,6 @@ def fact_fields(fact: str) -> Fact:
     return decoded
 
 
-_MATCHED = re.compile(r'"p(\d+)":\{"i":(-?\d+)')
 _INDEX = '{"i":'
 
 
@@ -528,7 +526,44 @@ def _release(
             _dre.delete_ruleset(held.pop())  # popped first: never deleted twice
 
 
-_FORM_TAG = re.compile(r',"f":(\d+),"sid":')
+_FORM_TAG = ',"f":'
+
+
+def shared_matches(messages: str, width: int, forms: int) -> list[tuple[int, list[int]]] | None:
+    """The matches of one firing in a shared session: per match, the form's position and the
+    index of the fact bound to each of the rule's ``width`` slots, read straight off the text
+    (as `matched_indices`; each fact ends ``,"f":<form>,"sid":…}``). None when the text is not
+    ``width`` facts per match, a match binds facts of two forms, or a form is out of range."""
+    find = messages.find
+    position = find(_INDEX)
+    if position < 0:
+        return None
+    found: list[tuple[int, list[int]]] = []
+    while position >= 0:
+        indices = [0] * width
+        form = -1
+        for _ in range(width):
+            if position < 0:
+                return None
+            start = position + 5
+            end = find(",", start)
+            alias = 0
+            if width > 1:  # "pK":{"i":…: the slot is K
+                alias = int(messages[messages.rindex('"p', 0, position) + 2 : position - 2])
+            tag = find(_FORM_TAG, end) + 5
+            tag_end = find(",", tag)
+            this = int(messages[tag:tag_end])
+            if form < 0:
+                form = this
+            elif this != form:
+                return None
+            indices[alias] = int(messages[start:end])
+            position = find(_INDEX, tag_end)
+        if form >= forms:
+            return None
+        found.append((form, indices))
+    return found
+
 
 SHARED_CAP = 1_000
 """Matches of one rule a shared session's action hands over at once."""
@@ -703,10 +738,19 @@ class CompiledRules:
             session.started = True
             messages = result[1]
             complete = _dre.complete_and_start_action
+            find = str.find
             while messages is not None:
-                name = messages[2 : messages.index('"', 2)]
+                named = messages.index('"', 2)
+                name = messages[2:named]
                 if name != _SENTINEL_RULE:
-                    indices = matched_indices(messages)
+                    # One pass over the firing's text: a one-slot firing (most) is read inline
+                    # (see `matched_indices`), a firing of several slots by that function.
+                    start = find(messages, _INDEX, named) + 5
+                    end = find(messages, ",", start)
+                    if find(messages, _INDEX, end) < 0:
+                        indices = [int(messages[start:end])]
+                    else:
+                        indices = matched_indices(messages)
                     if messages.count(tail) != len(indices):
                         raise _StaleSession(f"rule {name} matched a fact of an earlier form")
                     try:
@@ -809,22 +853,10 @@ class CompiledRules:
                     name = messages[2 : messages.index('"', 2)]
                     if name != _SENTINEL_RULE:
                         # {"<rule>":[{"p0":{<fact>},"p1":{…}},{…}]}: every match's facts in turn.
-                        width = slots[name]
-                        found = _MATCHED.findall(messages)
-                        tags = _FORM_TAG.findall(messages)
-                        if len(found) != len(tags) or not found or len(found) % width:
-                            return None
-                        for start in range(0, len(found), width):
-                            form = int(tags[start])
-                            indices = [0] * width
-                            for (alias, index), tag in zip(
-                                found[start : start + width],
-                                tags[start : start + width],
-                                strict=True,
-                            ):
-                                if int(tag) != form or form >= len(forms):
-                                    return None  # a rule bound facts of two forms
-                                indices[int(alias)] = int(index)
+                        matches = shared_matches(messages, slots[name], len(forms))
+                        if matches is None:
+                            return None  # unreadable, or a rule bound facts of two forms
+                        for form, indices in matches:
                             try:
                                 derived: Sequence[str] = on_fire(form, name, indices)
                             except Exception as error:  # the stock glue would swallow this

@@ -268,7 +268,7 @@ class FormFacts:
         tested: dict[str, set[Side]] | None = None
 
         for measure, given in grades.items():
-            missing += _NOT_GRADED[measure, frozenset([grade[0].group for grade in given])]
+            missing += _NOT_GRADED[measure, frozenset([_GROUP[grade[0]] for grade in given])]
             tightness = measure == Measure.TIGHTNESS
             heads = _GRADE_HEADS[measure]
             left: _Left | None = None
@@ -584,6 +584,7 @@ _NOT_GRADED = {
     for measure in Measure
     for given in _GROUP_SETS
 }
+_GROUP = {_muscle: _muscle.group for _muscle in Muscle}  # a property: read once here
 _NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
 _NO_ROM = tuple(text for _, text in _NOT_MEASURED)
 _LENGTH_WORDING = tuple(
