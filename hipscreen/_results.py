@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, SupportsIndex
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, SupportsIndex, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -372,7 +372,7 @@ class _Pending:
     __slots__ = ("built", "source")
 
     def __init__(self, source: DeferredBuild) -> None:
-        self.source = source
+        self.source: DeferredBuild | None = source
         self.built: Assessment | None = None
 
 
@@ -466,7 +466,8 @@ def _materialize(model: _DeferredAssessment) -> None:
             return  # another thread did it
         built = pending.built
         if built is None:
-            built = pending.built = pending.source.build()
+            built = pending.built = cast("DeferredBuild", pending.source).build()
+            pending.source = None  # the form, its facts and firings are no longer needed
         values: dict[str, Any] = _INSTANCE_DICT.__get__(built)
         client_id = _get_client_id(model)
         if values["client_id"] != client_id:

@@ -133,7 +133,7 @@ class _Firing:
     # several options and the matched fact must be checked against each.
     cites: tuple[tuple[Atom, ...] | None, ...] = ()
     rank: int = 0  # severity.rank, read once per firing
-    several: bool = False  # some slot has several options (a cite is None)
+    several: tuple[int, ...] = ()  # the slots with several options (their cite is None)
 
 
 Fired = tuple[tuple[tuple[Atom, ...] | None, ...], Sequence[int]]
@@ -272,8 +272,9 @@ class Screener:
                     name = f"{rule.id}{mark}{n}"
                     full = (*prefix, *slots)
                     cites = tuple(None if len(slot) > 1 else _atoms(slot[0]) for slot in full)
+                    several = tuple(k for k, atoms in enumerate(cites) if atoms is None)
                     self._firings[name] = _Firing(
-                        index, severity, full, cites, severity.rank, None in cites
+                        index, severity, full, cites, severity.rank, several
                     )
                     engine_rules.append(EngineRule(name, full))
         problems = network_problems(engine_rules)
@@ -494,13 +495,13 @@ class Screener:
         def on_fire(name: str, matched: Sequence[int]) -> Sequence[str]:
             firing = firings[name]
             cites = firing.cites
-            if firing.several and evidence:  # which options did the facts meet? (rare)
-                cites = tuple(
-                    met(slot, facts[i])
-                    if atoms is None and i >= 0 and observations[i].cited
-                    else atoms
-                    for atoms, slot, i in zip(cites, firing.slots, matched, strict=True)
-                )
+            if firing.several and evidence:  # which options did these facts meet?
+                filled = list(cites)
+                for k in firing.several:
+                    i = matched[k]
+                    if i >= 0 and observations[i].cited:
+                        filled[k] = met(firing.slots[k], facts[i])
+                cites = tuple(filled)
             rule_index = firing.rule_index
             draft = drafts.get(rule_index)
             if draft is None:
@@ -512,13 +513,6 @@ class Screener:
             return ()
 
         return drafts, on_fire
-
-    def _assemble(self, drafts: dict[int, _Draft], form_facts: FormFacts) -> list[Found]:
-        """The findings the drafts of one form make, most severe first."""
-        return self._output.assemble(drafts, form_facts)
-
-    def _referral(self, findings: Sequence[Found]) -> tuple[ReferralSpec, tuple[str, ...]] | None:
-        return self._output.referral(findings)
 
 
 class _Output:

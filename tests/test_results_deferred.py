@@ -7,6 +7,7 @@ import pickle
 import threading
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 import hipscreen
@@ -154,3 +155,35 @@ def test_the_screener_does_not_stay_alive_through_its_results() -> None:
     finally:
         gc.enable()
     assert result == hipscreen.assess({"tightness": {"iliopsoas": 3}})  # still readable
+
+
+def test_the_batch_row_path_builds_no_assessment_and_no_evidence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hipscreen import _screen
+    from hipscreen._form import coerce_form
+
+    screener = hipscreen.Screener(cache_size=0)
+    forms = [
+        {"tightness": {"iliopsoas": 3}, "strength": {"gluteus_maximus": 2}},
+        {"symptoms": ["night_pain_unrelieved_by_position", "fever"], "age": 70},
+        {},
+    ]
+    intakes = [coerce_form(form) for form in forms]
+    expected = [screener.assess(form) for form in forms]
+    for assessment in expected:
+        assessment.model_dump()  # built now, before the build is refused
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the row path built what it does not write")
+
+    monkeypatch.setattr(_screen._Screening, "build", refused)
+    monkeypatch.setattr(_screen._Output, "evidence", refused)
+    monkeypatch.setattr(_screen, "deferred_assessment", refused)
+    briefs = [screener.brief(intake) for intake in intakes]
+    assert screener.briefs(intakes) == briefs
+    for brief, assessment in zip(briefs, expected, strict=True):
+        assert not isinstance(brief, Exception)
+        assert [f.id for f in brief.findings] == assessment.finding_ids()
+        assert brief.exercise_ids == tuple(r.exercise.id for r in assessment.recommendations)
+        assert brief.not_assessed == assessment.not_assessed
