@@ -171,6 +171,8 @@ def encode_fact(index: int, head: str, value: float | None = None) -> str:
     """Fact number ``index`` of a form: ``head`` from `fact_head`, and the number rules compare."""
     if value is None:
         return f'{{"i":{index},{head}'
+    if type(value) is int:  # most values (grades, whole degrees, ages): sent as they are
+        return f'{{"i":{index},{head},"v":{value}'
     number = engine_number(value)
     return f'{{"i":{index},{head},"v":{number!r}'
 

@@ -136,21 +136,14 @@ class _Firing:
     several: tuple[int, ...] = ()  # the slots with several options (their cite is None)
 
 
-Fired = tuple[tuple[tuple[Atom, ...] | None, ...], Sequence[int]]
-"""One firing of a rule: the atoms each slot's fact met (`_Firing.cites`, with the options a fact
-of a several-option slot met filled in) and the index of the fact bound to each slot."""
+Fired = tuple[_Firing, tuple[tuple[Atom, ...] | None, ...], Sequence[int]]
+"""One firing of a rule: the engine rule, the atoms each slot's fact met (`_Firing.cites`, with
+the options a fact of a several-option slot met filled in) and the index of the fact bound to
+each slot."""
 
-
-class _Draft:
-    """The firings of one rule for one form (one draft per rule that fired), as the engine
-    reported them: the finding, its evidence and sides are read off them afterwards."""
-
-    __slots__ = ("fired", "rank", "severity")
-
-    def __init__(self, severity: Severity, rank: int, fired: Fired) -> None:
-        self.severity = severity
-        self.rank = rank
-        self.fired = [fired]
+_Draft = list[Fired]
+"""The firings of one rule for one form (one draft per rule that fired), in the order the engine
+reported them: the finding, its severity, evidence and sides are read off them afterwards."""
 
 
 class Found(NamedTuple):
@@ -505,11 +498,9 @@ class Screener:
             rule_index = firing.rule_index
             draft = drafts.get(rule_index)
             if draft is None:
-                drafts[rule_index] = _Draft(firing.severity, firing.rank, (cites, matched))
+                drafts[rule_index] = [(firing, cites, matched)]
                 return finding_facts[rule_index]
-            if firing.rank > draft.rank:
-                draft.severity, draft.rank = firing.severity, firing.rank
-            draft.fired.append((cites, matched))
+            draft.append((firing, cites, matched))
             return ()
 
         return drafts, on_fire
@@ -535,12 +526,17 @@ class _Output:
         order = self.order
         observations = form_facts.observations
         parts: dict[int, tuple[set[Side], set[str]]] = {}
+        severity: dict[int, tuple[int, Severity]] = {}
         measured: set[int] = set()
         derived: list[int] = []
         for index, draft in drafts.items():
             sides: set[Side] = set()
             derived_from: set[str] = set()
-            for _, matched in draft.fired:
+            first = draft[0][0]
+            rank, most = first.rank, first.severity  # an escalation can only raise it
+            for firing, _, matched in draft:
+                if firing.rank > rank:
+                    rank, most = firing.rank, firing.severity
                 for i in matched:
                     if i < 0:  # a finding's fact: the finding of rule -i-1
                         if -i - 1 != index:
@@ -554,6 +550,7 @@ class _Output:
                     if seen.measured:
                         measured.add(index)
             parts[index] = (sides, derived_from)
+            severity[index] = (rank, most)
             if derived_from:
                 derived.append(index)
         changed = bool(derived)
@@ -566,7 +563,7 @@ class _Output:
                     measured.add(index)
                     changed = True
         found: list[Found] = []
-        for index in sorted(drafts, key=lambda i: (-drafts[i].rank, i)):
+        for index in sorted(drafts, key=lambda i: (-severity[i][0], i)):
             sides, derived_from = parts[index]
             found.append(
                 _new(
@@ -574,7 +571,7 @@ class _Output:
                     (
                         index,
                         rules[index].id,
-                        drafts[index].severity,
+                        severity[index][1],
                         tuple([s for s in _SIDE_ORDER if s in sides]) if sides else (),
                         tuple(sorted(derived_from, key=order.__getitem__)) if derived_from else (),
                         Confidence.MEASURED if index in measured else Confidence.REPORTED,
@@ -602,7 +599,7 @@ class _Output:
         cited: dict[int, dict[EvidenceKey, None]] = {}
         for index, draft in drafts.items():
             keys: dict[EvidenceKey, None] = {}
-            for cites, matched in draft.fired:
+            for _, cites, matched in draft:
                 for i, atoms in zip(matched, cites, strict=True):
                     if i < 0:
                         continue
