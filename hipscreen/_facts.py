@@ -7,7 +7,8 @@ with the attribute names rules use: the engine module owns the keys and the JSON
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -591,9 +592,14 @@ _LENGTH_WORDING = tuple(
     (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
 )
 _NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
-_LENGTH_FIELDS = ("thomas_test", "straight_leg_raise", "active_knee_extension")
 # The tri-state safety questions (issue 20): blank is listed here and never read as "no".
 _SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
+_SAFETY_NAMES = tuple(_WORDING.safety_questions)  # recent_fall among them (read below)
+_read_safety: Callable[[IntakeForm], tuple[Any, ...]] = (
+    attrgetter(*_SAFETY_NAMES)  # one tuple per form
+    if len(_SAFETY_NAMES) > 1
+    else lambda form: (getattr(form, _SAFETY_NAMES[0]),)
+)
 _FALL_QUESTION = _WORDING.safety_questions["recent_fall"]
 _RED_FLAG_QUESTIONS = _WORDING.red_flag_questions
 
@@ -605,13 +611,19 @@ def _not_assessed(
 ) -> tuple[str, ...]:
     """``missing`` (the groups not graded and motions not measured, found while the facts were
     made) with the length tests and safety questions the form leaves blank."""
-    if all(getattr(form, name) is None for name in _LENGTH_FIELDS):
+    if form.thomas_test is None and (
+        form.straight_leg_raise is None and form.active_knee_extension is None
+    ):  # no length test given
         missing += _NO_LENGTH_TEST
     else:
         tests = {name for name, *_ in measurements}  # an empty test record gives nothing
         missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
     # The safety questions a red flag turns on: blank means not asked, never "no".
-    missing += [text for attr, text in _SAFETY_QUESTIONS if getattr(form, attr) is None]
+    missing += [
+        text
+        for (_, text), answer in zip(_SAFETY_QUESTIONS, _read_safety(form), strict=True)
+        if answer is None
+    ]
     if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
         missing.remove(_FALL_QUESTION)  # the tick answers it
     if form.symptom_checklist_completed is not True:
@@ -736,9 +748,9 @@ def normalised_reports(form: IntakeForm) -> list[tuple[str, str, Observation]]:
     if form.symptoms:
         if not _TRIGGERS.isdisjoint(form.symptoms):
             pass
-        elif all(getattr(form, top) is None for top in _TOPS):
+        elif _blank_tops(form):
             return []
-    elif all(getattr(form, top) is None for top in _TOPS):
+    elif _blank_tops(form):
         return []  # most forms: nothing the table reads
     ticked = {s.value for s in form.symptoms}
     if form.recent_fall is not None and _painless_fall(form):
@@ -807,6 +819,17 @@ _TOPS = tuple(
         }
     )
 )
+_read_tops = attrgetter(*_TOPS, "back_pain")  # always a tuple (two names at least)
+
+
+def _blank_tops(form: IntakeForm) -> bool:
+    """No form block the table's field tests read is given."""
+    for top in _read_tops(form):  # noqa: SIM110 (a loop: no generator per form)
+        if top is not None:
+            return False
+    return True
+
+
 _SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
 
 

@@ -86,7 +86,9 @@ def test_pickles_and_copies_are_plain_assessments(form: dict[str, Any]) -> None:
     unpickled = pickle.loads(pickle.dumps(deferred))
     assert unpickled == eager
     assert repr(unpickled) == repr(eager)
-    assert pickle.dumps(unpickled) == pickle.dumps(pickle.loads(pickle.dumps(eager)))
+    # (Pickled bytes are not compared: which sub-objects two builds share depends on the
+    # planner's caches, so even two eager builds of one form can pickle with other memo ids.)
+    assert unpickled.model_fields_set == eager.model_fields_set
     assert type(deferred).__name__ == "Assessment"
     assert isinstance(deferred, Assessment)
 
