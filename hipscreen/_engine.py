@@ -28,7 +28,6 @@ import itertools
 import json
 import math
 import os
-import re
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +171,8 @@ def encode_fact(index: int, head: str, value: float | None = None) -> str:
     """Fact number ``index`` of a form: ``head`` from `fact_head`, and the number rules compare."""
     if value is None:
         return f'{{"i":{index},{head}'
+    if type(value) is int:  # most values (grades, whole degrees, ages): sent as they are
+        return f'{{"i":{index},{head},"v":{value}'
     number = engine_number(value)
     return f'{{"i":{index},{head},"v":{number!r}'
 
@@ -191,7 +192,6 @@ def fact_fields(fact: str) -> Fact:
     return decoded
 
 
-_MATCHED = re.compile(r'"p(\d+)":\{"i":(-?\d+)')
 _INDEX = '{"i":'
 
 
@@ -335,6 +335,31 @@ def atoms_met(slot: Slot, fact: Fact) -> tuple[Atom, ...]:
     if not met:
         raise EngineError(f"matched fact {fact!r} fits no option of its pattern")
     return tuple(met)
+
+
+class AtomsMet:
+    """Which atoms of a several-option slot a matched fact meets, remembered per slot and fact
+    content (facts recur across forms). Reads the fact's wire text here, behind the engine door:
+    callers hand over the fact as `encode_fact` made it and get atoms back.
+
+    ``slot`` objects must live as long as this memo (their ids are keys): a `Screener` holds
+    both.
+    """
+
+    __slots__ = ("_limit", "_met")
+
+    def __init__(self, limit: int = 2048) -> None:
+        self._met: dict[tuple[int, str], tuple[Atom, ...]] = {}
+        self._limit = limit
+
+    def __call__(self, slot: Slot, fact: str) -> tuple[Atom, ...]:
+        key = (id(slot), fact[fact.index(",") :])  # the fact without its index
+        found = self._met.get(key)
+        if found is None:
+            if len(self._met) >= self._limit:
+                self._met.clear()
+            found = self._met[key] = atoms_met(slot, fact_fields(fact))
+        return found
 
 
 def definition(rules: Sequence[EngineRule], shared: bool = False) -> dict[str, Any]:
@@ -503,7 +528,44 @@ def _release(
             _dre.delete_ruleset(held.pop())  # popped first: never deleted twice
 
 
-_FORM_TAG = re.compile(r',"f":(\d+),"sid":')
+_FORM_TAG = ',"f":'
+
+
+def shared_matches(messages: str, width: int, forms: int) -> list[tuple[int, list[int]]] | None:
+    """The matches of one firing in a shared session: per match, the form's position and the
+    index of the fact bound to each of the rule's ``width`` slots, read straight off the text
+    (as `matched_indices`; each fact ends ``,"f":<form>,"sid":…}``). None when the text is not
+    ``width`` facts per match, a match binds facts of two forms, or a form is out of range."""
+    find = messages.find
+    position = find(_INDEX)
+    if position < 0:
+        return None
+    found: list[tuple[int, list[int]]] = []
+    while position >= 0:
+        indices = [0] * width
+        form = -1
+        for _ in range(width):
+            if position < 0:
+                return None
+            start = position + 5
+            end = find(",", start)
+            alias = 0
+            if width > 1:  # "pK":{"i":…: the slot is K
+                alias = int(messages[messages.rindex('"p', 0, position) + 2 : position - 2])
+            tag = find(_FORM_TAG, end) + 5
+            tag_end = find(",", tag)
+            this = int(messages[tag:tag_end])
+            if form < 0:
+                form = this
+            elif this != form:
+                return None
+            indices[alias] = int(messages[start:end])
+            position = find(_INDEX, tag_end)
+        if form >= forms:
+            return None
+        found.append((form, indices))
+    return found
+
 
 SHARED_CAP = 1_000
 """Matches of one rule a shared session's action hands over at once."""
@@ -678,10 +740,19 @@ class CompiledRules:
             session.started = True
             messages = result[1]
             complete = _dre.complete_and_start_action
+            find = str.find
             while messages is not None:
-                name = messages[2 : messages.index('"', 2)]
+                named = messages.index('"', 2)
+                name = messages[2:named]
                 if name != _SENTINEL_RULE:
-                    indices = matched_indices(messages)
+                    # One pass over the firing's text: a one-slot firing (most) is read inline
+                    # (see `matched_indices`), a firing of several slots by that function.
+                    start = find(messages, _INDEX, named) + 5
+                    end = find(messages, ",", start)
+                    if find(messages, _INDEX, end) < 0:
+                        indices = [int(messages[start:end])]
+                    else:
+                        indices = matched_indices(messages)
                     if messages.count(tail) != len(indices):
                         raise _StaleSession(f"rule {name} matched a fact of an earlier form")
                     try:
@@ -784,22 +855,10 @@ class CompiledRules:
                     name = messages[2 : messages.index('"', 2)]
                     if name != _SENTINEL_RULE:
                         # {"<rule>":[{"p0":{<fact>},"p1":{…}},{…}]}: every match's facts in turn.
-                        width = slots[name]
-                        found = _MATCHED.findall(messages)
-                        tags = _FORM_TAG.findall(messages)
-                        if len(found) != len(tags) or not found or len(found) % width:
-                            return None
-                        for start in range(0, len(found), width):
-                            form = int(tags[start])
-                            indices = [0] * width
-                            for (alias, index), tag in zip(
-                                found[start : start + width],
-                                tags[start : start + width],
-                                strict=True,
-                            ):
-                                if int(tag) != form or form >= len(forms):
-                                    return None  # a rule bound facts of two forms
-                                indices[int(alias)] = int(index)
+                        matches = shared_matches(messages, slots[name], len(forms))
+                        if matches is None:
+                            return None  # unreadable, or a rule bound facts of two forms
+                        for form, indices in matches:
                             try:
                                 derived: Sequence[str] = on_fire(form, name, indices)
                             except Exception as error:  # the stock glue would swallow this

@@ -7,7 +7,8 @@ with the attribute names rules use: the engine module owns the keys and the JSON
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ from hipscreen._vocabulary import (
     HipApproach,
     Measure,
     Muscle,
+    MuscleGroup,
     RomMethod,
     RomMotion,
     Side,
@@ -253,6 +255,11 @@ class FormFacts:
     def __init__(self, form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> None:
         self.facts: list[str] = []
         self.observations: list[Observation] = []
+        self.strength = grades[Measure.STRENGTH]
+        """The form's strength grades (what a plan reads)."""
+        self.scores: tuple[InstrumentScore, ...] = ()
+        """The form's standard instruments, scored (`IntakeForm.instruments`)."""
+        missing: list[str] = []  # what was not assessed, gathered on the same walk
         facts = self.facts
         observations = self.observations
         add_fact = facts.append
@@ -262,6 +269,7 @@ class FormFacts:
         tested: dict[str, set[Side]] | None = None
 
         for measure, given in grades.items():
+            missing += _NOT_GRADED[measure, frozenset([_GROUP[grade[0]] for grade in given])]
             tightness = measure == Measure.TIGHTNESS
             heads = _GRADE_HEADS[measure]
             left: _Left | None = None
@@ -320,6 +328,9 @@ class FormFacts:
                     pairs.append((motion, left[1], degrees, left[2]))
             if pairs:
                 self._asymmetry("rom", None, pairs, True)
+            missing += [text for m, text in _NOT_MEASURED if m not in measured_motions]
+        else:
+            missing += _NO_ROM
         for motion, head, observation in _UNMEASURED:
             if motion not in measured_motions:
                 # Absence as a fact: a finding may be inferred only where nothing was measured.
@@ -413,7 +424,10 @@ class FormFacts:
         ):
             self._context(form)
         if form.instruments is not None:
-            self._scores(form.instruments.scores())
+            self.scores = form.instruments.scores()
+            self._scores(self.scores)
+        self.not_assessed: tuple[str, ...] = _not_assessed(form, measurements, missing)
+        """Inputs the form leaves blank, in `Assessment.not_assessed` order."""
 
     def _scores(self, scores: Sequence[InstrumentScore]) -> None:
         """A standard instrument's score: its value when complete, its band when the missing
@@ -554,6 +568,69 @@ class FormFacts:
                 )
 
 
+# What `FormFacts.not_assessed` lists, formatted once from its wording (``not_assessed`` in
+# rules/tables.yaml): per measure and set of muscle groups graded, the groups not graded; the
+# motions not measured; the length tests and safety questions left blank.
+_WORDING = _TABLES.not_assessed
+_GROUP_SETS = [
+    frozenset(g for i, g in enumerate(MuscleGroup) if mask >> i & 1)
+    for mask in range(1 << len(MuscleGroup))
+]
+_NOT_GRADED = {
+    (measure, given): tuple(
+        _WORDING.not_graded.format(measure=measure.value, group=g.value)
+        for g in MuscleGroup
+        if g not in given
+    )
+    for measure in Measure
+    for given in _GROUP_SETS
+}
+_GROUP = {_muscle: _muscle.group for _muscle in Muscle}  # a property: read once here
+_NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
+_NO_ROM = tuple(text for _, text in _NOT_MEASURED)
+_LENGTH_WORDING = tuple(
+    (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
+)
+_NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
+# The tri-state safety questions (issue 20): blank is listed here and never read as "no".
+_SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
+_SAFETY_NAMES = tuple(_WORDING.safety_questions)  # recent_fall among them (read below)
+_read_safety: Callable[[IntakeForm], tuple[Any, ...]] = (
+    attrgetter(*_SAFETY_NAMES)  # one tuple per form
+    if len(_SAFETY_NAMES) > 1
+    else lambda form: (getattr(form, _SAFETY_NAMES[0]),)
+)
+_FALL_QUESTION = _WORDING.safety_questions["recent_fall"]
+_RED_FLAG_QUESTIONS = _WORDING.red_flag_questions
+
+
+def _not_assessed(
+    form: IntakeForm,
+    measurements: Sequence[tuple[str, Side, float | bool, str]],
+    missing: list[str],
+) -> tuple[str, ...]:
+    """``missing`` (the groups not graded and motions not measured, found while the facts were
+    made) with the length tests and safety questions the form leaves blank."""
+    if form.thomas_test is None and (
+        form.straight_leg_raise is None and form.active_knee_extension is None
+    ):  # no length test given
+        missing += _NO_LENGTH_TEST
+    else:
+        tests = {name for name, *_ in measurements}  # an empty test record gives nothing
+        missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
+    # The safety questions a red flag turns on: blank means not asked, never "no".
+    missing += [
+        text
+        for (_, text), answer in zip(_SAFETY_QUESTIONS, _read_safety(form), strict=True)
+        if answer is None
+    ]
+    if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
+        missing.remove(_FALL_QUESTION)  # the tick answers it
+    if form.symptom_checklist_completed is not True:
+        missing.append(_RED_FLAG_QUESTIONS)
+    return tuple(missing)
+
+
 def _procedure_facts(form: IntakeForm) -> list[tuple[str, Observation, int | None]]:
     """The timing of a recent joint procedure, read only when one is reported: days since it
     (or "timing unknown"), and "pain not settled" unless the form states it is not worsening."""
@@ -672,9 +749,9 @@ def normalised_reports(form: IntakeForm) -> list[tuple[str, str, Observation]]:
     if form.symptoms:
         if not _TRIGGERS.isdisjoint(form.symptoms):
             pass
-        elif all(getattr(form, top) is None for top in _TOPS):
+        elif _blank_tops(form):
             return []
-    elif all(getattr(form, top) is None for top in _TOPS):
+    elif _blank_tops(form):
         return []  # most forms: nothing the table reads
     ticked = {s.value for s in form.symptoms}
     if form.recent_fall is not None and _painless_fall(form):
@@ -743,6 +820,17 @@ _TOPS = tuple(
         }
     )
 )
+_read_tops = attrgetter(*_TOPS, "back_pain")  # always a tuple (two names at least)
+
+
+def _blank_tops(form: IntakeForm) -> bool:
+    """No form block the table's field tests read is given."""
+    for top in _read_tops(form):  # noqa: SIM110 (a loop: no generator per form)
+        if top is not None:
+            return False
+    return True
+
+
 _SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
 
 

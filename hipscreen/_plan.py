@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -30,6 +30,18 @@ _CRITICAL = Severity.CRITICAL
 _BOTH = Side.BOTH
 
 StrengthGrades = Sequence[tuple[Muscle, Side, int, str]]
+
+
+class PlanFinding(Protocol):
+    """What a plan reads of a finding (the screen's typed `Found` records)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def sides(self) -> Sequence[Side]: ...
+
 
 FindingKey = tuple[str, bool, Side | None]
 """What a plan reads of one finding: its id, whether it is critical, the side it emphasises."""
@@ -238,7 +250,7 @@ class Planner:
     def plan(
         self,
         form: IntakeForm,
-        findings: Sequence[Mapping[str, Any]],
+        findings: Sequence[PlanFinding],
         strength: StrengthGrades,
     ) -> tuple[tuple[Recommendation, ...], tuple[ExcludedExercise, ...]]:
         """The ordered plan, and what was left out, for findings given most severe first.
@@ -251,16 +263,10 @@ class Planner:
         repeated forms.)
         """
         emphasises = self._emphasises
-        finding_keys = []
-        for f in findings:
-            finding_id = f["id"]
-            finding_keys.append(
-                (
-                    finding_id,
-                    f["severity"] == _CRITICAL,
-                    _emphasis(f["sides"]) if emphasises[finding_id] else None,
-                )
-            )
+        finding_keys = [
+            (f.id, f.severity == _CRITICAL, _emphasis(f.sides) if emphasises[f.id] else None)
+            for f in findings
+        ]
         pain = self._pain_symptoms
         age = form.age
         key = (

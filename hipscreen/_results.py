@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, SupportsIndex, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hipscreen._forksafe import ForkSafeLock
 from hipscreen._vocabulary import Confidence, ExerciseKind, Movement, Severity, Side, Urgency
 
 if TYPE_CHECKING:
@@ -345,3 +346,165 @@ class Assessment(_Result):
         from hipscreen._render.text import assessment_text
 
         return assessment_text(self)
+
+
+# -- an assessment built when it is read ----------------------------------------------------------
+
+
+class DeferredBuild(Protocol):
+    """What a deferred assessment is built from (the screen's record of one form)."""
+
+    def build(self) -> Assessment:
+        """The assessment, built and validated."""
+        ...
+
+
+_INSTANCE_DICT = BaseModel.__dict__["__dict__"]  # the slot behind every model's ``__dict__``
+_FIELDS = frozenset(Assessment.model_fields)
+_build_lock = ForkSafeLock()
+_object_setattr = object.__setattr__
+
+
+class _Pending:
+    """A deferred build, done once and shared by the assessments made from it (copies with
+    another ``client_id`` share it)."""
+
+    __slots__ = ("built", "source")
+
+    def __init__(self, source: DeferredBuild) -> None:
+        self.source: DeferredBuild | None = source
+        self.built: Assessment | None = None
+
+
+class _DeferredAssessment(Assessment):
+    """An `Assessment` whose fields are built on first read, from what the engine matched.
+
+    `Screener.assess` returns one: the engine has decided the findings, but the evidence, the
+    plan, the referral and the pydantic model are built only when something reads them. Until
+    then the instance ``__dict__`` slot is empty, and every way in fills it first with exactly
+    what ``Assessment.model_validate`` gives (the same values, fields set, repr, JSON, pickle):
+    a field read (``__getattr__``), and ``__dict__`` itself, which pydantic and pydantic-core
+    read for ``model_dump``, JSON, ``==``, repr, iteration and copies. The build runs once,
+    under a lock, so threads reading one cached assessment see one set of values. Outside code
+    sees an `Assessment` (the class is named so); copies and pickles are plain `Assessment`s.
+    """
+
+    __slots__ = ("_hs_client_id", "_hs_pending")
+
+    @property
+    def __dict__(self) -> dict[str, Any]:
+        if _pending(self) is not None:
+            _materialize(self)
+        values: dict[str, Any] = _INSTANCE_DICT.__get__(self)
+        return values
+
+    @__dict__.setter
+    def __dict__(self, values: dict[str, Any]) -> None:
+        _INSTANCE_DICT.__set__(self, values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _FIELDS and _pending(self) is not None:
+            _materialize(self)
+            return _INSTANCE_DICT.__get__(self)[name]
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _DeferredAssessment):
+            other = _plain(other)
+        return _plain(self).__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(_plain(self))
+
+    def __copy__(self) -> Assessment:  # type: ignore[override]
+        return _plain(self).__copy__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Assessment:  # type: ignore[override]
+        return _plain(self).__deepcopy__(memo)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        # Pickled as the plain `Assessment` it reads as (pickle will not let a reduction name
+        # another class for this object, so the plain one travels as an argument).
+        return (_unpickled, (_plain(self),))
+
+    def model_copy(  # type: ignore[override]
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Assessment:
+        """As `Assessment.model_copy`. A copy with another ``client_id`` of an assessment not
+        read yet is deferred too and shares its build (the per-form cache hands those out)."""
+        pending = _pending(self)
+        if (
+            pending is not None
+            and not deep
+            and update is not None
+            and update.keys() == {"client_id"}
+        ):
+            return _deferred(pending, update["client_id"])
+        return _plain(self).model_copy(update=update, deep=deep)
+
+
+_DeferredAssessment.__name__ = _DeferredAssessment.__qualname__ = "Assessment"
+_get_pending = vars(_DeferredAssessment)["_hs_pending"].__get__
+_set_pending = vars(_DeferredAssessment)["_hs_pending"].__set__
+_get_client_id = vars(_DeferredAssessment)["_hs_client_id"].__get__
+_set_client_id = vars(_DeferredAssessment)["_hs_client_id"].__set__
+
+
+def _pending(model: _DeferredAssessment) -> _Pending | None:
+    try:
+        pending: _Pending | None = _get_pending(model)
+    except AttributeError:  # made another way (pydantic's ``__new__`` and ``__dict__``)
+        return None
+    return pending
+
+
+def _materialize(model: _DeferredAssessment) -> None:
+    """Fill ``model``'s fields from its build (once, whichever thread comes first)."""
+    with _build_lock:
+        pending = _pending(model)
+        if pending is None:
+            return  # another thread did it
+        built = pending.built
+        if built is None:
+            built = pending.built = cast("DeferredBuild", pending.source).build()
+            pending.source = None  # the form, its facts and firings are no longer needed
+        values: dict[str, Any] = _INSTANCE_DICT.__get__(built)
+        client_id = _get_client_id(model)
+        if values["client_id"] != client_id:
+            values = {**values, "client_id": client_id}
+        _INSTANCE_DICT.__set__(model, values)
+        _set_pending(model, None)
+
+
+def _plain(model: Assessment) -> Assessment:
+    """A plain `Assessment` with ``model``'s values (built first if need be)."""
+    values = model.__dict__
+    plain = Assessment.__new__(Assessment)
+    _object_setattr(plain, "__dict__", values)
+    _object_setattr(plain, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    _object_setattr(plain, "__pydantic_extra__", None)
+    _object_setattr(plain, "__pydantic_private__", None)
+    return plain
+
+
+def _unpickled(assessment: Assessment) -> Assessment:
+    return assessment
+
+
+def _deferred(pending: _Pending, client_id: str | None) -> Assessment:
+    made = _DeferredAssessment.__new__(_DeferredAssessment)
+    _set_pending(made, pending)
+    _set_client_id(made, client_id)
+    _object_setattr(made, "__pydantic_fields_set__", set(_FIELDS))
+    _object_setattr(made, "__pydantic_extra__", None)
+    _object_setattr(made, "__pydantic_private__", None)
+    return made
+
+
+def deferred_assessment(source: DeferredBuild, client_id: str | None) -> Assessment:
+    """An `Assessment` for ``client_id``, built by ``source`` when it is first read.
+
+    ``source.build()`` must give the same assessment whenever it is called (it is called at most
+    once per source); its ``client_id`` is replaced by ``client_id``.
+    """
+    return _deferred(_Pending(source), client_id)

@@ -11,12 +11,11 @@ from typing import Any, NamedTuple, Self, TypeVar
 from hipscreen._cache import SelfTuningCache
 from hipscreen._engine import (
     FORMS_PER_SHARED_SESSION,
+    AtomsMet,
     CompiledRules,
     EngineRule,
     Slot,
-    atoms_met,
     compile_rules,
-    fact_fields,
     finding_fact,
     network_problems,
     slot_size,
@@ -27,19 +26,16 @@ from hipscreen._forksafe import ForkSafeLock
 from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._limits import MAX_PATTERN_EXPRESSIONS
 from hipscreen._plan import Planner
-from hipscreen._results import Assessment
+from hipscreen._results import Assessment, deferred_assessment
 from hipscreen._rules.atoms import Atom, Condition, alternatives, finding_refs
+from hipscreen._rules.files import ReferralSpec, RuleSpec
 from hipscreen._rules.loader import load_ruleset
 from hipscreen._rules.ruleset import RuleSet
-from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     Confidence,
     Measure,
-    MuscleGroup,
-    RomMotion,
     Severity,
     Side,
-    Symptom,
     Urgency,
 )
 
@@ -131,20 +127,33 @@ class _Firing:
     # several options and the matched fact must be checked against each.
     cites: tuple[tuple[Atom, ...] | None, ...] = ()
     rank: int = 0  # severity.rank, read once per firing
+    several: tuple[int, ...] = ()  # the slots with several options (their cite is None)
 
 
-class _Draft:
-    """What the firings of one rule have found so far (one per rule that fired)."""
+Fired = tuple[_Firing, tuple[tuple[Atom, ...] | None, ...], Sequence[int]]
+"""One firing of a rule: the engine rule, the atoms each slot's fact met (`_Firing.cites`, with
+the options a fact of a several-option slot met filled in) and the index of the fact bound to
+each slot."""
 
-    __slots__ = ("derived_from", "evidence", "measured", "rank", "severity", "sides")
+_Draft = list[Fired]
+"""The firings of one rule for one form (one draft per rule that fired), in the order the engine
+reported them: the finding, its severity, evidence and sides are read off them afterwards."""
 
-    def __init__(self, severity: Severity, rank: int) -> None:
-        self.severity = severity
-        self.rank = rank
-        self.evidence: dict[tuple[str, Any, str | None, str | None], None] = {}
-        self.derived_from: set[str] = set()
-        self.sides: set[str] = set()
-        self.measured = False
+
+class Found(NamedTuple):
+    """One finding as screened, without its evidence (the output `Finding` is built from it,
+    with the evidence, when the assessment is read)."""
+
+    rule_index: int
+    """The rule's position in the rule set."""
+    id: str
+    severity: Severity
+    sides: tuple[Side, ...]
+    derived_from: tuple[str, ...]
+    confidence: Confidence
+
+
+_new = tuple.__new__  # builds a `Found` without a Python-level ``__new__`` call
 
 
 class Screener:
@@ -250,7 +259,10 @@ class Screener:
                     name = f"{rule.id}{mark}{n}"
                     full = (*prefix, *slots)
                     cites = tuple(None if len(slot) > 1 else _atoms(slot[0]) for slot in full)
-                    self._firings[name] = _Firing(index, severity, full, cites, severity.rank)
+                    several = tuple(k for k, atoms in enumerate(cites) if atoms is None)
+                    self._firings[name] = _Firing(
+                        index, severity, full, cites, severity.rank, several
+                    )
                     engine_rules.append(EngineRule(name, full))
         problems = network_problems(engine_rules)
         if problems:
@@ -269,10 +281,6 @@ class Screener:
                 ]
             )
         self._compiled: CompiledRules = compile_rules(engine_rules, self.ruleset.digest[:12])
-        self._order = {rule.id: i for i, rule in enumerate(self.ruleset.rules)}
-        self._referrals = {
-            rule.id: rule.spec.referral for rule in self.ruleset.rules if rule.spec.referral
-        }
         # The finding fact each rule asserts, serialised once (kebab-case ids need no escaping).
         # Only findings that some rule chains on (or that can escalate) go back into the engine:
         # asserting the others would cost matching time and change nothing.
@@ -288,9 +296,10 @@ class Screener:
             for index, rule in enumerate(self.ruleset.rules)
         ]
         self._planner = Planner(self.ruleset)
-        # (slot, fact without its index) -> the slot's atoms the fact meets; the slots live as
-        # long as the screener, so their ids are stable keys.
-        self._atoms_met: dict[tuple[int, str], tuple[Atom, ...]] = {}
+        self._output = _Output(self.ruleset, self._planner)
+        # Which options of a several-option slot a fact meets; the slots live as long as the
+        # screener, so their ids are stable keys.
+        self._atoms_met = AtomsMet(_MAX_REMEMBERED_MATCHES)
 
     def close(self) -> None:
         """Free the compiled rules in the engine; the screener cannot screen afterwards.
@@ -325,6 +334,9 @@ class Screener:
     def assess(self, form: IntakeForm | Mapping[str, Any] | str | bytes) -> Assessment:
         """Screen one intake form.
 
+        The engine decides every finding here; the output model (evidence, plan, referral) is
+        built from what it matched when the assessment is first read.
+
         Args:
             form: an `IntakeForm`, a mapping of the same shape, or a JSON document.
 
@@ -341,12 +353,12 @@ class Screener:
         cache = self._cache
         if not cache.active:
             cache.skip()
-            return self._assess(intake)
+            return self._assess(intake, intake.client_id)
         # Exact cache: the key is the whole validated form except the caller's own id.
         key = intake.model_dump_json(exclude={"client_id"})
         cached: Assessment | None = cache.get(key)
         if cached is None:
-            cached = self._assess(intake.model_copy(update={"client_id": None}))
+            cached = self._assess(intake, None)
             cache.put(key, cached)
         if intake.client_id is None:
             return cached
@@ -361,8 +373,8 @@ class Screener:
         """What a table row holds, without evidence and without building an `Assessment` (the
         batch workers' path: the same findings, sides, confidence, plan and referral)."""
         self._compiled.ensure_open()
-        grades = _grades(intake)
-        return self._brief_of(intake, grades, self._findings(FormFacts(intake, grades), False))
+        form_facts = FormFacts(intake, _grades(intake))
+        return self._brief_of(intake, form_facts, self._findings(form_facts, False))
 
     def briefs(self, intakes: Sequence[IntakeForm]) -> list[Brief | EngineError]:
         """`brief` for many validated forms, screened in shared engine sessions; a form the
@@ -378,74 +390,59 @@ class Screener:
         self,
         intakes: Sequence[IntakeForm],
         evidence: bool,
-        build: Callable[[IntakeForm, dict[Measure, list[Grade]], list[dict[str, Any]]], _Out],
+        build: Callable[[IntakeForm, FormFacts, dict[int, _Draft]], _Out],
     ) -> list[_Out | EngineError]:
-        """What ``build`` makes of each form and its findings, or the form's `EngineError`."""
+        """What ``build`` makes of each form and its drafts, or the form's `EngineError`."""
         self._compiled.ensure_open()
-        grades = [_grades(intake) for intake in intakes]
-        found = self._findings_shared(
-            [FormFacts(i, g) for i, g in zip(intakes, grades, strict=True)], evidence
-        )
+        form_facts = [FormFacts(intake, _grades(intake)) for intake in intakes]
+        found = self._findings_shared(form_facts, evidence)
         return [
-            f if isinstance(f, EngineError) else build(i, g, f)
-            for i, g, f in zip(intakes, grades, found, strict=True)
+            f if isinstance(f, EngineError) else build(i, ff, f)
+            for i, ff, f in zip(intakes, form_facts, found, strict=True)
         ]
 
     def _brief_of(
-        self,
-        intake: IntakeForm,
-        grades: Mapping[Measure, list[Grade]],
-        findings: list[dict[str, Any]],
+        self, intake: IntakeForm, form_facts: FormFacts, drafts: dict[int, _Draft]
     ) -> Brief:
-        recommendations, _ = self._planner.plan(intake, findings, grades[Measure.STRENGTH])
-        referral = self._referral(findings)
+        output = self._output
+        found = output.assemble(drafts, form_facts)
+        recommendations, _ = output.planner.plan(intake, found, form_facts.strength)
+        referral = output.referral(found)
         return Brief(
-            findings,
+            found,
             tuple(r.exercise.id for r in recommendations),
-            None if referral is None else referral["urgency"],
-            _not_assessed(intake, grades),
+            None if referral is None else referral[0].urgency,
+            form_facts.not_assessed,
         )
 
-    def _assess(self, intake: IntakeForm) -> Assessment:
-        grades = _grades(intake)
-        return self._assessment(intake, grades, self._findings(FormFacts(intake, grades)))
+    def _assess(self, intake: IntakeForm, client_id: str | None) -> Assessment:
+        form_facts = FormFacts(intake, _grades(intake))
+        return deferred_assessment(
+            _Screening(self._output, intake, form_facts, self._findings(form_facts)), client_id
+        )
 
     def _assessment(
-        self,
-        intake: IntakeForm,
-        grades: Mapping[Measure, list[Grade]],
-        findings: list[dict[str, Any]],
+        self, intake: IntakeForm, form_facts: FormFacts, drafts: dict[int, _Draft]
     ) -> Assessment:
-        recommendations, excluded = self._planner.plan(intake, findings, grades[Measure.STRENGTH])
-        # One validation pass in pydantic-core is cheaper than constructing each part in Python.
-        return Assessment.model_validate(
-            {
-                "findings": findings,
-                "recommendations": recommendations,
-                "referral": self._referral(findings),
-                "excluded": excluded,
-                "not_assessed": _not_assessed(intake, grades),
-                "scores": () if intake.instruments is None else intake.instruments.scores(),
-                "client_id": intake.client_id,
-                "ruleset_version": self.ruleset.label,
-                "disclaimer": self.ruleset.disclaimer,
-            }
+        return deferred_assessment(
+            _Screening(self._output, intake, form_facts, drafts), intake.client_id
         )
 
-    def _findings(self, form_facts: FormFacts, evidence: bool = True) -> list[dict[str, Any]]:
-        """The findings as `Finding` fields, most severe first; without ``evidence`` their
-        ``evidence`` lists are left empty (everything else is the same)."""
+    def _findings(self, form_facts: FormFacts, evidence: bool = True) -> dict[int, _Draft]:
+        """The drafts of the form's findings, by rule index (in the order they first fired);
+        without ``evidence`` a several-option slot's fact is not checked for which options it
+        met (nothing else differs)."""
         drafts, on_fire = self._collector(form_facts, evidence)
         self._compiled.run(form_facts.facts, on_fire, drafts.clear)
-        return self._assemble(drafts, evidence)
+        return drafts
 
     def _findings_shared(
         self, forms: Sequence[FormFacts], evidence: bool
-    ) -> list[list[dict[str, Any]] | EngineError]:
+    ) -> list[dict[int, _Draft] | EngineError]:
         """`_findings` of many forms, `FORMS_PER_SHARED_SESSION` to an engine session; a form
         whose rule action failed gets its `EngineError`. Forms the engine could not screen
         together are screened one by one (`CompiledRules.run_shared`)."""
-        found: list[list[dict[str, Any]] | EngineError] = []
+        found: list[dict[int, _Draft] | EngineError] = []
         for start in range(0, len(forms), FORMS_PER_SHARED_SESSION):
             group = forms[start : start + FORMS_PER_SHARED_SESSION]
             collectors = [self._collector(form_facts, evidence) for form_facts in group]
@@ -462,129 +459,238 @@ class Screener:
                 continue
             for (drafts, _), failed in zip(collectors, errors, strict=True):
                 found.append(
-                    EngineError("a rule action failed: " + "; ".join(failed))
-                    if failed
-                    else self._assemble(drafts, evidence)
+                    EngineError("a rule action failed: " + "; ".join(failed)) if failed else drafts
                 )
         return found
 
     def _collector(
         self, form_facts: FormFacts, evidence: bool
     ) -> tuple[dict[int, _Draft], Callable[[str, Sequence[int]], Sequence[str]]]:
-        """The drafts of one form's findings, and the engine callback that fills them."""
+        """The drafts of one form's findings, and the engine callback that fills them.
+
+        A firing is kept as the engine reported it (its cites and matched indices): what the
+        finding says is read off the drafts after the run (`_Output.assemble`), and its evidence
+        only when the assessment is read (`_Output.evidence`).
+        """
         drafts: dict[int, _Draft] = {}
-        rules = self.ruleset.rules
         firings = self._firings
+        finding_facts = self._finding_facts
         observations = form_facts.observations
         facts = form_facts.facts
-        finding_facts = self._finding_facts
         met = self._atoms_met
 
         def on_fire(name: str, matched: Sequence[int]) -> Sequence[str]:
             firing = firings[name]
+            cites = firing.cites
+            if firing.several and evidence:  # which options did these facts meet?
+                filled = list(cites)
+                for k in firing.several:
+                    i = matched[k]
+                    if i >= 0 and observations[i].cited:
+                        filled[k] = met(firing.slots[k], facts[i])
+                cites = tuple(filled)
             rule_index = firing.rule_index
             draft = drafts.get(rule_index)
             if draft is None:
-                draft = drafts[rule_index] = _Draft(firing.severity, firing.rank)
-                derived = finding_facts[rule_index]
-            else:
-                derived = ()
-                if firing.rank > draft.rank:
-                    draft.severity, draft.rank = firing.severity, firing.rank
-            for index, cites, slot in zip(matched, firing.cites, firing.slots, strict=True):
-                if index < 0:  # a finding's fact: the finding of rule -index-1
-                    if -index - 1 != rule_index:
-                        draft.derived_from.add(rules[-index - 1].id)
-                    continue
-                seen = observations[index]
-                if not seen.cited:
-                    continue  # an absence, listed under not_assessed rather than as evidence
-                if evidence:
-                    if cites is None:  # several options: which did this fact meet?
-                        fact = facts[index]
-                        key = (id(slot), fact[fact.index(",") :])  # the fact without its index
-                        cites = met.get(key)
-                        if cites is None:
-                            if len(met) >= _MAX_REMEMBERED_MATCHES:
-                                met.clear()
-                            cites = met[key] = atoms_met(slot, fact_fields(fact))
-                    found = draft.evidence
-                    field, value, note = seen.field, seen.value, seen.note
-                    for atom in cites:
-                        found[(field, value, atom.describe, note)] = None
-                if seen.side is not None:
-                    draft.sides.add(seen.side)
-                if seen.measured:
-                    draft.measured = True
-            return derived
+                drafts[rule_index] = [(firing, cites, matched)]
+                return finding_facts[rule_index]
+            draft.append((firing, cites, matched))
+            return ()
 
         return drafts, on_fire
 
-    def _assemble(self, drafts: dict[int, _Draft], evidence: bool) -> list[dict[str, Any]]:
-        """The findings the drafts of one form make, most severe first."""
-        rules = self.ruleset.rules
-        order: dict[str, int] = self._order
-        measured = {i for i, d in drafts.items() if d.measured}
-        derived = [i for i, d in drafts.items() if d.derived_from]
+
+class _Output:
+    """What turns one rule set's drafts into findings and an `Assessment`: the rule set's tables
+    (no reference to the `Screener`, so a kept assessment does not keep the engine alive)."""
+
+    def __init__(self, ruleset: RuleSet, planner: Planner) -> None:
+        self.rules = ruleset.rules
+        self.label = ruleset.label
+        self.disclaimer = ruleset.disclaimer
+        self.planner = planner
+        self.order = {rule.id: i for i, rule in enumerate(ruleset.rules)}
+        self.referrals = {
+            rule.id: rule.spec.referral for rule in ruleset.rules if rule.spec.referral
+        }
+
+    def assemble(self, drafts: Mapping[int, _Draft], form_facts: FormFacts) -> list[Found]:
+        """The findings the drafts of one form make, most severe first (without evidence)."""
+        rules = self.rules
+        order = self.order
+        observations = form_facts.observations
+        parts: dict[int, tuple[set[Side], set[str]]] = {}
+        severity: dict[int, tuple[int, Severity]] = {}
+        measured: set[int] = set()
+        derived: list[int] = []
+        for index, draft in drafts.items():
+            sides: set[Side] = set()
+            derived_from: set[str] = set()
+            first = draft[0][0]
+            rank, most = first.rank, first.severity  # an escalation can only raise it
+            for firing, _, matched in draft:
+                if firing.rank > rank:
+                    rank, most = firing.rank, firing.severity
+                for i in matched:
+                    if i < 0:  # a finding's fact: the finding of rule -i-1
+                        if -i - 1 != index:
+                            derived_from.add(rules[-i - 1].id)
+                        continue
+                    seen = observations[i]
+                    if not seen.cited:
+                        continue  # an absence, listed under not_assessed rather than as evidence
+                    if seen.side is not None:
+                        sides.add(seen.side)
+                    if seen.measured:
+                        measured.add(index)
+            parts[index] = (sides, derived_from)
+            severity[index] = (rank, most)
+            if derived_from:
+                derived.append(index)
         changed = bool(derived)
         while changed:  # a derived finding is measured when anything it rests on is
             changed = False
             for index in derived:
                 if index not in measured and any(
-                    order[finding_id] in measured for finding_id in drafts[index].derived_from
+                    order[finding_id] in measured for finding_id in parts[index][1]
                 ):
                     measured.add(index)
                     changed = True
-        inherited = (
-            _inherited_evidence(drafts, {rules[i].id: i for i in drafts}, order)
-            if evidence and derived
-            else {}
-        )
-        findings: list[dict[str, Any]] = []
-        for index in sorted(drafts, key=lambda i: (-drafts[i].rank, i)):
-            draft, spec = drafts[index], rules[index].spec
-            found = draft.evidence
-            items = [
-                {"field": f, "value": v, "threshold": t, "note": n}
-                for f, v, t, n in (sorted(found, key=_evidence_order) if len(found) > 1 else found)
-            ]
-            if index in inherited:
-                items += inherited[index]
-            sides = draft.sides
-            findings.append(
-                {
-                    "id": spec.id,
-                    "title": spec.title,
-                    "severity": draft.severity,
-                    "summary": spec.summary,
-                    "evidence": items,
-                    "source": spec.source,
-                    "derived_from": (
-                        sorted(draft.derived_from, key=order.__getitem__)
-                        if draft.derived_from
-                        else []
+        found: list[Found] = []
+        for index in sorted(drafts, key=lambda i: (-severity[i][0], i)):
+            sides, derived_from = parts[index]
+            found.append(
+                _new(
+                    Found,
+                    (
+                        index,
+                        rules[index].id,
+                        severity[index][1],
+                        tuple([s for s in _SIDE_ORDER if s in sides]) if sides else (),
+                        tuple(sorted(derived_from, key=order.__getitem__)) if derived_from else (),
+                        Confidence.MEASURED if index in measured else Confidence.REPORTED,
                     ),
-                    "sides": [s for s in _SIDE_ORDER if s in sides] if sides else [],
-                    "confidence": (
-                        Confidence.MEASURED if index in measured else Confidence.REPORTED
-                    ),
-                }
+                )
             )
-        return findings
+        return found
 
-    def _referral(self, findings: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-        referrals = self._referrals
-        referring = [(f["id"], referrals[f["id"]]) for f in findings if f["id"] in referrals]
+    def referral(self, findings: Sequence[Found]) -> tuple[ReferralSpec, tuple[str, ...]] | None:
+        """The referral the findings make (the most urgent; ties: finding order) and the
+        findings behind it, or None."""
+        referrals = self.referrals
+        referring = [(f.id, referrals[f.id]) for f in findings if f.id in referrals]
         if not referring:
             return None
         referring.sort(key=lambda item: _URGENCY_RANK[item[1].urgency])  # stable: finding order
-        _, first = referring[0]
-        return {
-            "urgency": first.urgency,
-            "see": first.see,
-            "message": first.message,
-            "because": [finding_id for finding_id, _ in referring],
-        }
+        return referring[0][1], tuple([finding_id for finding_id, _ in referring])
+
+    def evidence(
+        self, drafts: Mapping[int, _Draft], form_facts: FormFacts, found: Sequence[Found]
+    ) -> dict[int, list[dict[str, Any]]]:
+        """Each finding's `Evidence` fields by rule index: the inputs its firings cited, sorted,
+        then for a derived finding the inputs of the findings it rests on (``via``)."""
+        observations = form_facts.observations
+        cited: dict[int, dict[EvidenceKey, None]] = {}
+        for index, draft in drafts.items():
+            keys: dict[EvidenceKey, None] = {}
+            for _, cites, matched in draft:
+                for i, atoms in zip(matched, cites, strict=True):
+                    if i < 0:
+                        continue
+                    seen = observations[i]
+                    if not seen.cited or atoms is None:
+                        continue
+                    field, value, note = seen.field, seen.value, seen.note
+                    for atom in atoms:
+                        keys[(field, value, atom.describe, note)] = None
+            cited[index] = keys
+        derived_from = {f.rule_index: f.derived_from for f in found if f.derived_from}
+        inherited = (
+            _inherited_evidence(
+                cited, derived_from, {self.rules[i].id: i for i in drafts}, self.order
+            )
+            if derived_from
+            else {}
+        )
+        items: dict[int, list[dict[str, Any]]] = {}
+        for index, keys in cited.items():
+            listed = [
+                {"field": f, "value": v, "threshold": t, "note": n}
+                for f, v, t, n in (sorted(keys, key=_evidence_order) if len(keys) > 1 else keys)
+            ]
+            if index in inherited:
+                listed += inherited[index]
+            items[index] = listed
+        return items
+
+
+class _Screening:
+    """One form as the engine screened it: what `deferred_assessment` builds the `Assessment`
+    from when it is first read (`build`)."""
+
+    __slots__ = ("drafts", "form_facts", "intake", "output")
+
+    def __init__(
+        self,
+        output: _Output,
+        intake: IntakeForm,
+        form_facts: FormFacts,
+        drafts: dict[int, _Draft],
+    ) -> None:
+        self.output = output
+        self.intake = intake
+        self.form_facts = form_facts
+        self.drafts = drafts
+
+    def build(self) -> Assessment:
+        """The `Assessment`, validated in one pass in pydantic-core (cheaper than constructing
+        each part in Python)."""
+        output, form_facts, drafts = self.output, self.form_facts, self.drafts
+        found = output.assemble(drafts, form_facts)
+        recommendations, excluded = output.planner.plan(self.intake, found, form_facts.strength)
+        evidence = output.evidence(drafts, form_facts, found)
+        rules = output.rules
+        referral = output.referral(found)
+        return Assessment.model_validate(
+            {
+                "findings": [
+                    _finding_fields(f, rules[f.rule_index].spec, evidence[f.rule_index])
+                    for f in found
+                ],
+                "recommendations": recommendations,
+                "referral": (
+                    None
+                    if referral is None
+                    else {
+                        "urgency": referral[0].urgency,
+                        "see": referral[0].see,
+                        "message": referral[0].message,
+                        "because": referral[1],
+                    }
+                ),
+                "excluded": excluded,
+                "not_assessed": form_facts.not_assessed,
+                "scores": form_facts.scores,
+                "client_id": self.intake.client_id,
+                "ruleset_version": output.label,
+                "disclaimer": output.disclaimer,
+            }
+        )
+
+
+def _finding_fields(found: Found, spec: RuleSpec, evidence: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields of one output `Finding`, for the one validation pass of `_Screening.build`."""
+    return {
+        "id": found.id,
+        "title": spec.title,
+        "severity": found.severity,
+        "summary": spec.summary,
+        "evidence": evidence,
+        "source": spec.source,
+        "derived_from": found.derived_from,
+        "sides": found.sides,
+        "confidence": found.confidence,
+    }
 
 
 def _dispatch(
@@ -605,8 +711,8 @@ def _grades(intake: IntakeForm) -> dict[Measure, list[Grade]]:
 class Brief(NamedTuple):
     """A screening reduced to what a table row holds (`Screener.brief`)."""
 
-    findings: list[dict[str, Any]]
-    """`Finding` fields, most severe first, with empty ``evidence``."""
+    findings: list[Found]
+    """The findings, most severe first, without evidence."""
     exercise_ids: tuple[str, ...]
     urgency: Urgency | None
     not_assessed: tuple[str, ...]
@@ -620,32 +726,35 @@ def _evidence_order(key: EvidenceKey) -> tuple[str, str]:
 
 
 def _inherited_evidence(
-    drafts: Mapping[int, _Draft], index_of: Mapping[str, int], order: Mapping[str, int]
+    cited: Mapping[int, Mapping[EvidenceKey, None]],
+    derived_from: Mapping[int, Sequence[str]],
+    index_of: Mapping[str, int],
+    order: Mapping[str, int],
 ) -> dict[int, list[dict[str, Any]]]:
     """For each derived finding, the input evidence of the findings it rests on, each item
     marked ``via`` the finding the input made fire (followed through chains of derived
-    findings), so the finding explains itself without following the chain by hand."""
+    findings), so the finding explains itself without following the chain by hand.
+    ``derived_from`` holds each derived finding's sources in rule order."""
     roots: dict[int, dict[tuple[str, EvidenceKey], None]] = {}
 
     def collect(index: int) -> dict[tuple[str, EvidenceKey], None]:
         found = roots.get(index)
         if found is None:
             found = roots[index] = {}  # rule data has no cycles; this also guards against one
-            for finding_id in sorted(drafts[index].derived_from, key=order.__getitem__):
+            for finding_id in derived_from.get(index, ()):
                 source = index_of[finding_id]
-                for key in sorted(drafts[source].evidence, key=_evidence_order):
+                for key in sorted(cited[source], key=_evidence_order):
                     found[(finding_id, key)] = None
                 found.update(collect(source))
         return found
 
     inherited: dict[int, list[dict[str, Any]]] = {}
-    for index, draft in drafts.items():
-        if not draft.derived_from:
-            continue
+    for index in derived_from:
+        own = cited[index]
         items = [
             {"field": f, "value": v, "threshold": t, "note": n, "via": via}
             for via, (f, v, t, n) in collect(index)
-            if (f, v, t, n) not in draft.evidence
+            if (f, v, t, n) not in own
         ]
         if items:
             inherited[index] = items
@@ -654,61 +763,6 @@ def _inherited_evidence(
 
 def _atoms(option: Atom | tuple[Atom, ...]) -> tuple[Atom, ...]:
     return (option,) if isinstance(option, Atom) else option
-
-
-# What `_not_assessed` lists, formatted once from its wording (``not_assessed`` in
-# rules/tables.yaml): per measure and set of muscle groups graded, the groups not graded; the
-# motions not measured; the length tests and safety questions left blank.
-_WORDING = tables().not_assessed
-_GROUP_SETS = [
-    frozenset(g for i, g in enumerate(MuscleGroup) if mask >> i & 1)
-    for mask in range(1 << len(MuscleGroup))
-]
-_NOT_GRADED = {
-    (measure, given): tuple(
-        _WORDING.not_graded.format(measure=measure.value, group=g.value)
-        for g in MuscleGroup
-        if g not in given
-    )
-    for measure in Measure
-    for given in _GROUP_SETS
-}
-_NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
-_NO_ROM = tuple(text for _, text in _NOT_MEASURED)
-_LENGTH_WORDING = tuple(
-    (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
-)
-_NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
-_LENGTH_FIELDS = ("thomas_test", "straight_leg_raise", "active_knee_extension")
-
-
-def _not_assessed(form: IntakeForm, grades: Mapping[Measure, Sequence[Grade]]) -> tuple[str, ...]:
-    missing: list[str] = []
-    for measure, given_grades in grades.items():
-        missing += _NOT_GRADED[measure, frozenset([grade[0].group for grade in given_grades])]
-    if form.rom is None:
-        missing += _NO_ROM
-    else:
-        measured = {motion for motion, *_ in form.angles()}
-        missing += [text for m, text in _NOT_MEASURED if m not in measured]
-    if all(getattr(form, name) is None for name in _LENGTH_FIELDS):
-        missing += _NO_LENGTH_TEST
-    else:
-        tests = {name for name, *_ in form.measurements()}  # an empty test record gives nothing
-        missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
-    # The safety questions a red flag turns on: blank means not asked, never "no".
-    missing += [text for attr, text in _SAFETY_QUESTIONS if getattr(form, attr) is None]
-    if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
-        missing.remove(_FALL_QUESTION)  # the tick answers it
-    if form.symptom_checklist_completed is not True:
-        missing.append(_RED_FLAG_QUESTIONS)
-    return tuple(missing)
-
-
-# The tri-state safety questions (issue 20): blank is listed here and never read as "no".
-_SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
-_FALL_QUESTION = _WORDING.safety_questions["recent_fall"]
-_RED_FLAG_QUESTIONS = _WORDING.red_flag_questions
 
 
 _default: Screener | None = None

@@ -345,3 +345,50 @@ def test_matched_indices_reads_every_slot_of_a_firing(
     messages = '{"rule#0":{' + ",".join(parts) + "}}"
     assert _engine.matched_indices(messages) == [index for index, *_ in slots]
     assert _engine.decode_firing(messages) == ("rule#0", [index for index, *_ in slots])
+
+
+@settings(deadline=None)
+@given(
+    st.integers(1, 4),
+    st.lists(
+        st.tuples(
+            st.integers(0, 120),
+            st.lists(
+                st.tuples(
+                    st.integers(-60, 200),
+                    st.text(alphabet=st.characters(codec="utf-8"), max_size=12),
+                    st.none() | st.floats(-1000, 1000, allow_nan=False) | st.integers(-999, 999),
+                ),
+                min_size=4,
+                max_size=4,
+            ),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_shared_matches_reads_every_match_of_a_shared_firing(
+    width: int, matches: list[tuple[int, list[tuple[int, str, float | int | None]]]], rng: Any
+) -> None:
+    """The shared-session decode (no regular expression): each match's form and the fact index
+    of each slot, whatever the slots' order and the facts' text; a match binding facts of two
+    forms, or a form out of range, is refused."""
+    parts = []
+    for form, facts in matches:
+        tail = f',"f":{form},"sid":"7"}}'
+        slots = [
+            f'"p{alias}":'
+            + _engine.encode_fact(index, f'"t":"grade","n":{json.dumps(text)}', value)
+            + tail
+            for alias, (index, text, value) in enumerate(facts[:width])
+        ]
+        rng.shuffle(slots)
+        parts.append("{" + ",".join(slots) + "}")
+    messages = '{"rule#0":[' + ",".join(parts) + "]}"
+    expected = [(form, [index for index, *_ in facts[:width]]) for form, facts in matches]
+    assert _engine.shared_matches(messages, width, 121) == expected
+    assert _engine.shared_matches(messages, width, max(f for f, _ in matches)) is None
+    if width > 1:
+        mixed = messages.replace(f',"f":{matches[0][0]},', f',"f":{matches[0][0] + 1},', 1)
+        assert _engine.shared_matches(mixed, width, 200) is None

@@ -172,6 +172,6 @@ def test_batch_hooks_give_what_assess_gives(clinic: hipscreen.Screener) -> None:
     assert together == [clinic.assess(SPRINTER), clinic.assess(GOOD_GLUTES)]
     briefs = clinic.briefs(intakes)
     assert briefs == [clinic.brief(i) for i in intakes]
-    assert [[f["id"] for f in b.findings] for b in briefs if not isinstance(b, Exception)] == [
+    assert [[f.id for f in b.findings] for b in briefs if not isinstance(b, Exception)] == [
         a.finding_ids() for a in together if not isinstance(a, Exception)
     ]

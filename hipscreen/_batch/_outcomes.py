@@ -118,20 +118,20 @@ class Record(NamedTuple):
 def record_of_brief(brief: Brief) -> Record:
     """The table cells of a screening's brief: equal to `record_of` of its `Assessment`."""
     findings = brief.findings
-    highest = max((f["severity"] for f in findings), key=lambda s: s.rank, default=None)
+    highest = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
     return Record(
-        tuple(f["id"] for f in findings),
+        tuple(f.id for f in findings),
         None if highest is None else highest.value,
         None if brief.urgency is None else brief.urgency.value,
         brief.exercise_ids,
         brief.not_assessed,
         tuple(
             (
-                f["id"],
-                f["severity"].value,
-                f["confidence"].value,
-                tuple(s.value for s in f["sides"]),
-                tuple(f["derived_from"]),
+                f.id,
+                f.severity.value,
+                f.confidence.value,
+                tuple(s.value for s in f.sides),
+                f.derived_from,
             )
             for f in findings
         ),
