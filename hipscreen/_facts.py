@@ -74,7 +74,7 @@ def _grade_heads(measure: Measure) -> dict[tuple[str, str], tuple[str, str]]:
             attrs = (
                 ("measure", measure),
                 ("muscle", muscle),
-                ("group", muscle.group),
+                ("group", _TABLES.group_of[muscle]),
                 ("side", side),
             )
             if measure == Measure.TIGHTNESS:
@@ -98,7 +98,7 @@ def _asym_heads() -> dict[tuple[str, str, str], str]:
                     ("measure", measure),
                     ("name", muscle),
                     ("side", side),
-                    ("group", muscle.group),
+                    ("group", _TABLES.group_of[muscle]),
                 )
         for kind, names in (("rom", tuple(RomMotion)), ("test", _TEST_NAMES)):
             for name in names:
@@ -585,7 +585,7 @@ _NOT_GRADED = {
     for measure in Measure
     for given in _GROUP_SETS
 }
-_GROUP = {_muscle: _muscle.group for _muscle in Muscle}  # a property: read once here
+_GROUP = _TABLES.group_of
 _NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
 _NO_ROM = tuple(text for _, text in _NOT_MEASURED)
 _LENGTH_WORDING = tuple(

@@ -14,6 +14,7 @@ from hipscreen._intake.form import IntakeForm
 from hipscreen._results import Dose, ExcludedExercise, Exercise, Recommendation
 from hipscreen._rules.files import ExerciseSpec, WithholdSpec
 from hipscreen._rules.ruleset import RuleSet
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -155,8 +156,9 @@ class Planner:
         # What a strength exercise's level depends on: the lowest strength grade among the
         # muscles it trains. Exercises training the same muscles share one such "muscle set";
         # a plan is keyed on the lowest grade per set, not on the whole form.
+        group_of = tables().group_of
         relevant = {
-            ex_id: frozenset(spec.muscles) | {Muscle(m.group.value) for m in spec.muscles}
+            ex_id: frozenset(spec.muscles) | {Muscle(group_of[m].value) for m in spec.muscles}
             for ex_id, spec in ruleset.exercises.items()
             if spec.kind == ExerciseKind.STRENGTH
         }

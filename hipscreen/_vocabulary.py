@@ -8,7 +8,8 @@ from enum import StrEnum
 
 
 class Muscle(StrEnum):
-    """A muscle, or a whole muscle group, that a tightness or strength grade is given for."""
+    """A muscle, or a whole muscle group, that a tightness or strength grade is given for (its
+    group is data: ``muscle_groups`` in rules/tables.yaml, read as ``tables().group_of``)."""
 
     ILIOPSOAS = "iliopsoas"
     RECTUS_FEMORIS = "rectus_femoris"
@@ -18,14 +19,6 @@ class Muscle(StrEnum):
     HAMSTRINGS = "hamstrings"
     ADDUCTOR_MAGNUS = "adductor_magnus"
     HIP_EXTENSORS = "hip_extensors"
-
-    @property
-    def group(self) -> MuscleGroup:
-        """The muscle group (hip flexors or hip extensors) this muscle belongs to
-        (``muscle_groups`` in rules/tables.yaml)."""
-        from hipscreen._rules.tables import tables  # the table is data; its models use this module
-
-        return tables().group_of[self]
 
 
 class MuscleGroup(StrEnum):

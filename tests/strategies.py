@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from hipscreen import IntakeForm, _vocabulary
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
     STRENGTH_LABELS,
     TIGHTNESS_LABELS,
@@ -29,9 +30,10 @@ from hipscreen._vocabulary import (
 )
 
 MUSCLES: tuple[str, ...] = tuple(m.value for m in Muscle)
-FLEXOR_MUSCLES: tuple[str, ...] = tuple(m.value for m in Muscle if m.group.value == "hip_flexors")
+_GROUP_OF = tables().group_of
+FLEXOR_MUSCLES: tuple[str, ...] = tuple(m.value for m in Muscle if _GROUP_OF[m] == "hip_flexors")
 EXTENSOR_MUSCLES: tuple[str, ...] = tuple(
-    m.value for m in Muscle if m.group.value == "hip_extensors"
+    m.value for m in Muscle if _GROUP_OF[m] == "hip_extensors"
 )
 SYMPTOMS: tuple[str, ...] = tuple(s.value for s in Symptom)
 ACTIVITIES: tuple[str, ...] = tuple(a.value for a in Activity)

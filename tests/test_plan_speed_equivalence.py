@@ -24,6 +24,7 @@ from hipscreen._facts import reported_symptoms
 from hipscreen._intake.form import IntakeForm, coerce_form
 from hipscreen._rules.files import ExerciseSpec, WithholdSpec
 from hipscreen._rules.ruleset import RuleSet
+from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import ExerciseKind, Movement, Muscle, Severity, Side
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def reference_plan(ruleset: RuleSet, form: IntakeForm, findings: tuple[Any, ...]
         spec = catalog[exercise_id]
         if spec.kind != ExerciseKind.STRENGTH:
             return spec, None
-        trained = set(spec.muscles) | {Muscle(m.group.value) for m in spec.muscles}
+        trained = set(spec.muscles) | {Muscle(tables().group_of[m].value) for m in spec.muscles}
         graded = [(grade, path) for muscle, _, grade, path in strength if muscle in trained]
         if graded:
             grade, path = min(graded)

@@ -32,6 +32,7 @@ from hipscreen._fhir._codes import (
 )
 from hipscreen._fhir._questionnaire import item_index, questionnaire_response
 from hipscreen._intake.form import IntakeForm, coerce_form
+from hipscreen._rules.tables import tables
 from hipscreen._version import __version__
 from hipscreen._vocabulary import Muscle, Severity, Side, Urgency
 
@@ -520,7 +521,8 @@ def not_assessed_link_ids(text: str) -> tuple[str, ...]:
     """The intake Questionnaire linkIds that would have answered one ``not_assessed`` entry."""
     if match := _GROUP_GRADED.match(text):
         group = match["group"]
-        found = tuple(f"{match['measure']}.{m.value}" for m in Muscle if m.group.value == group)
+        group_of = tables().group_of
+        found = tuple(f"{match['measure']}.{m.value}" for m in Muscle if group_of[m].value == group)
     elif match := _MEASURED.match(text):
         found = (f"rom.{match['motion']}",)
     else:
