@@ -8,8 +8,10 @@ from enum import StrEnum
 
 
 class Muscle(StrEnum):
-    """A muscle, or a whole muscle group, that a tightness or strength grade is given for (its
-    group is data: ``muscle_groups`` in rules/tables.yaml, read as ``tables().group_of``)."""
+    """A muscle, or a whole muscle group, that a tightness or strength grade is given for."""
+
+    # Its group is data (``muscle_groups`` in rules/tables.yaml), read as ``tables().group_of``.
+
 
     ILIOPSOAS = "iliopsoas"
     RECTUS_FEMORIS = "rectus_femoris"
