@@ -12,7 +12,6 @@ class Muscle(StrEnum):
 
     # Its group is data (``muscle_groups`` in rules/tables.yaml), read as ``tables().group_of``.
 
-
     ILIOPSOAS = "iliopsoas"
     RECTUS_FEMORIS = "rectus_femoris"
     SARTORIUS = "sartorius"
