@@ -234,7 +234,7 @@ def test_rules_diff_lists_the_rows_a_change_affects(
     assert code == 1
     old_label = hipscreen.Screener(cache_size=0).ruleset_version
     assert f"old rules {old_label} " in out
-    assert "new rules 1.1.0+" in out
+    assert "new rules 1.2.0+" in out
     assert "digest" in out
     rows = [line.split()[0] for line in out.splitlines() if line.startswith("A")]
     assert rows == ["A1"]  # grade 2 is no longer tight; 3 still is, 1 never was
@@ -329,7 +329,7 @@ def test_rescreen_reproduces_or_refuses_another_rule_set(
     path = write(tmp_path / "stored.json", stored.model_dump_json())
     code, out, _ = run(capsys, "rules", "rescreen", path, form)
     assert code == 0
-    assert out.startswith("reproduced: the same assessment with rules 1.1.0+")
+    assert out.startswith("reproduced: the same assessment with rules 1.2.0+")
     code, _, err = run(capsys, "rules", "rescreen", path, form, "--extra-rules", CLINIC)
     assert code == 2
     assert f"screened with rules {stored.ruleset_version}" in err
