@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, SchemaValidator
 from pydantic_core.core_schema import ErrorType
 
 from hipscreen._errors import FieldProblem, InvalidFormError
@@ -689,6 +689,60 @@ def _alternatives(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+# -- the fast path: the same models without the Python callbacks that canonical input skips ------
+
+# Callbacks a form written in canonical values does not need: a grade given as an integer, a name
+# given as its vocabulary value (then no two keys can spell the same muscle), and the naming of
+# unknown keys (the fast path refuses them, and the full validation names them).
+_FAST_SKIPPED = frozenset(
+    {
+        "grade_parser.<locals>.parse",
+        "vocabulary_parser.<locals>.parse",
+        "IntakeForm._one_spelling_per_muscle",
+        "IntakeForm._name_allowed_keys",
+    }
+)
+_fast: list[SchemaValidator] = []
+
+
+def _fast_schema(node: Any) -> Any:
+    """A copy of a core schema of `IntakeForm` with those callbacks left out: a grade is a strict
+    integer in its range, a name an exact vocabulary value, and a value for both sides or per side
+    is tried as a single value first (what `_side_tag` decides, in Rust)."""
+    if isinstance(node, list):
+        return [_fast_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind in ("function-before", "function-wrap"):
+        name = getattr(node["function"].get("function"), "__qualname__", "")
+        if name in _FAST_SKIPPED:
+            inner = _fast_schema(node["schema"])
+            if name.startswith("grade_parser") and inner.get("type") == "int":
+                inner = {**inner, "strict": True}
+            elif name.startswith("vocabulary_parser"):  # a string first: no bytes, no numbers
+                inner = {"type": "chain", "steps": [{"type": "str", "strict": True}, inner]}
+            return inner
+    if kind == "tagged-union" and node.get("discriminator") is _side_tag:
+        choices = node["choices"]
+        union: dict[str, Any] = {
+            "type": "union",
+            "mode": "left_to_right",
+            "choices": [_fast_schema(choices["both_sides"]), _fast_schema(choices["per_side"])],
+        }
+        if "ref" in node:
+            union["ref"] = node["ref"]
+        return union
+    return {key: _fast_schema(value) for key, value in node.items()}
+
+
+def _fast_validator() -> SchemaValidator:
+    if not _fast:
+        IntakeForm.model_rebuild()  # the deferred schema, built now if it was not yet
+        _fast.append(SchemaValidator(_fast_schema(IntakeForm.__pydantic_core_schema__)))
+    return _fast[0]
+
+
 def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeForm:
     """Accept an `IntakeForm`, a mapping of the same shape, or a JSON document.
 
@@ -726,6 +780,13 @@ def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeFor
                 [FieldProblem("", text, f"a JSON form must be an object (got {text})")]
             )
         data = dict(data)
+    # Most forms are written in canonical values: validated without Python callbacks, they give
+    # the same form. Any other form (a label, a name in other spelling, an error) takes the full
+    # validation, which names every problem.
+    try:
+        return _fast_validator().validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError:
+        pass
     try:
         return IntakeForm.model_validate(data)
     except ValidationError as error:
