@@ -9,6 +9,7 @@ from typing import Any
 
 import pydantic
 import pytest
+import strategies
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +156,86 @@ def test_both_doors_refuse_the_same_values_at_the_same_places(document: dict[str
             or p.message.startswith("needs a finite number")
         }
     assert door == strict
+
+
+# -- issue 24: canonical forms skip the Python callbacks, with the same result -------------------
+
+
+def _same_form(quick: IntakeForm, full: IntakeForm) -> bool:
+    return (
+        type(quick) is type(full)
+        and quick == full
+        and quick.model_fields_set == full.model_fields_set
+        and repr(quick) == repr(full)
+        and quick.model_dump_json() == full.model_dump_json()
+    )
+
+
+@given(strategies.forms())
+@settings(deadline=None)
+def test_the_fast_path_gives_the_form_full_validation_gives(data: dict[str, Any]) -> None:
+    full = IntakeForm.model_validate(data)
+    try:
+        quick = form_module._fast_validator().validate_python(data)
+    except pydantic.ValidationError:
+        return  # not canonical (a label, another spelling): full validation only
+    assert _same_form(quick, full)
+    assert _same_form(coerce_form(data), full)
+
+
+def test_the_fast_path_takes_canonical_forms_and_refuses_the_rest() -> None:
+    fast = form_module._fast_validator()
+    canonical = strategies.random_forms(60, 24)
+    canonical = [f for f in canonical if "severe" not in json.dumps(f)]
+    for data in canonical:
+        try:
+            quick = fast.validate_python(data)
+        except pydantic.ValidationError:
+            continue
+        assert _same_form(quick, IntakeForm.model_validate(data))
+    given_canonically = {"tightness": {"iliopsoas": {"left": 1}}, "rom": {"hip_flexion": 90}}
+    assert fast.validate_python(given_canonically) == IntakeForm.model_validate(given_canonically)
+
+    class Text(str):
+        pass
+
+    # What full validation refuses or reads differently, the fast path refuses (and full
+    # validation decides): labels, other spellings, bytes, numbers as names, floats and bools as
+    # grades, unknown keys.
+    for refused in (
+        {"tightness": {"iliopsoas": "severe"}},
+        {"tightness": {"Iliopsoas": 2}},
+        {"tightness": {b"iliopsoas": 2}},
+        {"symptoms": [b"hip_pain"]},
+        {"rom": {"method": b"inclinometer"}},
+        {"tightness": {"iliopsoas": 2.0}},
+        {"tightness": {"iliopsoas": True}},
+        {"strength": {"iliopsoas": {"left": "5"}}},
+        {"agee": 3},
+        {"rom": {"hip_flexion": {"lft": 3}}},
+    ):
+        with pytest.raises(pydantic.ValidationError):
+            fast.validate_python(refused)
+    assert coerce_form({"tightness": {Text("iliopsoas"): 2}}).tightness == {"iliopsoas": 2}
+
+
+def test_unknown_keys_are_named_in_the_model_that_has_them_and_other_errors_keep_theirs() -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        IntakeForm.model_validate(
+            {"rom": {"hip_flexion": {"left": 500, "rigth": 3}}, "age": 300, "x": None}
+            | {"thomas_test": {"knee_ange": 1}}
+        )
+    by_loc = {error["loc"]: error for error in caught.value.errors()}
+    flexion = by_loc["rom", "hip_flexion", "per_side", "rigth"]
+    assert flexion["type"] == "unknown_field"
+    assert flexion["msg"] == "unknown field 'rigth'; did you mean 'right'? (allowed: left, right)"
+    knee = by_loc["thomas_test", "knee_ange"]
+    assert knee["msg"].startswith("unknown field 'knee_ange'; did you mean 'knee_angle'?")
+    assert by_loc["x",]["msg"].startswith("unknown field 'x' (allowed: client_id, age,")
+    # An unknown key on the form itself restates every error; pydantic's wording stays.
+    assert by_loc["age",]["msg"] == "Input should be less than or equal to 120"
+    with pytest.raises(pydantic.ValidationError) as nested_only:
+        IntakeForm.model_validate({"rom": {"hip_flexion": {"lft": 1}}, "age": 300})
+    age = {e["loc"]: e for e in nested_only.value.errors()}["age",]
+    assert age["type"] == "less_than_equal"
+    assert age["ctx"] == {"le": 120}  # as pydantic gave it: only the nested model restated

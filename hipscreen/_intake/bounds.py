@@ -26,14 +26,29 @@ _INT_LIMIT = 10**MAX_FORM_INT_DIGITS
 def within_bounds(value: Any, depth: int = 0) -> bool:
     """The fast check: True when ``value`` keeps every form bound (no paths, no messages)."""
     kind = type(value)
-    if kind is dict or kind is list:
+    if kind is dict:
         if depth >= MAX_FORM_DEPTH or len(value) > MAX_FORM_ITEMS:
             return False
-        if kind is dict:
-            for key in value:
-                if type(key) is not str or len(key) > MAX_FORM_STRING:
+        depth += 1
+        for key, item in value.items():  # keys and values in one pass
+            if type(key) is not str or len(key) > MAX_FORM_STRING:
+                return False
+            kind = type(item)
+            if kind is str:
+                if len(item) > MAX_FORM_STRING:
                     return False
-            value = value.values()
+            elif kind is int:
+                if not -_INT_LIMIT < item < _INT_LIMIT:
+                    return False
+            elif kind is float:
+                if item - item != 0:  # NaN or ±infinity
+                    return False
+            elif not (kind is bool or item is None or within_bounds(item, depth)):
+                return False
+        return True
+    if kind is list:
+        if depth >= MAX_FORM_DEPTH or len(value) > MAX_FORM_ITEMS:
+            return False
         depth += 1
         for item in value:
             kind = type(item)
@@ -44,7 +59,7 @@ def within_bounds(value: Any, depth: int = 0) -> bool:
                 if not -_INT_LIMIT < item < _INT_LIMIT:
                     return False
             elif kind is float:
-                if item - item != 0:  # NaN or ±infinity
+                if item - item != 0:
                     return False
             elif not (kind is bool or item is None or within_bounds(item, depth)):
                 return False

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -17,12 +18,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, SchemaValidator
+from pydantic_core.core_schema import ErrorType
 
 from hipscreen._errors import FieldProblem, InvalidFormError
 from hipscreen._instruments.form import InstrumentsBlock
 from hipscreen._intake.bounds import bound_problems, shown, within_bounds
 from hipscreen._intake.coerce import grade_parser, pregnancy_block, vocabulary_parser
-from hipscreen._intake.problems import name_unknown_keys, problems_from
+from hipscreen._intake.problems import detail, problems_from
 from hipscreen._intake.strictjson import clip, parse_form_json
 from hipscreen._rules.tables import tables
 from hipscreen._vocabulary import (
@@ -37,6 +40,7 @@ from hipscreen._vocabulary import (
     Side,
     Symptom,
     normalise_name,
+    suggest,
 )
 
 __all__ = ["IntakeForm"]
@@ -89,20 +93,9 @@ ActivityName = Annotated[Activity, BeforeValidator(vocabulary_parser(Activity, "
 
 
 class _Strict(BaseModel):
+    # Unknown keys are named (with the allowed keys and the closest match) by `IntakeForm` for
+    # the whole form at once, after validation failed: no wrap validator per nested model.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _name_allowed_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        # pydantic says only "Extra inputs are not permitted"; users need the valid keys and the
-        # closest match, so rewrite those errors and pass the others through unchanged.
-        try:
-            return handler(data)
-        except ValidationError as error:
-            named = name_unknown_keys(cls.__name__, error, list(cls.model_fields))
-            if named is error:
-                raise
-            raise named from None
 
 
 T = TypeVar("T")
@@ -192,6 +185,7 @@ _TESTS = tuple(
     )
 )
 _MUSCLES = tuple(Muscle)
+_MUSCLE_VALUES = frozenset(m.value for m in Muscle)
 _GRADE_PATHS: dict[str, dict[Muscle, tuple[str, str, str]]] = {
     measure: {m: (f"{measure}.{m}", f"{measure}.{m}.left", f"{measure}.{m}.right") for m in Muscle}
     for measure in ("tightness", "strength")
@@ -202,6 +196,11 @@ _ANGLES = tuple(
 
 
 def _side_tag(value: Any) -> str:
+    kind = type(value)  # the usual types first: an abstract isinstance costs more
+    if kind is dict:
+        return "per_side"
+    if kind is int or kind is float or kind is str or kind is bool:
+        return "both_sides"
     return "per_side" if isinstance(value, Mapping | BaseModel) else "both_sides"
 
 
@@ -446,6 +445,19 @@ class IntakeForm(_Strict):
         "means no (true). Blank or false: unticked symptoms are not known to be absent.",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_allowed_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        # pydantic says only "Extra inputs are not permitted"; users need the valid keys and the
+        # closest match, so rewrite those errors and pass the others through unchanged.
+        try:
+            return handler(data)
+        except ValidationError as error:
+            named = _name_unknown_keys(error)
+            if named is error:
+                raise
+            raise named from None
+
     @model_validator(mode="after")
     def _no_contradicting_negatives(self) -> Self:
         # A stated "no" and a ticked symptom that says "yes" cannot both be true: refuse the form
@@ -493,7 +505,9 @@ class IntakeForm(_Strict):
     @classmethod
     def _one_spelling_per_muscle(cls, value: Any) -> Any:
         # "iliopsoas" and "ILIOPSOAS" are the same muscle: refuse both rather than let the
-        # later key silently win.
+        # later key silently win. Muscles all named as their values cannot repeat one.
+        if type(value) is dict and _MUSCLE_VALUES.issuperset(value):
+            return value
         if isinstance(value, Mapping):
             seen: dict[str, Any] = {}
             for key in value:
@@ -592,6 +606,143 @@ class IntakeForm(_Strict):
                 yield motion, Side.BOTH, value, both
 
 
+_KNOWN_ERRORS = frozenset(get_args(ErrorType))
+
+
+def _name_unknown_keys(error: ValidationError) -> ValidationError:
+    """``error`` as it was when every `_Strict` model named its own unknown keys: each unknown
+    key of a form model gets its allowed keys and closest match, and the errors in that model
+    are restated (as pydantic's own after a wrap validator); an unknown key anywhere else (in an
+    instrument entry) becomes an ``unknown_field`` error with pydantic's message, and then every
+    error of the form is restated. ``error`` unchanged when no key was unknown."""
+    items = error.errors(include_url=False)
+    named: dict[int, str] = {}
+    restated: list[tuple[int | str, ...]] = []  # the models whose errors are restated
+    for index, item in enumerate(items):
+        if item["type"] != "extra_forbidden":
+            continue
+        loc = item["loc"]
+        model = _model_at(loc[:-1])
+        if model is None:
+            restated.append(())
+            continue
+        key = str(loc[-1])
+        allowed = list(model.model_fields)
+        named[index] = (
+            f"unknown field {key!r}{suggest(key, allowed)} (allowed: {', '.join(allowed)})"
+        )
+        restated.append(loc[:-1])
+    if not restated:
+        return error
+    details = []
+    for index, item in enumerate(items):
+        kind, loc, value, message = item["type"], item["loc"], item.get("input"), item["msg"]
+        if not any(loc[: len(prefix)] == prefix for prefix in restated):
+            if kind in _KNOWN_ERRORS:  # as it was: pydantic's own error with its context
+                ctx = item.get("ctx")
+                if ctx is None:
+                    details.append(InitErrorDetails(type=kind, loc=loc, input=value))
+                else:
+                    details.append(InitErrorDetails(type=kind, loc=loc, input=value, ctx=ctx))
+                continue
+        elif index in named:
+            kind, message = "unknown_field", named[index]
+        elif kind == "extra_forbidden":
+            kind = "unknown_field"
+        details.append(detail(kind, loc, value, message))
+    return ValidationError.from_exception_data(IntakeForm.__name__, details)
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[_Strict] | None:
+    """The form model (a `_Strict` class) at ``loc`` in `IntakeForm`, if any."""
+    here: list[Any] = [IntakeForm]
+    for part in loc:
+        if part in _UNION_TAGS:
+            continue
+        step: list[Any] = []
+        for kind in here:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(part) if isinstance(part, str) else None
+                if field is not None:
+                    step += _alternatives(field.annotation)
+            elif get_origin(kind) is dict:
+                step += _alternatives(get_args(kind)[1])
+            elif get_origin(kind) is tuple:
+                step += _alternatives(get_args(kind)[0])
+        here = step
+    models = [kind for kind in here if isinstance(kind, type) and issubclass(kind, BaseModel)]
+    if len(models) == 1 and issubclass(models[0], _Strict):
+        return models[0]
+    return None
+
+
+_UNION_TAGS = frozenset({"both_sides", "per_side", "pregnant", "not_pregnant"})
+
+
+def _alternatives(annotation: Any) -> list[Any]:
+    """The types a value of ``annotation`` may have: through ``Annotated`` and unions."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _alternatives(get_args(annotation)[0])
+    if origin is Union or origin is UnionType:
+        return [kind for arg in get_args(annotation) for kind in _alternatives(arg)]
+    return [annotation]
+
+
+# -- the fast path: the same models without the Python callbacks that canonical input skips ------
+
+# Callbacks a form written in canonical values does not need: a grade given as an integer, a name
+# given as its vocabulary value (then no two keys can spell the same muscle), and the naming of
+# unknown keys (the fast path refuses them, and the full validation names them).
+_FAST_SKIPPED = frozenset(
+    {
+        "grade_parser.<locals>.parse",
+        "vocabulary_parser.<locals>.parse",
+        "IntakeForm._one_spelling_per_muscle",
+        "IntakeForm._name_allowed_keys",
+    }
+)
+_fast: list[SchemaValidator] = []
+
+
+def _fast_schema(node: Any) -> Any:
+    """A copy of a core schema of `IntakeForm` with those callbacks left out: a grade is a strict
+    integer in its range, a name an exact vocabulary value, and a value for both sides or per side
+    is tried as a single value first (what `_side_tag` decides, in Rust)."""
+    if isinstance(node, list):
+        return [_fast_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind in ("function-before", "function-wrap"):
+        name = getattr(node["function"].get("function"), "__qualname__", "")
+        if name in _FAST_SKIPPED:
+            inner = _fast_schema(node["schema"])
+            if name.startswith("grade_parser") and inner.get("type") == "int":
+                inner = {**inner, "strict": True}
+            elif name.startswith("vocabulary_parser"):  # a string first: no bytes, no numbers
+                inner = {"type": "chain", "steps": [{"type": "str", "strict": True}, inner]}
+            return inner
+    if kind == "tagged-union" and node.get("discriminator") is _side_tag:
+        choices = node["choices"]
+        union: dict[str, Any] = {
+            "type": "union",
+            "mode": "left_to_right",
+            "choices": [_fast_schema(choices["both_sides"]), _fast_schema(choices["per_side"])],
+        }
+        if "ref" in node:
+            union["ref"] = node["ref"]
+        return union
+    return {key: _fast_schema(value) for key, value in node.items()}
+
+
+def _fast_validator() -> SchemaValidator:
+    if not _fast:
+        IntakeForm.model_rebuild()  # the deferred schema, built now if it was not yet
+        _fast.append(SchemaValidator(_fast_schema(IntakeForm.__pydantic_core_schema__)))
+    return _fast[0]
+
+
 def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeForm:
     """Accept an `IntakeForm`, a mapping of the same shape, or a JSON document.
 
@@ -599,9 +750,11 @@ def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeFor
     (size, nesting, list and string lengths, integer digits), and a JSON document may not repeat
     a key: each breach is an `InvalidFormError` naming the field.
     """
-    if isinstance(form, IntakeForm):
+    if type(form) is dict:
+        data: Any = form
+    elif isinstance(form, IntakeForm):
         return form
-    if isinstance(form, str | bytes | bytearray):
+    elif isinstance(form, str | bytes | bytearray):
         data = parse_form_json(form)
     elif isinstance(form, Mapping):
         data = form
@@ -620,12 +773,21 @@ def coerce_form(form: IntakeForm | Mapping[str, Any] | str | bytes) -> IntakeFor
         problems = bound_problems(data)
         if problems:
             raise InvalidFormError(problems)
-    if not isinstance(data, Mapping):
-        text = clip(repr(data), 60)  # bounded by the checks above
-        raise InvalidFormError(
-            [FieldProblem("", text, f"a JSON form must be an object (got {text})")]
-        )
+    if type(data) is not dict:
+        if not isinstance(data, Mapping):
+            text = clip(repr(data), 60)  # bounded by the checks above
+            raise InvalidFormError(
+                [FieldProblem("", text, f"a JSON form must be an object (got {text})")]
+            )
+        data = dict(data)
+    # Most forms are written in canonical values: validated without Python callbacks, they give
+    # the same form. Any other form (a label, a name in other spelling, an error) takes the full
+    # validation, which names every problem.
     try:
-        return IntakeForm.model_validate(dict(data))
+        return _fast_validator().validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError:
+        pass
+    try:
+        return IntakeForm.model_validate(data)
     except ValidationError as error:
         raise InvalidFormError(problems_from(error)) from None
