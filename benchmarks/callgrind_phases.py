@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import importlib
 import json
 import os
 import subprocess
@@ -285,9 +286,15 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
     class _MarkedAssessment:
         @staticmethod
         def model_validate(*args: Any, **kwargs: Any) -> Any:
-            return markers.call("output", _screen.Assessment_real.model_validate, *args, **kwargs)
+            return markers.call("output", real_assessment.model_validate, *args, **kwargs)
 
-    _screen.Assessment_real = _screen.Assessment  # type: ignore[attr-defined]
+    # The module that builds the output model: hipscreen._findings since the core was split,
+    # hipscreen._screen before.
+    try:
+        builder: Any = importlib.import_module("hipscreen._findings")
+    except ImportError:
+        builder = _screen
+    real_assessment = builder.Assessment
     _screen.coerce_form = markers.wrap("validation", saved["coerce_form"])
     _screen._grades = markers.wrap("facts", saved["_grades"])
     _screen.FormFacts = markers.wrap("facts", saved["FormFacts"])
@@ -296,7 +303,7 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
     real_decode = getattr(_engine, decode)
     setattr(_engine, decode, markers.wrap("decode", real_decode))
     _engine._dre = _MarkedEngine()
-    _screen.Assessment = _MarkedAssessment  # type: ignore[misc,assignment]
+    builder.Assessment = _MarkedAssessment
     phased._collector = collector  # type: ignore[method-assign]
     output.assemble = markers.wrap("assembly", output.assemble)  # type: ignore[method-assign]
     output.evidence = markers.wrap("evidence", output.evidence)  # type: ignore[method-assign]
@@ -313,7 +320,7 @@ def drive(library: Path, count: int, warmup: int, seed: int, calibration: int) -
         _screen.deferred_assessment = saved["deferred_assessment"]
         setattr(_engine, decode, real_decode)
         _engine._dre = saved["_dre"]
-        _screen.Assessment = _screen.Assessment_real  # type: ignore[attr-defined]
+        builder.Assessment = real_assessment
         gc.enable()
     return {
         "forms": count,

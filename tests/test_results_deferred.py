@@ -162,7 +162,7 @@ def test_the_screener_does_not_stay_alive_through_its_results() -> None:
 def test_the_batch_row_path_builds_no_assessment_and_no_evidence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hipscreen import _screen
+    from hipscreen import _findings, _screen
     from hipscreen._intake.form import coerce_form
 
     screener = hipscreen.Screener(cache_size=0)
@@ -179,8 +179,8 @@ def test_the_batch_row_path_builds_no_assessment_and_no_evidence(
     def refused(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the row path built what it does not write")
 
-    monkeypatch.setattr(_screen._Screening, "build", refused)
-    monkeypatch.setattr(_screen._Output, "evidence", refused)
+    monkeypatch.setattr(_findings.Screening, "build", refused)
+    monkeypatch.setattr(_findings.Assembler, "evidence", refused)
     monkeypatch.setattr(_screen, "deferred_assessment", refused)
     briefs = [screener.brief(intake) for intake in intakes]
     assert screener.briefs(intakes) == briefs

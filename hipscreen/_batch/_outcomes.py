@@ -10,8 +10,8 @@ from typing import Any, NamedTuple, TypeAlias
 
 from hipscreen._batch._extras import optional_module
 from hipscreen._errors import BatchInterrupted, FieldProblem, InvalidFormError
+from hipscreen._findings import Brief
 from hipscreen._results import Assessment
-from hipscreen._screen import Brief
 from hipscreen._vocabulary import Severity
 
 Axes: TypeAlias = Any

@@ -36,8 +36,9 @@ from hipscreen._errors import (
     TableError,
     summarised,
 )
+from hipscreen._findings import Brief
 from hipscreen._intake.form import IntakeForm, coerce_form
-from hipscreen._screen import Brief, Screener
+from hipscreen._screen import Screener
 from hipscreen._vocabulary import suggest
 
 __all__ = [
