@@ -12,10 +12,11 @@ process, with one worker (the rows are screened inline, as each worker screens i
 callgrind. Two passes go over the measured file, each
 with a fresh `Screener` warmed up on another file of the same kind (outside the markers):
 
-1. **whole** — ``screen_csv`` through one marker function: instructions per row;
-2. **phases** — the same call with the functions the row path goes through wrapped in markers
-   (the marker library of ``callgrind_phases.py``; no marker is nested in another except
-   "not assessed", inside "facts"):
+1. **whole** — ``screen_csv`` through one marker function: instructions per row; then the same
+   with the garbage collector off (1b): the difference is garbage collection;
+2. **phases** — the same call, collector off, with the functions the row path goes through
+   wrapped in markers (the marker library of ``callgrind_phases.py``; no marker is nested in
+   another except "not assessed", inside "facts"):
 
    - CSV reading: framing and splitting the file into records (``Framer.records``), and turning a
      record into a pipeline item (``table_item``: padding, client id, cache key);
@@ -51,7 +52,7 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,13 @@ PHASES = [
     ("formatting", "output row formatting (_result_row)"),
     ("writing", "writing both files (sinks)"),
     ("other", "other: pipeline, cache, tallies, glue"),
+    ("gc", "garbage collection (pass 1 less pass 1b)"),
 ]
 EXTRA = [("ipc", "pickling/IPC per chunk (2 workers, emulated)")]
 # The marker library of callgrind_phases.py has generic slots (its buckets): one per phase here.
 SLOT = {name: bucket(0, k) for k, (name, _) in enumerate([*PHASES, *EXTRA])}
 SLOT["whole"] = bucket(1, 0)
+SLOT["whole_nogc"] = bucket(1, 1)
 SLOT["empty"] = "empty"
 SLOT["calib_outer"] = "calib_outer"
 SLOT["calib_plain"] = "calib_plain"
@@ -183,7 +186,17 @@ def drive(
     screener = fresh()
     markers.call(SLOT["whole"], run, work / "measured.csv", "whole", screener)
     screener.close()
+    # Pass 1b, and the passes after it: the garbage collector off (a collection is paid by
+    # whichever phase crosses the allocation threshold), so collection is pass 1 less pass 1b.
     screener = fresh()
+    gc.collect()
+    gc.disable()
+    markers.call(SLOT["whole_nogc"], run, work / "measured.csv", "whole_nogc", screener)
+    screener.close()
+    gc.enable()
+    screener = fresh()
+    gc.collect()
+    gc.disable()
 
     # Pass 2: the phases.
     chunks: list[tuple[Any, list[Any], list[Any]]] = []
@@ -235,6 +248,7 @@ def drive(
 
     for task, payloads, results in chunks:
         markers.call(SLOT["ipc"], ipc, task, payloads, results)
+    gc.enable()
     return {"rows": rows, "calls": markers.calls, "calibration": calibration}
 
 
@@ -252,9 +266,10 @@ def analyse(costs: dict[str, int], driver: dict[str, Any]) -> dict[str, Any]:
         return costs.get(slot, 0) - calls.get(slot, 0) * c_in
 
     whole = own("whole") / rows
-    per_row = {name: own(name) / rows for name, _ in PHASES if name != "other"}
+    per_row = {name: own(name) / rows for name, _ in PHASES if name not in ("other", "gc")}
     per_row["facts"] -= (own("not_assessed") + c_nest * calls.get(SLOT["not_assessed"], 0)) / rows
-    per_row["other"] = whole - sum(per_row.values())
+    per_row["other"] = own("whole_nogc") / rows - sum(per_row.values())
+    per_row["gc"] = whole - own("whole_nogc") / rows
     ipc = own("ipc") / rows
     return {
         "rows": rows,
