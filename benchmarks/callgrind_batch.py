@@ -161,6 +161,9 @@ def drive(
         """A new screener, warmed up on the other file (as a worker is after its first rows)."""
         screener = hipscreen.Screener(cache_size=0)
         run(work / "warmup.csv", "warmup", screener)
+        settle = getattr(_pipeline, "settle_heap", None)
+        if settle is not None:  # as the batch workers and the command do
+            settle()
         return screener
 
     rows = sum(1 for _ in (work / "measured.csv").open(encoding="utf-8")) - 1

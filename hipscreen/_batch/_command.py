@@ -18,7 +18,12 @@ from typing import Any
 
 from hipscreen._batch._frames import RECORD_CACHE_SIZE
 from hipscreen._batch._outcomes import BatchInterrupted
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, worker_cap
+from hipscreen._batch._pipeline import (
+    DEFAULT_CHUNK_SIZE,
+    capped_workers,
+    settle_heap,
+    worker_cap,
+)
 from hipscreen._batch._signals import stopping_on_signals
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
@@ -193,6 +198,7 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
     wanted_bar = progress is True or (progress is None and sys.stderr.isatty())
     progress = wanted_bar and has_tqdm
     screener = screener_from(args) if screener_from is not None else default_screener()
+    settle_heap()  # this process screens (or reads and writes) rows until it exits
     try:
         workers = _workers(args.workers, source)
         with stopping_on_signals() as stopped:
