@@ -115,26 +115,34 @@ class Record(NamedTuple):
     """(id, severity, confidence, sides, derived_from) for each finding: the long form."""
 
 
+_text = str.__str__
+"""A vocabulary word's text (`StrEnum` members are their value's text), without the Python-level
+``Enum.value`` property."""
+_RANK_OF_TEXT = {s.value: s.rank for s in Severity}
+
+
 def record_of_brief(brief: Brief) -> Record:
     """The table cells of a screening's brief: equal to `record_of` of its `Assessment`."""
-    findings = brief.findings
-    highest = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
-    return Record(
-        tuple(f.id for f in findings),
-        None if highest is None else highest.value,
-        None if brief.urgency is None else brief.urgency.value,
-        brief.exercise_ids,
-        brief.not_assessed,
-        tuple(
+    findings = tuple(
+        [
             (
                 f.id,
-                f.severity.value,
-                f.confidence.value,
-                tuple(s.value for s in f.sides),
+                _text(f.severity),
+                _text(f.confidence),
+                tuple([_text(s) for s in f.sides]),
                 f.derived_from,
             )
-            for f in findings
-        ),
+            for f in brief.findings
+        ]
+    )
+    urgency = brief.urgency
+    return Record(
+        tuple([f[0] for f in findings]),
+        max([f[1] for f in findings], key=_RANK_OF_TEXT.__getitem__, default=None),
+        None if urgency is None else _text(urgency),
+        brief.exercise_ids,
+        brief.not_assessed,
+        findings,
     )
 
 
