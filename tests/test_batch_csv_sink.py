@@ -71,3 +71,19 @@ def test_a_repeated_list_cell_with_a_carriage_return_still_quotes_its_row() -> N
     sink.write([row, row])
     assert out.getvalue() == expected([[row, row]]).split("\n", 1)[1]
     assert out.getvalue().startswith('"0","1","c"')
+
+
+def test_the_batch_command_leaves_the_collector_as_it_found_it() -> None:
+    """`settled_heap` (around the command's screening) freezes the heap and collects less often
+    while it lasts, and restores both afterwards."""
+    import gc
+
+    from hipscreen._batch._pipeline import _GC_THRESHOLDS, settled_heap
+
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    with settled_heap():
+        assert gc.get_threshold() == _GC_THRESHOLDS
+        assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -21,7 +21,7 @@ from hipscreen._batch._outcomes import BatchInterrupted
 from hipscreen._batch._pipeline import (
     DEFAULT_CHUNK_SIZE,
     capped_workers,
-    settle_heap,
+    settled_heap,
     worker_cap,
 )
 from hipscreen._batch._signals import stopping_on_signals
@@ -198,10 +198,9 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
     wanted_bar = progress is True or (progress is None and sys.stderr.isatty())
     progress = wanted_bar and has_tqdm
     screener = screener_from(args) if screener_from is not None else default_screener()
-    settle_heap()  # this process screens (or reads and writes) rows until it exits
     try:
         workers = _workers(args.workers, source)
-        with stopping_on_signals() as stopped:
+        with stopping_on_signals() as stopped, settled_heap():
             report = screen_csv(
                 source if source is not None else sys.stdin.buffer,
                 sys.stdout if to_stdout else args.output,
