@@ -95,3 +95,6 @@ def test_a_briefs_record_holds_plain_text_as_assess_gives_it() -> None:
 
     assert types(fast) == types(slow)
     assert str in types(fast)
+    # The words are the vocabulary's own string objects (a chunk's results pickle each once).
+    assert fast.highest_severity is slow.highest_severity
+    assert all(a[1] is b[1] for a, b in zip(fast.findings, slow.findings, strict=True))

@@ -12,7 +12,7 @@ from hipscreen._batch._extras import optional_module
 from hipscreen._errors import BatchInterrupted, FieldProblem, InvalidFormError
 from hipscreen._results import Assessment
 from hipscreen._screen import Brief
-from hipscreen._vocabulary import Severity
+from hipscreen._vocabulary import Confidence, Severity, Side, Urgency
 
 Axes: TypeAlias = Any
 """matplotlib's ``Axes`` (matplotlib is an optional extra: ``hipscreen[plot]``)."""
@@ -115,21 +115,22 @@ class Record(NamedTuple):
     """(id, severity, confidence, sides, derived_from) for each finding: the long form."""
 
 
-_text = str.__str__
-"""A vocabulary word's text (`StrEnum` members are their value's text), without the Python-level
-``Enum.value`` property."""
+_WORDS = {id(w): w.value for kind in (Severity, Confidence, Side, Urgency) for w in kind}
+"""Each vocabulary word's text (the enum's own, shared string object, which pickles once per
+chunk), looked up by identity: Python's ``Enum.value`` is a Python-level property."""
 _RANK_OF_TEXT = {s.value: s.rank for s in Severity}
 
 
 def record_of_brief(brief: Brief) -> Record:
     """The table cells of a screening's brief: equal to `record_of` of its `Assessment`."""
+    words = _WORDS
     findings = tuple(
         [
             (
                 f.id,
-                _text(f.severity),
-                _text(f.confidence),
-                tuple([_text(s) for s in f.sides]),
+                words.get(id(f.severity)) or f.severity.value,
+                words.get(id(f.confidence)) or f.confidence.value,
+                tuple([words.get(id(s)) or s.value for s in f.sides]),
                 f.derived_from,
             )
             for f in brief.findings
@@ -139,7 +140,7 @@ def record_of_brief(brief: Brief) -> Record:
     return Record(
         tuple([f[0] for f in findings]),
         max([f[1] for f in findings], key=_RANK_OF_TEXT.__getitem__, default=None),
-        None if urgency is None else _text(urgency),
+        None if urgency is None else words.get(id(urgency)) or urgency.value,
         brief.exercise_ids,
         brief.not_assessed,
         findings,
