@@ -247,6 +247,8 @@ class Planner:
         self._recommendations: dict[tuple[Any, ...], Recommendation] = {}
         self._left_out: dict[tuple[str, str, tuple[str, ...]], ExcludedExercise] = {}
         self._searches: dict[tuple[Any, ...], Any] = {}
+        self._ids: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self._variant_ids: dict[tuple[str, int], str] = {}
         self._age_cuts = sorted({a.age_at_least for a in ruleset.plan.dose_adjustments})
 
     def plan(
@@ -278,6 +280,110 @@ class Planner:
             None if age is None else tuple([age >= a for a in self._age_cuts]),
         )
         return self._plan(key)
+
+    def exercise_ids(
+        self,
+        form: IntakeForm,
+        findings: Sequence[PlanFinding],
+        strength: StrengthGrades,
+    ) -> tuple[str, ...]:
+        """The ids of `plan`'s recommendations, in order, without building the plan.
+
+        The ids depend on less than the plan: which findings there are and which are critical,
+        the level each muscle set's lowest strength grade allows and whether pain is reported
+        (not the grade's field, the sides, the age, the doses or the notes). They are built
+        from exactly those, and the same ids are remembered for the same inputs.
+        """
+        key = (
+            tuple([(f.id, f.severity == _CRITICAL) for f in findings]),
+            self._levels(strength, not self._pain_symptoms.isdisjoint(reported_symptoms(form))),
+        )
+        ids = self._ids.get(key)
+        if ids is None:
+            if len(self._ids) >= _MAX_REMEMBERED:
+                self._ids.clear()
+            ids = self._ids[key] = self._exercise_ids(*key)
+        return ids
+
+    def _levels(self, strength: StrengthGrades, pain: bool) -> tuple[int, ...]:
+        """The exercise level each muscle set allows (`_choose`, from grades alone)."""
+        lowest: list[int | None] = [None] * len(self._muscle_sets)
+        sets_of = self._sets_of
+        for muscle, _side, grade, _path in strength:
+            for k in sets_of.get(muscle, ()):
+                current = lowest[k]
+                if current is None or grade < current:
+                    lowest[k] = grade
+        levels = self.ruleset.plan.levels
+        by_grade, unassessed = levels.by_grade, levels.unassessed
+        step = levels.pain_step_back if pain else 0
+        allowed = [unassessed if g is None else by_grade[g] for g in lowest]
+        if step:
+            allowed = [max(1, a - step) for a in allowed]
+        return tuple(allowed)
+
+    def _exercise_ids(
+        self, finding_keys: tuple[tuple[str, bool], ...], allowed: tuple[int, ...]
+    ) -> tuple[str, ...]:
+        """`_plan`'s recommendation ids, following its picks without doses, notes or sides."""
+        policy = self.ruleset.plan
+        specs = self.ruleset.exercises
+        withholds_of = self._withholds_of
+        blocked_of = self._blocked_of
+        withholds: list[_Withhold] = []
+        withholding: list[tuple[str, bool]] = []
+        blocked_any: frozenset[str] = frozenset()
+        for i, c in finding_keys:
+            blocked = blocked_of[i, c]
+            if blocked:
+                withholds += withholds_of[i, c]
+                withholding.append((i, c))
+                blocked_any |= blocked
+        searched = tuple(withholding)
+        picks: dict[str, None] = {}
+        variant_ids = self._variant_ids
+
+        def add(exercise_id: str, k: int | None) -> None:
+            if k is not None:
+                level = allowed[k]
+                variant_id = variant_ids.get((exercise_id, level))
+                if variant_id is None:
+                    chosen = specs[exercise_id]
+                    while chosen.level > level and chosen.regression is not None:
+                        chosen = specs[chosen.regression]
+                    variant_id = variant_ids[exercise_id, level] = chosen.id
+                exercise_id = variant_id
+            if exercise_id in blocked_any:
+                found = self._searches.get((exercise_id, searched))
+                if found is None:
+                    if len(self._searches) >= _MAX_REMEMBERED:
+                        self._searches.clear()
+                    found = self._searches[exercise_id, searched] = self._search(
+                        specs[exercise_id], withholds
+                    )
+                if found[0] is None:
+                    return
+                exercise_id = found[0].id
+            picks[exercise_id] = None
+
+        set_of = self._set_of
+        add(policy.warm_up, set_of.get(policy.warm_up))
+        entries = self._entries
+        any_critical = False
+        for finding_id, critical in finding_keys:
+            any_critical = any_critical or critical
+            for exercise_id, k, _ in entries[finding_id]:
+                if k is not None or exercise_id in blocked_any:
+                    add(exercise_id, k)
+                else:
+                    picks[exercise_id] = None
+        if not any_critical:
+            balance = policy.balance
+            if self._trains_flexion.isdisjoint(picks):
+                add(balance.flexion, set_of.get(balance.flexion))
+            if self._trains_extension.isdisjoint(picks):
+                add(balance.extension, set_of.get(balance.extension))
+        return tuple(sorted(picks, key=self._rank.__getitem__))
 
     def _lowest(self, strength: StrengthGrades) -> tuple[tuple[int, str] | None, ...]:
         """The lowest strength grade, with its field, per muscle set (None: none graded)."""

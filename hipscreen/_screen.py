@@ -237,11 +237,10 @@ class Screener:
     ) -> Brief:
         output = self._output
         found = output.assemble(drafts, form_facts)
-        recommendations, _ = output.planner.plan(intake, found, form_facts.strength)
         referral = output.referral(found)
         return Brief(
             found,
-            tuple(r.exercise.id for r in recommendations),
+            output.planner.exercise_ids(intake, found, form_facts.strength),
             None if referral is None else referral[0].urgency,
             form_facts.not_assessed,
         )

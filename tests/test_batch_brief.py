@@ -11,7 +11,7 @@ from strategies import forms, random_forms
 from test_rule_cases import ALL_CASES
 
 import hipscreen
-from hipscreen._batch._outcomes import record_of, record_of_brief
+from hipscreen._batch._outcomes import Record, record_of, record_of_brief
 from hipscreen._intake.form import coerce_form
 
 EXTRA_RULES = Path(__file__).parent / "extra_rules"
@@ -77,3 +77,24 @@ def test_generated_chunks_in_a_shared_session_match_forms_screened_alone(
     together = SCREENER.assess_validated(intakes)
     alone = [SCREENER.assess(intake) for intake in intakes]
     assert [a.model_dump_json() for a in together] == [a.model_dump_json() for a in alone]  # type: ignore[union-attr]
+
+
+def test_a_briefs_record_holds_plain_text_as_assess_gives_it() -> None:
+    """The record's words are `str`, not vocabulary members (as `record_of` gives them)."""
+    form = {"tightness": {"hamstrings": 3}, "pregnancy": {"weeks": 20}, "symptoms": ["hip_pain"]}
+    intake = coerce_form(form)
+    fast, slow = record_of_brief(SCREENER.brief(intake)), record_of(SCREENER.assess(intake))
+    assert fast == slow
+    assert fast.findings
+
+    def types(record: Record) -> list[type]:
+        cells: list[object] = [record.highest_severity, record.referral_urgency]
+        for finding in record.findings:
+            cells += [*finding[:3], *finding[3]]
+        return [type(c) for c in cells]
+
+    assert types(fast) == types(slow)
+    assert str in types(fast)
+    # The words are the vocabulary's own string objects (a chunk's results pickle each once).
+    assert fast.highest_severity is slow.highest_severity
+    assert all(a[1] is b[1] for a, b in zip(fast.findings, slow.findings, strict=True))

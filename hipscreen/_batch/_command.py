@@ -18,7 +18,12 @@ from typing import Any
 
 from hipscreen._batch._frames import RECORD_CACHE_SIZE
 from hipscreen._batch._outcomes import BatchInterrupted
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, worker_cap
+from hipscreen._batch._pipeline import (
+    DEFAULT_CHUNK_SIZE,
+    capped_workers,
+    settled_heap,
+    worker_cap,
+)
 from hipscreen._batch._signals import stopping_on_signals
 from hipscreen._batch._stream import screen_csv
 from hipscreen._batch._tables import TableError
@@ -195,7 +200,7 @@ def run(args: argparse.Namespace, screener_from: ScreenerFrom | None = None) -> 
     screener = screener_from(args) if screener_from is not None else default_screener()
     try:
         workers = _workers(args.workers, source)
-        with stopping_on_signals() as stopped:
+        with stopping_on_signals() as stopped, settled_heap():
             report = screen_csv(
                 source if source is not None else sys.stdin.buffer,
                 sys.stdout if to_stdout else args.output,

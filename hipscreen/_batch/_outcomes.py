@@ -12,7 +12,7 @@ from hipscreen._batch._extras import optional_module
 from hipscreen._errors import BatchInterrupted, FieldProblem, InvalidFormError
 from hipscreen._findings import Brief
 from hipscreen._results import Assessment
-from hipscreen._vocabulary import Severity
+from hipscreen._vocabulary import Confidence, Severity, Side, Urgency
 
 Axes: TypeAlias = Any
 """matplotlib's ``Axes`` (matplotlib is an optional extra: ``hipscreen[plot]``)."""
@@ -115,26 +115,35 @@ class Record(NamedTuple):
     """(id, severity, confidence, sides, derived_from) for each finding: the long form."""
 
 
+_WORDS = {id(w): w.value for kind in (Severity, Confidence, Side, Urgency) for w in kind}
+"""Each vocabulary word's text (the enum's own, shared string object, which pickles once per
+chunk), looked up by identity: Python's ``Enum.value`` is a Python-level property."""
+_RANK_OF_TEXT = {s.value: s.rank for s in Severity}
+
+
 def record_of_brief(brief: Brief) -> Record:
     """The table cells of a screening's brief: equal to `record_of` of its `Assessment`."""
-    findings = brief.findings
-    highest = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
-    return Record(
-        tuple(f.id for f in findings),
-        None if highest is None else highest.value,
-        None if brief.urgency is None else brief.urgency.value,
-        brief.exercise_ids,
-        brief.not_assessed,
-        tuple(
+    words = _WORDS
+    findings = tuple(
+        [
             (
                 f.id,
-                f.severity.value,
-                f.confidence.value,
-                tuple(s.value for s in f.sides),
+                words.get(id(f.severity)) or f.severity.value,
+                words.get(id(f.confidence)) or f.confidence.value,
+                tuple([words.get(id(s)) or s.value for s in f.sides]),
                 f.derived_from,
             )
-            for f in findings
-        ),
+            for f in brief.findings
+        ]
+    )
+    urgency = brief.urgency
+    return Record(
+        tuple([f[0] for f in findings]),
+        max([f[1] for f in findings], key=_RANK_OF_TEXT.__getitem__, default=None),
+        None if urgency is None else words.get(id(urgency)) or urgency.value,
+        brief.exercise_ids,
+        brief.not_assessed,
+        findings,
     )
 
 

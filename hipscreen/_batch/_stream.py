@@ -445,6 +445,32 @@ class CsvWriter:
             self.writerow(row)
 
 
+_MISSING: Any = object()
+_JOINED_REMEMBERED = 8192
+
+
+def _cell_text(value: Any) -> str | None:
+    """A cell's text as `CsvWriter` writes it in a row of several cells (``csv.writer``,
+    excel dialect: quoted when it holds a comma, a quote or a newline, quotes doubled), for
+    text, whole numbers, flags and None; None for anything else or text holding a carriage
+    return (`CsvWriter` quotes that whole row)."""
+    kind = type(value)
+    if kind is str:
+        text: str = value
+        if "\r" in text:
+            return None
+        if '"' in text:
+            return '"' + text.replace('"', '""') + '"'
+        if "," in text or "\n" in text:
+            return '"' + text + '"'
+        return text
+    if value is None:
+        return ""
+    if kind is int or kind is bool:
+        return str(value)
+    return None
+
+
 class _CsvSink:
     """Result rows into a CSV text stream; lists joined with ``;``."""
 
@@ -452,17 +478,59 @@ class _CsvSink:
         self.stream = stream
         self.writer = CsvWriter(stream)
         self.lists = [i for i, name in enumerate(columns) if name in LIST_COLUMNS]
+        self._is_list = [name in LIST_COLUMNS for name in columns]
+        # The text of list cells, which repeat across rows (finding, exercise and not-assessed
+        # lists); None: the cell needs the row written by `CsvWriter` (a carriage return).
+        self._joined: dict[tuple[str, ...], str | None] = {}
+        self._scratch = io.StringIO()
+        self._exact = CsvWriter(self._scratch)
         if header:
             self.writer.writerow(columns)
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
-        lists = self.lists
+        """The rows as `CsvWriter` writes them (lists joined with ``;``), in one write: each
+        cell's text is made here for the cells a row holds (text, whole numbers, flags, None)
+        and a row holding anything else, or a carriage return, goes through `CsvWriter`."""
+        lines = []
+        is_list = self._is_list
+        width = len(is_list)
         for row in rows:
-            cells = list(row)
-            for i in lists:
-                if cells[i] is not None:
-                    cells[i] = ";".join(cells[i])
-            self.writer.writerow(cells)
+            if len(row) != width:
+                lines.append(self._written(row))
+                continue
+            parts: list[str] = []
+            for value, listed in zip(row, is_list, strict=True):
+                text = self._list_text(value) if listed and value is not None else _cell_text(value)
+                if text is None:
+                    break
+                parts.append(text)
+            else:
+                lines.append(",".join(parts) + "\n")
+                continue
+            lines.append(self._written(row))
+        self.stream.write("".join(lines))
+
+    def _list_text(self, value: Any) -> str | None:
+        if type(value) is not tuple:
+            return _cell_text(";".join(value))
+        text: str | None = self._joined.get(value, _MISSING)
+        if text is _MISSING:
+            if len(self._joined) >= _JOINED_REMEMBERED:
+                self._joined.clear()
+            text = self._joined[value] = _cell_text(";".join(value))
+        return text
+
+    def _written(self, row: tuple[Any, ...]) -> str:
+        """The row's line as `CsvWriter` writes it."""
+        cells = list(row)
+        for i in self.lists:
+            if cells[i] is not None:
+                cells[i] = ";".join(cells[i])
+        scratch = self._scratch
+        scratch.seek(0)
+        scratch.truncate()
+        self._exact.writerow(cells)
+        return scratch.getvalue()
 
     def checkpoint(self) -> int:
         self.stream.flush()
