@@ -24,9 +24,9 @@ with a fresh `Screener` warmed up on another file of the same kind (outside the 
    - form validation (``coerce_form``);
    - facts (``_grades`` + ``FormFacts``), of which not-assessed (``_facts._not_assessed``);
    - engine: the engine sessions with their firings and callbacks (``Screener._findings_shared``);
-   - findings (``_Output.assemble``), the plan's exercise ids (``Planner.exercise_ids``, or
+   - findings (``Assembler.assemble``), the plan's exercise ids (``Planner.exercise_ids``, or
      ``Planner.plan`` where the row path still builds the full plan), referral
-     (``_Output.referral``);
+     (``Assembler.referral``);
    - the row's record (``record_of_brief`` + ``table_outcome``), the output row's formatting
      (``_result_row``) and writing both files (``_CsvSink.write``, ``CsvWriter.writerows``);
    - "other": pass 1 less every phase (the pipeline, the cache, tallies, checkpoints, glue).
@@ -63,6 +63,15 @@ sys.path.insert(0, str(REPO / "examples"))
 from callgrind_phases import Markers, bucket, build_markers, callgrind  # noqa: E402
 from callgrind_phases import inclusive as read_inclusive  # noqa: E402
 
+
+def _findings_module() -> Any:
+    """Where findings are assembled: hipscreen._findings since the core was split (before it,
+    hipscreen._screen._Output)."""
+    import importlib
+
+    return importlib.import_module("hipscreen._findings")
+
+
 DEFAULT_OUTPUT = HERE / "results" / "callgrind_batch.json"
 
 PHASES = [
@@ -73,9 +82,9 @@ PHASES = [
     ("facts", "facts (_grades + FormFacts), less not-assessed"),
     ("not_assessed", "not-assessed (_facts._not_assessed)"),
     ("engine", "engine, firings, callbacks (_findings_shared)"),
-    ("findings", "findings (_Output.assemble)"),
+    ("findings", "findings (Assembler.assemble)"),
     ("plan", "plan: exercise ids (Planner.exercise_ids / plan)"),
-    ("referral", "referral (_Output.referral)"),
+    ("referral", "referral (Assembler.referral)"),
     ("record", "row record (record_of_brief + table_outcome)"),
     ("formatting", "output row formatting (_result_row)"),
     ("writing", "writing both files (sinks)"),
@@ -220,11 +229,12 @@ def drive(
     patch(_screen, "FormFacts", "facts")
     patch(_facts, "_not_assessed", "not_assessed")
     patch(_screen.Screener, "_findings_shared", "engine")
-    patch(_screen._Output, "assemble", "findings")
+    assembler = getattr(_screen, "_Output", None) or _findings_module().Assembler
+    patch(assembler, "assemble", "findings")
     patch(_plan.Planner, "plan", "plan")
     if hasattr(_plan.Planner, "exercise_ids"):
         patch(_plan.Planner, "exercise_ids", "plan")
-    patch(_screen._Output, "referral", "referral")
+    patch(assembler, "referral", "referral")
     patch(_tables, "record_of_brief", "record")
     patch(_tables, "table_outcome", "record")
     patch(_stream, "_result_row", "formatting")

@@ -25,7 +25,7 @@ seed) three times, each time with a fresh uncached `Screener` after a warm-up on
    firing decode and the ``on_fire`` callbacks (the rest of the run is the engine loop), and
    making the deferred result (``deferred_assessment``); whatever is not wrapped is "other".
    Then the first read of the result (``model_dump_json``), with what it builds marked: finding
-   assembly (``_Output.assemble``), evidence (``_Output.evidence``), the plan
+   assembly (``Assembler.assemble``), evidence (``Assembler.evidence``), the plan
    (``Planner.plan``) and the output model (``Assessment.model_validate``); the rest of the read
    is JSON serialisation.
 
@@ -76,8 +76,8 @@ PHASES = [
 ]
 # What the first read of a result builds (issue 24: built when read, not in assess()).
 READ_PHASES = [
-    ("assembly", "finding assembly (_Output.assemble)"),
-    ("evidence", "evidence (_Output.evidence)"),
+    ("assembly", "finding assembly (Assembler.assemble)"),
+    ("evidence", "evidence (Assembler.evidence)"),
     ("plan", "plan (Planner.plan)"),
     ("output", "output model (Assessment.model_validate)"),
     ("read_other", "JSON serialisation and read glue"),
