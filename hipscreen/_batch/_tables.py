@@ -260,6 +260,17 @@ class TableReader:
             ((i, c) for i, c in enumerate(columns) if c is not None),
             key=lambda item: (item[1].kind is Kind.PRESENT, item[0]),
         )
+        # Each column's step, worked out once: (position, column, how a text cell becomes its
+        # value (None: `_read` reads it), the longest text cell read as it is).
+        self._steps = [
+            (
+                index,
+                column,
+                _TEXT_READERS.get(column.kind),
+                _UNBOUNDED if column.name == "client_id" else MAX_CELL_CHARS,
+            )
+            for index, column in self._plan
+        ]
 
     def form(self, cells: Sequence[Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
         """The intake form dict for one row, and the problems only the table can see.
@@ -273,10 +284,19 @@ class TableReader:
         problems: list[FieldProblem] = []
         absent: list[tuple[Column, Any]] = []
         width = len(cells)
-        for index, column in self._plan:
+        for index, column, text_value, longest in self._steps:
             cell = cells[index] if index < width else None
             if type(cell) is str:  # the common cell (CSV): is_missing and _bounded, inlined
                 if not cell or cell.isspace():
+                    continue
+                if text_value is not None and len(cell) <= longest:
+                    # A scalar column's text cell within the bounds: read, then put in place.
+                    try:
+                        problem = _put(form, column, text_value(cell))
+                    except _CellProblem as error:
+                        problem = FieldProblem(column.name, brief(cell), str(error))
+                    if problem is not None:
+                        problems.append(problem)
                     continue
             elif is_missing(cell):
                 continue
@@ -342,6 +362,39 @@ class TableReader:
         else:
             value = text_cell(cell)
         return _put(form, column, value)
+
+
+def _whole_text(cell: str) -> Any:
+    """`_whole` of a text cell; plain digits (the common cell) read at once."""
+    if cell.isdigit() and cell.isascii() and len(cell) <= MAX_NUMBER_CHARS:
+        return int(cell)
+    return _whole(cell)
+
+
+def _number_text(cell: str) -> Any:
+    """A number column's text cell, as `TableReader._read` reads it; plain digits at once."""
+    if cell.isdigit() and cell.isascii() and len(cell) <= MAX_NUMBER_CHARS:
+        return int(cell)
+    return _number(cell.strip())
+
+
+_FLAG_WORDS = {**dict.fromkeys(_YES, True), **dict.fromkeys(_NO, False)}
+
+
+def _flag_text(cell: str) -> Any:
+    """A yes/no column's text cell: its flag, or the cell unchanged (the form judges it)."""
+    return _FLAG_WORDS.get(cell.strip().lower(), cell)
+
+
+_TEXT_READERS: dict[Kind, Any] = {
+    Kind.TEXT: str.strip,
+    Kind.GRADE: _whole_text,
+    Kind.INTEGER: _whole_text,
+    Kind.NUMBER: _number_text,
+    Kind.FLAG: _flag_text,
+}
+"""How a text cell of a scalar column becomes its value (what `TableReader._read` does)."""
+_UNBOUNDED = 2**63
 
 
 def _parent(form: dict[str, Any], column: Column) -> dict[str, Any] | None:
@@ -460,14 +513,16 @@ class RecordTask:
         return [_canon(r) if isinstance(r, Record) else r for r in results]
 
 
-def _cells_key(cells: list[Any]) -> Hashable:
-    # CSV rows are all text: joining them is cheaper than pickling, and exact when the separator
-    # appears nowhere inside a cell.
-    if all(type(cell) is str or cell is None for cell in cells):
-        joined = "\x1f".join("\x1e" if cell is None else cell for cell in cells)
-        if joined.count("\x1f") == len(cells) - 1 and joined.count("\x1e") == cells.count(None):
-            return joined
-    return pickle.dumps(tuple(cells), protocol=pickle.HIGHEST_PROTOCOL)
+_TEXT_CELLS = frozenset({str, type(None)})
+
+
+def _cells_key(cells: tuple[Any, ...]) -> Hashable:
+    # CSV rows are all text (or None): the cells themselves are an exact key, with nothing to
+    # make. Other cells (a DataFrame's numbers, lists, NaN) are pickled: 1, 1.0 and True are equal
+    # in a tuple but not the same cell, and a list cannot be hashed.
+    if _TEXT_CELLS.issuperset(map(type, cells)):
+        return cells
+    return pickle.dumps(cells, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _client_cell(reader: TableReader, cells: Sequence[Any]) -> Any:
@@ -514,10 +569,9 @@ def table_item(
             client_id = _client_cell(reader, padded)
             if not client_id_ok(client_id):
                 return Item(row, label, padded, done=table_problems(reader, row, label, padded))
-            blanked = list(padded)
-            blanked[index] = None
+            blanked = (*padded[:index], None, *padded[index + 1 :])
         else:
-            blanked = padded
+            blanked = tuple(padded)
         key = _cells_key(blanked) if keyed else None
         return Item(row, label, padded, key, blanked, client_id)
     except Exception as error:
