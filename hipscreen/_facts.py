@@ -62,6 +62,11 @@ _OVERRIDDEN = "self-rating: the measured length test of this muscle decides the 
 
 _new = tuple.__new__  # builds an `Observation` without a Python-level ``__new__`` call
 _SIDES = tuple(Side)
+# Enum members as module names: a member looked up on its class is a Python-level call on 3.11.
+_LEFT, _RIGHT, _BOTH = Side.LEFT, Side.RIGHT, Side.BOTH
+_TIGHTNESS = Measure.TIGHTNESS
+_LOW_BACK_PAIN = Symptom.LOWER_BACK_PAIN
+_FALL_TICK = Symptom.RECENT_FALL_OR_MINOR_TRAUMA
 _TEST_NAMES = (*TestName, *SignName)
 
 
@@ -219,11 +224,11 @@ def _length_tested(
     tested: dict[str, set[Side]] = {}
     for name, side, value, _path in measurements:
         if not isinstance(value, bool):
-            covered = {Side.LEFT, Side.RIGHT, Side.BOTH} if side == Side.BOTH else {side}
+            covered = {_LEFT, _RIGHT, _BOTH} if side == _BOTH else {side}
             tested.setdefault(name, set()).update(covered)
     for sides in tested.values():
-        if Side.LEFT in sides and Side.RIGHT in sides:
-            sides.add(Side.BOTH)
+        if _LEFT in sides and _RIGHT in sides:
+            sides.add(_BOTH)
     return tested
 
 
@@ -232,7 +237,7 @@ def _one_side_measured(tested: Mapping[str, set[Side]], muscle: Muscle) -> Side 
     covered: set[Side] = set()
     for test in _LENGTH_TESTS.get(muscle, ()):
         covered |= tested.get(test, set())
-    if Side.BOTH in covered or len(covered) != 1:
+    if _BOTH in covered or len(covered) != 1:
         return None
     return next(iter(covered))
 
@@ -269,22 +274,23 @@ class FormFacts:
         tested: dict[str, set[Side]] | None = None
 
         for measure, given in grades.items():
-            missing += _NOT_GRADED[measure, frozenset([_GROUP[grade[0]] for grade in given])]
-            tightness = measure == Measure.TIGHTNESS
+            tightness = measure == _TIGHTNESS
             heads = _GRADE_HEADS[measure]
             left: _Left | None = None
             pairs: list[_Pair] = []
+            groups = 0  # the muscle groups graded, as a bit mask
             for muscle, side, grade, path in given:
+                groups |= _GROUP_BIT[muscle]
                 note = None
                 length = False
-                if tightness and side == Side.BOTH:
+                if tightness and side == _BOTH:
                     if tested is None:
                         tested = _length_tested(measurements)
                     split = _one_side_measured(tested, muscle)
                     if split is not None:
                         # Measured decides for its side only: a rating for both sides with one
                         # side length-tested reads as that rating on each side (issue 20).
-                        for each in (Side.LEFT, Side.RIGHT):
+                        for each in (_LEFT, _RIGHT):
                             length = each == split
                             add_fact(encode(len(facts), heads[muscle, each][length], grade))
                             add_observation(
@@ -303,12 +309,14 @@ class FormFacts:
                             side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ())
                         )
                         note = _OVERRIDDEN if length else None
-                add_fact(encode(len(facts), heads[muscle, side][length], grade))
+                # Grades are ints: `encode_fact`'s int form, written out (no call per grade).
+                add_fact(f'{{"i":{len(facts)},{heads[muscle, side][length]},"v":{grade}')
                 add_observation(_new(Observation, (path, grade, side, False, note, True)))
-                if side == Side.LEFT:
+                if side == _LEFT:
                     left = (muscle, grade, path)
-                elif side == Side.RIGHT and left and left[0] == muscle and left[1] != grade:
+                elif side == _RIGHT and left and left[0] == muscle and left[1] != grade:
                     pairs.append((muscle, left[1], grade, left[2]))
+            missing += _NOT_GRADED[measure, groups]
             if pairs:
                 self._asymmetry(measure, measure, pairs, False)
 
@@ -322,9 +330,9 @@ class FormFacts:
                 add_fact(encode(len(facts), _ROM_HEADS[motion, side, method], degrees))
                 add_observation(_new(Observation, (path, degrees, side, True, None, True)))
                 measured_motions += (motion,)
-                if side == Side.LEFT:
+                if side == _LEFT:
                     left = (motion, degrees, path)
-                elif side == Side.RIGHT and left and left[0] == motion and left[1] != degrees:
+                elif side == _RIGHT and left and left[0] == motion and left[1] != degrees:
                     pairs.append((motion, left[1], degrees, left[2]))
             if pairs:
                 self._asymmetry("rom", None, pairs, True)
@@ -352,9 +360,9 @@ class FormFacts:
                     pain = "yes" if slr.reproduces_leg_pain else "no"
                 add_fact(encode(len(facts), _TEST_HEADS[name, side, pain], value))
                 add_observation(_new(Observation, (path, value, side, True, None, True)))
-                if side == Side.LEFT:
+                if side == _LEFT:
                     left = (name, value, path)
-                elif side == Side.RIGHT and left and left[0] == name and left[1] != value:
+                elif side == _RIGHT and left and left[0] == name and left[1] != value:
                     pairs.append((name, left[1], value, left[2]))
             if pairs:
                 self._asymmetry("test", None, pairs, True)
@@ -366,7 +374,7 @@ class FormFacts:
         fall = form.recent_fall
         painless_fall = fall is not None and _painless_fall(form)
         for symptom in symptoms:
-            if painless_fall and symptom == Symptom.RECENT_FALL_OR_MINOR_TRAUMA:
+            if painless_fall and symptom == _FALL_TICK:
                 # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
                 continue
             head, observation = _SYMPTOMS[symptom]
@@ -376,8 +384,8 @@ class FormFacts:
             self._stated(form, painless_fall)
         if (
             form.back_pain is not None
-            and Symptom.LOWER_BACK_PAIN in form.reported_symptoms()
-            and Symptom.LOWER_BACK_PAIN not in symptoms
+            and _LOW_BACK_PAIN in form.reported_symptoms()
+            and _LOW_BACK_PAIN not in symptoms
         ):
             # Describing the back-pain episode reports low back pain, even if the symptom list
             # does not repeat it.
@@ -455,7 +463,7 @@ class FormFacts:
         values, citing the side of concern."""
         for name, left, right, path in pairs:
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
-            concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
+            concern = _LEFT if (left < right) == low_is_concern else _RIGHT
             self._add(
                 _ASYM_HEADS[measure, name, concern],
                 _new(
@@ -577,15 +585,16 @@ _GROUP_SETS = [
     for mask in range(1 << len(MuscleGroup))
 ]
 _NOT_GRADED = {
-    (measure, given): tuple(
+    (measure, mask): tuple(
         _WORDING.not_graded.format(measure=measure.value, group=g.value)
         for g in MuscleGroup
         if g not in given
     )
     for measure in Measure
-    for given in _GROUP_SETS
+    for mask, given in enumerate(_GROUP_SETS)
 }
-_GROUP = _TABLES.group_of
+# Each muscle's group as the bit `_GROUP_SETS` indexes by.
+_GROUP_BIT = {m: 1 << tuple(MuscleGroup).index(g) for m, g in _TABLES.group_of.items()}
 _NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
 _NO_ROM = tuple(text for _, text in _NOT_MEASURED)
 _LENGTH_WORDING = tuple(
@@ -624,7 +633,7 @@ def _not_assessed(
         for (_, text), answer in zip(_SAFETY_QUESTIONS, _read_safety(form), strict=True)
         if answer is None
     ]
-    if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
+    if form.recent_fall is None and _FALL_TICK in form.symptoms:
         missing.remove(_FALL_QUESTION)  # the tick answers it
     if form.symptom_checklist_completed is not True:
         missing.append(_RED_FLAG_QUESTIONS)
