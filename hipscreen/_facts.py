@@ -321,29 +321,30 @@ class FormFacts:
                 self._asymmetry(measure, measure, pairs, False)
 
         rom = form.rom
-        measured_motions: tuple[RomMotion, ...] = ()
         if rom is not None:
             method = rom.method
             left = None
             pairs = []
+            measured = 0  # the motions measured, as a bit mask
             for motion, side, degrees, path in form.angles():
                 add_fact(encode(len(facts), _ROM_HEADS[motion, side, method], degrees))
                 add_observation(_new(Observation, (path, degrees, side, True, None, True)))
-                measured_motions += (motion,)
+                measured |= _MOTION_BIT[motion]
                 if side == _LEFT:
                     left = (motion, degrees, path)
                 elif side == _RIGHT and left and left[0] == motion and left[1] != degrees:
                     pairs.append((motion, left[1], degrees, left[2]))
             if pairs:
                 self._asymmetry("rom", None, pairs, True)
-            missing += [text for m, text in _NOT_MEASURED if m not in measured_motions]
+            not_measured, unmeasured = _ROM_ABSENT[measured]
+            missing += not_measured
         else:
             missing += _NO_ROM
-        for motion, head, observation in _UNMEASURED:
-            if motion not in measured_motions:
-                # Absence as a fact: a finding may be inferred only where nothing was measured.
-                add_fact(encode(len(facts), head))
-                add_observation(observation)
+            unmeasured = _ALL_UNMEASURED
+        for head, observation in unmeasured:
+            # Absence as a fact: a finding may be inferred only where nothing was measured.
+            add_fact(f'{{"i":{len(facts)},{head}')  # `encode_fact` with no value, written out
+            add_observation(observation)
 
         slr = form.straight_leg_raise
         if measurements:
@@ -378,7 +379,7 @@ class FormFacts:
                 # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
                 continue
             head, observation = _SYMPTOMS[symptom]
-            add_fact(encode(len(facts), head))
+            add_fact(f'{{"i":{len(facts)},{head}')
             add_observation(observation)
         if fall is not None or form.recent_joint_procedure or form.joint_procedure is not None:
             self._stated(form, painless_fall)
@@ -394,11 +395,11 @@ class FormFacts:
         # One presentation, one meaning: rules/equivalences.yaml (issue 20).
         for kind, name, observation in normalised_reports(form):
             head = _SYMPTOM_HEADS[Symptom(name)] if kind == "symptom" else _CONTEXT_HEADS[name]
-            add_fact(encode(len(facts), head))
+            add_fact(f'{{"i":{len(facts)},{head}')
             add_observation(observation)
         for activity in form.activities:
             head, observation = _ACTIVITIES[activity]
-            add_fact(encode(len(facts), head))
+            add_fact(f'{{"i":{len(facts)},{head}')
             add_observation(observation)
         age = form.age
         if age is not None:
@@ -415,7 +416,7 @@ class FormFacts:
             # measurements (every built-in rule reading one also reads a symptom).
             for attr, head, observation in _BLANKS:
                 if getattr(form, attr) is None:
-                    add_fact(encode(len(facts), head))
+                    add_fact(f'{{"i":{len(facts)},{head}')
                     add_observation(observation)
         if (
             form.pregnancy
@@ -461,11 +462,15 @@ class FormFacts:
     ) -> None:
         """A left/right difference fact for each name given on both sides with different
         values, citing the side of concern."""
+        facts = self.facts
+        observations = self.observations
         for name, left, right, path in pairs:
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
             concern = _LEFT if (left < right) == low_is_concern else _RIGHT
-            self._add(
-                _ASYM_HEADS[measure, name, concern],
+            facts.append(
+                encode_fact(len(facts), _ASYM_HEADS[measure, name, concern], abs(left - right))
+            )
+            observations.append(
                 _new(
                     Observation,
                     (
@@ -476,8 +481,7 @@ class FormFacts:
                         None,
                         True,
                     ),
-                ),
-                abs(left - right),
+                )
             )
 
     def _stated(self, form: IntakeForm, painless_fall: bool) -> None:
@@ -597,6 +601,17 @@ _NOT_GRADED = {
 _GROUP_BIT = {m: 1 << tuple(MuscleGroup).index(g) for m, g in _TABLES.group_of.items()}
 _NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
 _NO_ROM = tuple(text for _, text in _NOT_MEASURED)
+# Per set of motions measured (a bit mask, `_MOTION_BIT`): the not-assessed lines and the
+# ``unmeasured`` facts (head, observation) of the others, in vocabulary order.
+_MOTION_BIT = {m: 1 << i for i, m in enumerate(RomMotion)}
+_ROM_ABSENT = [
+    (
+        tuple(text for m, text in _NOT_MEASURED if not mask & _MOTION_BIT[m]),
+        tuple((head, obs) for m, head, obs in _UNMEASURED if not mask & _MOTION_BIT[m]),
+    )
+    for mask in range(1 << len(RomMotion))
+]
+_ALL_UNMEASURED = _ROM_ABSENT[0][1]
 _LENGTH_WORDING = tuple(
     (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
 )
