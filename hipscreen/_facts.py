@@ -305,10 +305,11 @@ class FormFacts:
                     if tested is None:
                         tested = _length_tested(measurements)
                     if tested:
-                        length = any(
-                            side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ())
-                        )
-                        note = _OVERRIDDEN if length else None
+                        for test in _LENGTH_TESTS.get(muscle, ()):  # a loop: no generator
+                            if side in tested.get(test, ()):
+                                length = True
+                                note = _OVERRIDDEN
+                                break
                 # Grades are ints: `encode_fact`'s int form, written out (no call per grade).
                 add_fact(f'{{"i":{len(facts)},{heads[muscle, side][length]},"v":{grade}')
                 add_observation(_new(Observation, (path, grade, side, False, note, True)))
@@ -617,7 +618,7 @@ _LENGTH_WORDING = tuple(
 )
 _NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
 # The tri-state safety questions (issue 20): blank is listed here and never read as "no".
-_SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
+_SAFETY_TEXTS = tuple(_WORDING.safety_questions.values())
 _SAFETY_NAMES = tuple(_WORDING.safety_questions)  # recent_fall among them (read below)
 _read_safety: Callable[[IntakeForm], tuple[Any, ...]] = (
     attrgetter(*_SAFETY_NAMES)  # one tuple per form
@@ -642,12 +643,11 @@ def _not_assessed(
     else:
         tests = {name for name, *_ in measurements}  # an empty test record gives nothing
         missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
-    # The safety questions a red flag turns on: blank means not asked, never "no".
-    missing += [
-        text
-        for (_, text), answer in zip(_SAFETY_QUESTIONS, _read_safety(form), strict=True)
-        if answer is None
-    ]
+    # The safety questions a red flag turns on: blank means not asked, never "no" (a loop: no
+    # comprehension per form).
+    for text, answer in zip(_SAFETY_TEXTS, _read_safety(form), strict=True):
+        if answer is None:
+            missing.append(text)
     if form.recent_fall is None and _FALL_TICK in form.symptoms:
         missing.remove(_FALL_QUESTION)  # the tick answers it
     if form.symptom_checklist_completed is not True:
@@ -860,7 +860,10 @@ _SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
 
 def reported_symptoms(form: IntakeForm) -> tuple[Symptom, ...]:
     """The form's reported symptoms with what the equivalence table adds, in vocabulary order."""
-    extra = [Symptom(name) for kind, name, _ in normalised_reports(form) if kind == "symptom"]
+    added = normalised_reports(form)
+    if not added:  # most forms
+        return form.reported_symptoms()
+    extra = [Symptom(name) for kind, name, _ in added if kind == "symptom"]
     if not extra:
         return form.reported_symptoms()
     return tuple(sorted({*form.reported_symptoms(), *extra}, key=_SYMPTOM_ORDER.__getitem__))
