@@ -62,6 +62,11 @@ _OVERRIDDEN = "self-rating: the measured length test of this muscle decides the 
 
 _new = tuple.__new__  # builds an `Observation` without a Python-level ``__new__`` call
 _SIDES = tuple(Side)
+# Enum members as module names: a member looked up on its class is a Python-level call on 3.11.
+_LEFT, _RIGHT, _BOTH = Side.LEFT, Side.RIGHT, Side.BOTH
+_TIGHTNESS = Measure.TIGHTNESS
+_LOW_BACK_PAIN = Symptom.LOWER_BACK_PAIN
+_FALL_TICK = Symptom.RECENT_FALL_OR_MINOR_TRAUMA
 _TEST_NAMES = (*TestName, *SignName)
 
 
@@ -219,11 +224,11 @@ def _length_tested(
     tested: dict[str, set[Side]] = {}
     for name, side, value, _path in measurements:
         if not isinstance(value, bool):
-            covered = {Side.LEFT, Side.RIGHT, Side.BOTH} if side == Side.BOTH else {side}
+            covered = {_LEFT, _RIGHT, _BOTH} if side == _BOTH else {side}
             tested.setdefault(name, set()).update(covered)
     for sides in tested.values():
-        if Side.LEFT in sides and Side.RIGHT in sides:
-            sides.add(Side.BOTH)
+        if _LEFT in sides and _RIGHT in sides:
+            sides.add(_BOTH)
     return tested
 
 
@@ -232,7 +237,7 @@ def _one_side_measured(tested: Mapping[str, set[Side]], muscle: Muscle) -> Side 
     covered: set[Side] = set()
     for test in _LENGTH_TESTS.get(muscle, ()):
         covered |= tested.get(test, set())
-    if Side.BOTH in covered or len(covered) != 1:
+    if _BOTH in covered or len(covered) != 1:
         return None
     return next(iter(covered))
 
@@ -269,22 +274,23 @@ class FormFacts:
         tested: dict[str, set[Side]] | None = None
 
         for measure, given in grades.items():
-            missing += _NOT_GRADED[measure, frozenset([_GROUP[grade[0]] for grade in given])]
-            tightness = measure == Measure.TIGHTNESS
+            tightness = measure == _TIGHTNESS
             heads = _GRADE_HEADS[measure]
             left: _Left | None = None
             pairs: list[_Pair] = []
+            groups = 0  # the muscle groups graded, as a bit mask
             for muscle, side, grade, path in given:
+                groups |= _GROUP_BIT[muscle]
                 note = None
                 length = False
-                if tightness and side == Side.BOTH:
+                if tightness and side == _BOTH:
                     if tested is None:
                         tested = _length_tested(measurements)
                     split = _one_side_measured(tested, muscle)
                     if split is not None:
                         # Measured decides for its side only: a rating for both sides with one
                         # side length-tested reads as that rating on each side (issue 20).
-                        for each in (Side.LEFT, Side.RIGHT):
+                        for each in (_LEFT, _RIGHT):
                             length = each == split
                             add_fact(encode(len(facts), heads[muscle, each][length], grade))
                             add_observation(
@@ -299,43 +305,47 @@ class FormFacts:
                     if tested is None:
                         tested = _length_tested(measurements)
                     if tested:
-                        length = any(
-                            side in tested.get(t, ()) for t in _LENGTH_TESTS.get(muscle, ())
-                        )
-                        note = _OVERRIDDEN if length else None
-                add_fact(encode(len(facts), heads[muscle, side][length], grade))
+                        for test in _LENGTH_TESTS.get(muscle, ()):  # a loop: no generator
+                            if side in tested.get(test, ()):
+                                length = True
+                                note = _OVERRIDDEN
+                                break
+                # Grades are ints: `encode_fact`'s int form, written out (no call per grade).
+                add_fact(f'{{"i":{len(facts)},{heads[muscle, side][length]},"v":{grade}')
                 add_observation(_new(Observation, (path, grade, side, False, note, True)))
-                if side == Side.LEFT:
+                if side == _LEFT:
                     left = (muscle, grade, path)
-                elif side == Side.RIGHT and left and left[0] == muscle and left[1] != grade:
+                elif side == _RIGHT and left and left[0] == muscle and left[1] != grade:
                     pairs.append((muscle, left[1], grade, left[2]))
+            missing += _NOT_GRADED[measure, groups]
             if pairs:
                 self._asymmetry(measure, measure, pairs, False)
 
         rom = form.rom
-        measured_motions: tuple[RomMotion, ...] = ()
         if rom is not None:
             method = rom.method
             left = None
             pairs = []
+            measured = 0  # the motions measured, as a bit mask
             for motion, side, degrees, path in form.angles():
                 add_fact(encode(len(facts), _ROM_HEADS[motion, side, method], degrees))
                 add_observation(_new(Observation, (path, degrees, side, True, None, True)))
-                measured_motions += (motion,)
-                if side == Side.LEFT:
+                measured |= _MOTION_BIT[motion]
+                if side == _LEFT:
                     left = (motion, degrees, path)
-                elif side == Side.RIGHT and left and left[0] == motion and left[1] != degrees:
+                elif side == _RIGHT and left and left[0] == motion and left[1] != degrees:
                     pairs.append((motion, left[1], degrees, left[2]))
             if pairs:
                 self._asymmetry("rom", None, pairs, True)
-            missing += [text for m, text in _NOT_MEASURED if m not in measured_motions]
+            not_measured, unmeasured = _ROM_ABSENT[measured]
+            missing += not_measured
         else:
             missing += _NO_ROM
-        for motion, head, observation in _UNMEASURED:
-            if motion not in measured_motions:
-                # Absence as a fact: a finding may be inferred only where nothing was measured.
-                add_fact(encode(len(facts), head))
-                add_observation(observation)
+            unmeasured = _ALL_UNMEASURED
+        for head, observation in unmeasured:
+            # Absence as a fact: a finding may be inferred only where nothing was measured.
+            add_fact(f'{{"i":{len(facts)},{head}')  # `encode_fact` with no value, written out
+            add_observation(observation)
 
         slr = form.straight_leg_raise
         if measurements:
@@ -352,9 +362,9 @@ class FormFacts:
                     pain = "yes" if slr.reproduces_leg_pain else "no"
                 add_fact(encode(len(facts), _TEST_HEADS[name, side, pain], value))
                 add_observation(_new(Observation, (path, value, side, True, None, True)))
-                if side == Side.LEFT:
+                if side == _LEFT:
                     left = (name, value, path)
-                elif side == Side.RIGHT and left and left[0] == name and left[1] != value:
+                elif side == _RIGHT and left and left[0] == name and left[1] != value:
                     pairs.append((name, left[1], value, left[2]))
             if pairs:
                 self._asymmetry("test", None, pairs, True)
@@ -366,18 +376,18 @@ class FormFacts:
         fall = form.recent_fall
         painless_fall = fall is not None and _painless_fall(form)
         for symptom in symptoms:
-            if painless_fall and symptom == Symptom.RECENT_FALL_OR_MINOR_TRAUMA:
+            if painless_fall and symptom == _FALL_TICK:
                 # Stated: no new pain and walking normally. Read as fall_without_injury_signs.
                 continue
             head, observation = _SYMPTOMS[symptom]
-            add_fact(encode(len(facts), head))
+            add_fact(f'{{"i":{len(facts)},{head}')
             add_observation(observation)
         if fall is not None or form.recent_joint_procedure or form.joint_procedure is not None:
             self._stated(form, painless_fall)
         if (
             form.back_pain is not None
-            and Symptom.LOWER_BACK_PAIN in form.reported_symptoms()
-            and Symptom.LOWER_BACK_PAIN not in symptoms
+            and _LOW_BACK_PAIN in form.reported_symptoms()
+            and _LOW_BACK_PAIN not in symptoms
         ):
             # Describing the back-pain episode reports low back pain, even if the symptom list
             # does not repeat it.
@@ -386,11 +396,11 @@ class FormFacts:
         # One presentation, one meaning: rules/equivalences.yaml (issue 20).
         for kind, name, observation in normalised_reports(form):
             head = _SYMPTOM_HEADS[Symptom(name)] if kind == "symptom" else _CONTEXT_HEADS[name]
-            add_fact(encode(len(facts), head))
+            add_fact(f'{{"i":{len(facts)},{head}')
             add_observation(observation)
         for activity in form.activities:
             head, observation = _ACTIVITIES[activity]
-            add_fact(encode(len(facts), head))
+            add_fact(f'{{"i":{len(facts)},{head}')
             add_observation(observation)
         age = form.age
         if age is not None:
@@ -407,7 +417,7 @@ class FormFacts:
             # measurements (every built-in rule reading one also reads a symptom).
             for attr, head, observation in _BLANKS:
                 if getattr(form, attr) is None:
-                    add_fact(encode(len(facts), head))
+                    add_fact(f'{{"i":{len(facts)},{head}')
                     add_observation(observation)
         if (
             form.pregnancy
@@ -453,11 +463,15 @@ class FormFacts:
     ) -> None:
         """A left/right difference fact for each name given on both sides with different
         values, citing the side of concern."""
+        facts = self.facts
+        observations = self.observations
         for name, left, right, path in pairs:
             low_is_concern = _CONCERN_IS_LOW[concern_key or name]
-            concern = Side.LEFT if (left < right) == low_is_concern else Side.RIGHT
-            self._add(
-                _ASYM_HEADS[measure, name, concern],
+            concern = _LEFT if (left < right) == low_is_concern else _RIGHT
+            facts.append(
+                encode_fact(len(facts), _ASYM_HEADS[measure, name, concern], abs(left - right))
+            )
+            observations.append(
                 _new(
                     Observation,
                     (
@@ -468,8 +482,7 @@ class FormFacts:
                         None,
                         True,
                     ),
-                ),
-                abs(left - right),
+                )
             )
 
     def _stated(self, form: IntakeForm, painless_fall: bool) -> None:
@@ -577,23 +590,35 @@ _GROUP_SETS = [
     for mask in range(1 << len(MuscleGroup))
 ]
 _NOT_GRADED = {
-    (measure, given): tuple(
+    (measure, mask): tuple(
         _WORDING.not_graded.format(measure=measure.value, group=g.value)
         for g in MuscleGroup
         if g not in given
     )
     for measure in Measure
-    for given in _GROUP_SETS
+    for mask, given in enumerate(_GROUP_SETS)
 }
-_GROUP = _TABLES.group_of
+# Each muscle's group as the bit `_GROUP_SETS` indexes by.
+_GROUP_BIT = {m: 1 << tuple(MuscleGroup).index(g) for m, g in _TABLES.group_of.items()}
 _NOT_MEASURED = [(m, _WORDING.not_measured.format(motion=m.value)) for m in RomMotion]
 _NO_ROM = tuple(text for _, text in _NOT_MEASURED)
+# Per set of motions measured (a bit mask, `_MOTION_BIT`): the not-assessed lines and the
+# ``unmeasured`` facts (head, observation) of the others, in vocabulary order.
+_MOTION_BIT = {m: 1 << i for i, m in enumerate(RomMotion)}
+_ROM_ABSENT = [
+    (
+        tuple(text for m, text in _NOT_MEASURED if not mask & _MOTION_BIT[m]),
+        tuple((head, obs) for m, head, obs in _UNMEASURED if not mask & _MOTION_BIT[m]),
+    )
+    for mask in range(1 << len(RomMotion))
+]
+_ALL_UNMEASURED = _ROM_ABSENT[0][1]
 _LENGTH_WORDING = tuple(
     (frozenset(t.value for t in entry.tests), entry.text) for entry in _WORDING.length_tests
 )
 _NO_LENGTH_TEST = tuple(text for _, text in _LENGTH_WORDING)
 # The tri-state safety questions (issue 20): blank is listed here and never read as "no".
-_SAFETY_QUESTIONS = tuple(_WORDING.safety_questions.items())
+_SAFETY_TEXTS = tuple(_WORDING.safety_questions.values())
 _SAFETY_NAMES = tuple(_WORDING.safety_questions)  # recent_fall among them (read below)
 _read_safety: Callable[[IntakeForm], tuple[Any, ...]] = (
     attrgetter(*_SAFETY_NAMES)  # one tuple per form
@@ -618,13 +643,12 @@ def _not_assessed(
     else:
         tests = {name for name, *_ in measurements}  # an empty test record gives nothing
         missing += [text for names, text in _LENGTH_WORDING if tests.isdisjoint(names)]
-    # The safety questions a red flag turns on: blank means not asked, never "no".
-    missing += [
-        text
-        for (_, text), answer in zip(_SAFETY_QUESTIONS, _read_safety(form), strict=True)
-        if answer is None
-    ]
-    if form.recent_fall is None and Symptom.RECENT_FALL_OR_MINOR_TRAUMA in form.symptoms:
+    # The safety questions a red flag turns on: blank means not asked, never "no" (a loop: no
+    # comprehension per form).
+    for text, answer in zip(_SAFETY_TEXTS, _read_safety(form), strict=True):
+        if answer is None:
+            missing.append(text)
+    if form.recent_fall is None and _FALL_TICK in form.symptoms:
         missing.remove(_FALL_QUESTION)  # the tick answers it
     if form.symptom_checklist_completed is not True:
         missing.append(_RED_FLAG_QUESTIONS)
@@ -836,7 +860,10 @@ _SYMPTOM_ORDER = {s: i for i, s in enumerate(Symptom)}
 
 def reported_symptoms(form: IntakeForm) -> tuple[Symptom, ...]:
     """The form's reported symptoms with what the equivalence table adds, in vocabulary order."""
-    extra = [Symptom(name) for kind, name, _ in normalised_reports(form) if kind == "symptom"]
+    added = normalised_reports(form)
+    if not added:  # most forms
+        return form.reported_symptoms()
+    extra = [Symptom(name) for kind, name, _ in added if kind == "symptom"]
     if not extra:
         return form.reported_symptoms()
     return tuple(sorted({*form.reported_symptoms(), *extra}, key=_SYMPTOM_ORDER.__getitem__))

@@ -342,7 +342,8 @@ def _dispatch(
 
 
 def _grades(intake: IntakeForm) -> dict[Measure, list[Grade]]:
-    return {m: list(intake.grades(m.value)) for m in _MEASURES}
+    grade_list = intake.grade_list
+    return {m: grade_list(m) for m in _MEASURES}
 
 
 _default: Screener | None = None

@@ -184,8 +184,9 @@ _TESTS = tuple(
         ("active_knee_extension_deficit", "active_knee_extension", "deficit"),
     )
 )
-_MUSCLES = tuple(Muscle)
 _MUSCLE_VALUES = frozenset(m.value for m in Muscle)
+_MUSCLE_ORDER = {m: i for i, m in enumerate(Muscle)}
+_LEFT, _RIGHT, _BOTH = Side.LEFT, Side.RIGHT, Side.BOTH  # module names: no enum lookup per form
 _GRADE_PATHS: dict[str, dict[Muscle, tuple[str, str, str]]] = {
     measure: {m: (f"{measure}.{m}", f"{measure}.{m}.left", f"{measure}.{m}.right") for m in Muscle}
     for measure in ("tightness", "strength")
@@ -547,23 +548,30 @@ class IntakeForm(_Strict):
 
         Yields (muscle, side, grade, field path); a grade given once has side ``both``.
         """
+        return iter(self.grade_list(measure))
+
+    def grade_list(self, measure: str) -> list[tuple[Muscle, Side, int, str]]:
+        """`grades` as a list, in the fixed muscle order whatever order the caller used."""
         table: Mapping[Muscle, Any] = getattr(self, measure)
         if not table:
-            return
+            return []
         paths = _GRADE_PATHS[measure]
-        # Fixed order, whatever order the caller used (one grade needs no ordering).
-        for muscle in _MUSCLES if len(table) > 1 else table:
-            value = table.get(muscle)
+        given: list[tuple[Muscle, Side, int, str]] = []
+        add = given.append
+        # Sort the few muscles given rather than look up all of them (one needs no ordering).
+        for muscle in sorted(table, key=_MUSCLE_ORDER.__getitem__) if len(table) > 1 else table:
+            value = table[muscle]
             if value is None:
                 continue
-            if isinstance(value, Sided):
-                _, left, right = paths[muscle]
-                if value.left is not None:
-                    yield muscle, Side.LEFT, value.left, left
-                if value.right is not None:
-                    yield muscle, Side.RIGHT, value.right, right
-            else:
-                yield muscle, Side.BOTH, value, paths[muscle][0]
+            both, left, right = paths[muscle]
+            if isinstance(value, int):  # a grade for both sides (grades are plain ints)
+                add((muscle, _BOTH, value, both))
+                continue
+            if value.left is not None:
+                add((muscle, _LEFT, value.left, left))
+            if value.right is not None:
+                add((muscle, _RIGHT, value.right, right))
+        return given
 
     def measurements(self) -> Iterator[tuple[str, Side, float | bool, str]]:
         """Every measured test value: (test name, side, value, field path).
