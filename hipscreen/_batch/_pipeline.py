@@ -163,7 +163,7 @@ def capped_workers(workers: int) -> tuple[int, str | None]:
 
 
 def bounded_workers(workers: int, stacklevel: int) -> int:
-    """``workers`` for a Python door (`assess_many`, `assess_iter`, `assess_frame`): checked as
+    """``workers`` for a Python door (`screen_csv`, `assess_many`, `assess_iter`, `assess_frame`): checked as
     a whole number ≥ 1, and capped as `capped_workers` says with a `UserWarning` pointing
     ``stacklevel`` frames up (the caller's line).
 

@@ -26,7 +26,6 @@ import os
 import shutil
 import stat
 import tempfile
-import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from hipscreen._batch._csvframe import (
 from hipscreen._batch._extras import optional_module, progress_bar
 from hipscreen._batch._frames import LIST_COLUMNS, RECORD_CACHE_SIZE, RESULT_COLUMNS
 from hipscreen._batch._outcomes import BatchInterrupted, BatchSummary, Record, RowError, Tally
-from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, capped_workers, resolve_screener
+from hipscreen._batch._pipeline import DEFAULT_CHUNK_SIZE, bounded_workers, resolve_screener
 from hipscreen._batch._signals import check as check_stop
 from hipscreen._batch._signals import held as stop_signals_held
 from hipscreen._batch._tables import TableError, TableReader, TableRow, screened_rows
@@ -999,9 +998,7 @@ def _screen_csv(
     ):
         if type(value) is not int or value < least:
             raise ValueError(f"{what} must be a whole number ≥ {least} (got {value!r})")
-    workers, capped = capped_workers(workers)
-    if capped is not None:  # as `hipscreen batch -j` says it (on standard error)
-        warnings.warn(capped, UserWarning, stacklevel=3)  # the caller of `screen_csv`
+    workers = bounded_workers(workers, stacklevel=3)  # the caller of `screen_csv`
     errors_path = Path(errors) if errors is not None else default_errors_path(out_path, source_path)
     rules = resolve_screener(screener)
     version = rules.ruleset_version
