@@ -163,9 +163,9 @@ def capped_workers(workers: int) -> tuple[int, str | None]:
 
 
 def bounded_workers(workers: int, stacklevel: int) -> int:
-    """``workers`` for a Python door (`screen_csv`, `assess_many`, `assess_iter`, `assess_frame`): checked as
-    a whole number ≥ 1, and capped as `capped_workers` says with a `UserWarning` pointing
-    ``stacklevel`` frames up (the caller's line).
+    """``workers`` for a Python door (`screen_csv`, `assess_many`, `assess_iter`,
+    `assess_frame`): checked as a whole number ≥ 1, and capped as `capped_workers` says with a
+    `UserWarning` pointing ``stacklevel`` frames up (the caller's line).
 
     Raises:
         ValueError: not a whole number ≥ 1, or far more than any machine runs.
