@@ -322,24 +322,31 @@ class Planner:
             allowed = [max(1, a - step) for a in allowed]
         return tuple(allowed)
 
+    def _withholding(
+        self, finding_keys: Sequence[tuple[str, bool]]
+    ) -> tuple[list[_Withhold], tuple[tuple[str, bool], ...], frozenset[str]]:
+        """What the findings (id, critical) withhold, in plan order; the findings that withhold
+        anything (the key of a remembered search); and every exercise id any of them blocks."""
+        withholds_of = self._withholds_of
+        blocked_of = self._blocked_of
+        withholds: list[_Withhold] = []
+        withholding: list[tuple[str, bool]] = []
+        blocked_any: frozenset[str] = frozenset()
+        for key in finding_keys:
+            blocked = blocked_of[key]
+            if blocked:
+                withholds += withholds_of[key]
+                withholding.append(key)
+                blocked_any |= blocked
+        return withholds, tuple(withholding), blocked_any
+
     def _exercise_ids(
         self, finding_keys: tuple[tuple[str, bool], ...], allowed: tuple[int, ...]
     ) -> tuple[str, ...]:
         """`_plan`'s recommendation ids, following its picks without doses, notes or sides."""
         policy = self.ruleset.plan
         specs = self.ruleset.exercises
-        withholds_of = self._withholds_of
-        blocked_of = self._blocked_of
-        withholds: list[_Withhold] = []
-        withholding: list[tuple[str, bool]] = []
-        blocked_any: frozenset[str] = frozenset()
-        for i, c in finding_keys:
-            blocked = blocked_of[i, c]
-            if blocked:
-                withholds += withholds_of[i, c]
-                withholding.append((i, c))
-                blocked_any |= blocked
-        searched = tuple(withholding)
+        withholds, searched, blocked_any = self._withholding(finding_keys)
         picks: dict[str, None] = {}
         variant_ids = self._variant_ids
 
@@ -405,18 +412,7 @@ class Planner:
         specs = self.ruleset.exercises
         variants = self._variants
         unilateral = self._unilateral
-        withholds_of = self._withholds_of
-        blocked_of = self._blocked_of
-        withholds: list[_Withhold] = []
-        withholding: list[tuple[str, bool]] = []
-        blocked_any: frozenset[str] = frozenset()
-        for i, c, _ in finding_keys:
-            blocked = blocked_of[i, c]
-            if blocked:
-                withholds += withholds_of[i, c]
-                withholding.append((i, c))
-                blocked_any |= blocked
-        searched = tuple(withholding)
+        withholds, searched, blocked_any = self._withholding([(i, c) for i, c, _ in finding_keys])
         # The plan being built, per exercise id in the order first picked: the findings it
         # serves; its notes and the side it emphasises where it has any.
         picks: dict[str, list[str]] = {}
